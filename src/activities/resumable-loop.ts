@@ -1,0 +1,111 @@
+/**
+ * The loop every long activity runs: step from a checkpoint, heartbeat after each step, report progress to the
+ * workflow now and then, and stop when interrupted.
+ *
+ * - Resume: the loop starts from the last heartbeat's checkpoint after a retry (worker died, timed out), else from
+ *   the checkpoint the workflow passed in (after a pause), else from the start.
+ * - Interruption: a cancel *requested by the workflow* (pause or cancel) ends the loop with the checkpoint, so the
+ *   workflow can resume from it later; any other cancellation (worker shutdown, heartbeat timeout) is rethrown so
+ *   Temporal retries the activity, which then resumes from its heartbeat details.
+ */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { Context, CancelledFailure } from '@temporalio/activity';
+import type { ActivityHeartbeat, JobProgress, Resumable } from '../shared/job-status';
+import { progressSignal } from '../shared/messages';
+
+export interface ResumableLoop<C, T> {
+  /** Where a fresh run starts. */
+  initial: C;
+  /** The checkpoint handed in by the workflow after a pause (used when there are no heartbeat details). */
+  resumeFrom?: C | undefined;
+  isDone(checkpoint: C): boolean;
+  /** Does one bounded piece of work and returns the next checkpoint. */
+  step(checkpoint: C, signal: AbortSignal): Promise<C>;
+  /** How far a checkpoint is, for heartbeats and status. */
+  progress(checkpoint: C): JobProgress;
+  describe?(checkpoint: C): string;
+  finish(checkpoint: C): T;
+  /** Minimum time between progress reports to the workflow (each one is a history event). */
+  reportEveryMs?: number;
+}
+
+/** Runs the loop described by `loop`; see the module comment for resume and interruption rules. */
+export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise<Resumable<C, T>> {
+  const context = Context.current();
+  const reporter = new ProgressReporter(loop.reportEveryMs ?? 2000);
+  let checkpoint = resumePoint(loop);
+  const beat = () => {
+    const details: ActivityHeartbeat<C> = { checkpoint, progress: loop.progress(checkpoint) };
+    if (loop.describe) details.message = loop.describe(checkpoint);
+    context.heartbeat(details);
+    reporter.report(details);
+  };
+  beat();
+  while (!loop.isDone(checkpoint)) {
+    if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
+    try {
+      checkpoint = await loop.step(checkpoint, context.cancellationSignal);
+    } catch (err) {
+      if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
+      throw err;
+    }
+    beat();
+    // CPU-bound steps must let heartbeats go out and cancellation come in.
+    await yieldToEventLoop();
+  }
+  return { finished: true, result: loop.finish(checkpoint) };
+}
+
+function resumePoint<C, T>(loop: ResumableLoop<C, T>): C {
+  const details = Context.current().info.heartbeatDetails as ActivityHeartbeat<C> | undefined;
+  if (details && details.checkpoint !== undefined) return details.checkpoint;
+  return loop.resumeFrom ?? loop.initial;
+}
+
+function stopOrRethrow<C, T>(checkpoint: C, loop: ResumableLoop<C, T>): Resumable<C, T> {
+  const details = Context.current().cancellationDetails;
+  if (details?.cancelRequested) {
+    return { finished: false, checkpoint, done: loop.progress(checkpoint).done };
+  }
+  // Worker shutdown, timeout, reset: fail this attempt so Temporal retries it from the heartbeat details.
+  throw new CancelledFailure(cancellationReason(details));
+}
+
+function cancellationReason(details: Context['cancellationDetails']): string {
+  if (!details) return 'Activity cancelled';
+  if (details.workerShutdown) return 'Worker shutting down; the activity will resume from its last heartbeat';
+  if (details.timedOut) return 'Activity timed out';
+  if (details.paused) return 'Activity paused';
+  if (details.reset) return 'Workflow reset';
+  return 'Activity cancelled';
+}
+
+/**
+ * Sends progress to the activity's workflow as a `progress` signal, at most once per interval, so that the
+ * workflow's `status` query (and the UI line) stay live during a long activity without flooding its history.
+ */
+class ProgressReporter {
+  private lastSent = 0;
+
+  constructor(private readonly everyMs: number) {}
+
+  report(details: ActivityHeartbeat): void {
+    const now = Date.now();
+    if (now - this.lastSent < this.everyMs) return;
+    this.lastSent = now;
+    const context = Context.current();
+    const { workflowExecution, isLocal } = context.info;
+    if (isLocal || !workflowExecution) return;
+    let client;
+    try {
+      client = context.client;
+    } catch {
+      return; // MockActivityEnvironment without a client: nothing to report to.
+    }
+    const { done, total } = details.progress;
+    client.workflow
+      .getHandle(workflowExecution.workflowId, workflowExecution.runId)
+      .signal(progressSignal, { done, total, ...(details.message ? { message: details.message } : {}) })
+      .catch((err: unknown) => context.log.debug('Progress report not delivered', { error: String(err) }));
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Process configuration from the environment, in one place. Read by workers, clients, the dev server and
+ * activities; never by workflows (they must not see the process environment).
+ */
+import path from 'node:path';
+import { DEFAULT_TASK_QUEUE } from './shared/names';
+
+/** The project root (where package.json lives), whatever the current directory. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Where jobs read inputs and write outputs, and where the dev server keeps its database. */
+export function dataDir(): string {
+  return path.resolve(process.env.BACKROOM_DATA_DIR || path.join(PROJECT_ROOT, 'data'));
+}
+
+export function taskQueue(): string {
+  return process.env.BACKROOM_TASK_QUEUE || DEFAULT_TASK_QUEUE;
+}
+
+export interface WorkerSettings {
+  taskQueue: string;
+  /** Activities one worker runs at once; 2 cores hold a few CPU-bound ones plus many that wait on I/O. */
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  /** Workflow executions kept in memory between tasks (each holds a V8 context: a few MB). */
+  maxCachedWorkflows: number;
+  /** How long a shutdown waits for running activities to finish or checkpoint. */
+  shutdownGraceSeconds: number;
+  /** Port of `/healthz` and `/metrics` (0 picks a free one). */
+  healthPort: number;
+  healthHost: string;
+}
+
+export function workerSettings(): WorkerSettings {
+  return {
+    taskQueue: taskQueue(),
+    maxConcurrentActivities: intFromEnv('BACKROOM_MAX_ACTIVITIES', 8),
+    maxConcurrentWorkflowTasks: intFromEnv('BACKROOM_MAX_WORKFLOW_TASKS', 4),
+    maxCachedWorkflows: intFromEnv('BACKROOM_MAX_CACHED_WORKFLOWS', 200),
+    shutdownGraceSeconds: intFromEnv('BACKROOM_SHUTDOWN_GRACE_SECONDS', 10),
+    healthPort: intFromEnv('BACKROOM_HEALTH_PORT', 9464),
+    healthHost: process.env.BACKROOM_HEALTH_HOST || '0.0.0.0',
+  };
+}
+
+export interface DevServerSettings {
+  ip: string;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  namespace: string;
+}
+
+export function devServerSettings(): DevServerSettings {
+  const port = intFromEnv('BACKROOM_DEV_SERVER_PORT', 7233);
+  return {
+    ip: process.env.BACKROOM_DEV_SERVER_IP || '127.0.0.1',
+    port,
+    uiPort: intFromEnv('BACKROOM_DEV_UI_PORT', port + 1000),
+    dbFile: path.join(dataDir(), 'temporal.db'),
+    namespace: process.env.TEMPORAL_NAMESPACE || 'default',
+  };
+}

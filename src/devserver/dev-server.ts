@@ -1,0 +1,93 @@
+/**
+ * Running `temporal server start-dev` with a persistent SQLite database, the UI, and the dynamic config that task
+ * priorities need, and waiting until it answers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { devServerSettings, type DevServerSettings } from '../config';
+import { ensureTemporalCli } from './temporal-cli';
+
+/** Dynamic config every Backroom dev server runs with (the new matcher makes task priorities take effect). */
+export const DEV_SERVER_DYNAMIC_CONFIG = ['matching.useNewMatcher=true'];
+
+export function devServerArgs(settings: DevServerSettings): string[] {
+  return [
+    'server',
+    'start-dev',
+    '--ip',
+    settings.ip,
+    '--port',
+    String(settings.port),
+    '--ui-port',
+    String(settings.uiPort),
+    '--db-filename',
+    settings.dbFile,
+    '--namespace',
+    settings.namespace,
+    '--log-level',
+    'warn',
+    ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+  ];
+}
+
+/** True if something accepts TCP connections at host:port within `timeoutMs`. */
+export function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export interface RunningDevServer {
+  address: string;
+  uiUrl: string;
+  process: ChildProcess;
+  /** Stops the server (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts the dev server and resolves once its gRPC port accepts connections. */
+export async function startDevServer(
+  settings: DevServerSettings = devServerSettings(),
+  options: { stdio?: 'inherit' | 'ignore' } = {},
+): Promise<RunningDevServer> {
+  const cli = await ensureTemporalCli();
+  mkdirSync(path.dirname(settings.dbFile), { recursive: true });
+  if (await isListening(settings.ip, settings.port)) {
+    throw new Error(
+      `Port ${settings.port} on ${settings.ip} is already in use. If a Temporal server runs there, use it ` +
+        `(set TEMPORAL_ADDRESS=${settings.ip}:${settings.port}); else pick another port with BACKROOM_DEV_SERVER_PORT.`,
+    );
+  }
+  const child = spawn(cli, devServerArgs(settings), { stdio: ['ignore', options.stdio ?? 'inherit', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!(await isListening(settings.ip, settings.port))) {
+    if (child.exitCode !== null) throw new Error(`The Temporal dev server exited with code ${child.exitCode}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('The Temporal dev server did not open its port within 60 s');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    address: `${settings.ip}:${settings.port}`,
+    uiUrl: `http://${settings.ip === '0.0.0.0' ? 'localhost' : settings.ip}:${settings.uiPort}`,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

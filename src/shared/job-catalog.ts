@@ -1,0 +1,70 @@
+/**
+ * The job types users can start: workflow type, input schema, a one-line summary, an example input, and the
+ * prefix of meaningful workflow ids. The CLI's `backroom workflows`, `backroom start` and the HTTP API read this.
+ */
+import { z } from 'zod';
+import { mathCalculationInput, simpleTestInput, stressTestInput, systemHealthCheckInput } from './job-inputs';
+
+export interface JobDefinition {
+  summary: string;
+  schema: z.ZodObject;
+  example: Record<string, unknown>;
+  /** Workflow ids are `<idPrefix>-<suffix>`, so the UI list reads well and a repeated id is refused. */
+  idPrefix: string;
+}
+
+export const JOB_CATALOG = {
+  simpleTest: {
+    summary: 'Counts seconds in a heartbeating activity; pausable and cancellable mid-way.',
+    schema: simpleTestInput,
+    example: { message: 'hi', durationSeconds: 30 },
+    idPrefix: 'simple-test',
+  },
+  mathCalculation: {
+    summary: 'Counts and sums the primes below a limit with a segmented sieve, resuming from its last chunk.',
+    schema: mathCalculationInput,
+    example: { limit: 50_000_000 },
+    idPrefix: 'math',
+  },
+  systemHealthCheck: {
+    summary: 'Checks the server, the task queue pollers, the data dir and the native dependencies.',
+    schema: systemHealthCheckInput,
+    example: {},
+    idPrefix: 'health',
+  },
+  stressTest: {
+    summary: 'Runs N activities or child workflows with bounded concurrency; reports throughput and latency.',
+    schema: stressTestInput,
+    example: { count: 200, concurrency: 20, mode: 'activities' },
+    idPrefix: 'stress',
+  },
+} as const satisfies Record<string, JobDefinition>;
+
+export type JobType = keyof typeof JOB_CATALOG;
+export const JOB_TYPES = Object.keys(JOB_CATALOG) as JobType[];
+
+export function isJobType(name: string): name is JobType {
+  return Object.hasOwn(JOB_CATALOG, name);
+}
+
+/** A bad job input, with the offending fields named. */
+export class JobInputError extends Error {
+  constructor(
+    readonly jobType: string,
+    readonly issues: string[],
+  ) {
+    super(`Invalid input for ${jobType}: ${issues.join('; ')}`);
+    this.name = 'JobInputError';
+  }
+}
+
+/** Validates and fills in defaults, or throws a {@link JobInputError} naming each bad field. */
+export function parseJobInput<S extends z.ZodType>(jobType: string, schema: S, raw: unknown): z.output<S> {
+  const parsed = schema.safeParse(raw ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.join('.') : '(input)';
+    return `${field}: ${issue.message}`;
+  });
+  throw new JobInputError(jobType, issues);
+}

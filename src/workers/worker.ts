@@ -1,0 +1,54 @@
+/**
+ * The Backroom worker: every workflow and activity on one task queue, sized for a small machine, with a graceful
+ * shutdown that lets running activities finish or checkpoint.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import * as activities from '../activities';
+import { workerSettings, type WorkerSettings } from '../config';
+import { temporalTarget, unreachableMessage } from '../client/connection';
+
+export interface BackroomWorkerOptions {
+  connection?: NativeConnection;
+  namespace?: string;
+  settings?: Partial<WorkerSettings>;
+  /** A pre-built bundle (tests and `npm start` build it once); by default the worker bundles `src/workflows`. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Override or add activities (tests inject faults this way). */
+  activities?: Record<string, (...args: never[]) => Promise<unknown>>;
+  identity?: string;
+}
+
+/** Connects to Temporal as configured by the environment (see `src/client/connection.ts`). */
+export async function connectWorkerConnection(): Promise<{ connection: NativeConnection; namespace: string }> {
+  const target = temporalTarget();
+  try {
+    const connection = await NativeConnection.connect(target.connectionOptions);
+    return { connection, namespace: target.namespace };
+  } catch (err) {
+    throw new Error(unreachableMessage(target.connectionOptions.address, err));
+  }
+}
+
+export async function createBackroomWorker(options: BackroomWorkerOptions = {}): Promise<Worker> {
+  const settings = { ...workerSettings(), ...options.settings };
+  const { connection, namespace } = options.connection
+    ? { connection: options.connection, namespace: options.namespace ?? 'default' }
+    : await connectWorkerConnection();
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue: settings.taskQueue,
+    ...(options.identity && { identity: options.identity }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows') }),
+    activities: { ...activities, ...options.activities },
+    maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: settings.maxConcurrentWorkflowTasks,
+    maxCachedWorkflows: settings.maxCachedWorkflows,
+    shutdownGraceTime: `${settings.shutdownGraceSeconds} seconds`,
+    // Heartbeats reach the server at least every second, so a pause or cancel reaches an activity that fast.
+    maxHeartbeatThrottleInterval: '1 second',
+    defaultHeartbeatThrottleInterval: '1 second',
+  });
+}

@@ -1,0 +1,256 @@
+/**
+ * Diagnostics jobs: the first real workflows, and the reference for how every job uses job control.
+ */
+import {
+  ParentClosePolicy,
+  continueAsNew,
+  condition,
+  executeChild,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { CheckReport } from '../activities/health-checks';
+import type { CountSecondsResult, PrimeSieveCheckpoint, PrimeSieveResult } from '../activities/diagnostics';
+import {
+  mathCalculationInput,
+  simpleTestInput,
+  stressTestInput,
+  systemHealthCheckInput,
+  type MathCalculationInput,
+  type SimpleTestInput,
+  type StressTestInput,
+  type SystemHealthCheckInput,
+} from '../shared/job-inputs';
+import type { JobCarryOver } from '../shared/job-status';
+import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+
+const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleActivityOptions);
+
+const checks = proxyActivities<typeof activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 2 },
+});
+
+const stress = proxyActivities<typeof activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '200 milliseconds', maximumAttempts: 5 },
+});
+
+export interface SimpleTestResult extends Partial<CountSecondsResult> {
+  outcome: 'completed' | 'cancelled';
+  message: string;
+  secondsCounted: number;
+}
+
+/** Counts `durationSeconds` seconds in one heartbeating activity; pause, resume and cancel work mid-way. */
+export async function simpleTest(rawInput: SimpleTestInput): Promise<SimpleTestResult> {
+  const input = validateInput('simpleTest', simpleTestInput, rawInput);
+  const job = new JobControl<SimpleTestResult>({
+    type: 'simpleTest',
+    progress: { done: 0, total: input.durationSeconds, unit: 'seconds' },
+    stage: 'counting',
+  });
+  return job.run(
+    async () => {
+      const counted = await job.runResumable<number, CountSecondsResult>((resumeFrom) => countSeconds({ ...input, resumeFrom }));
+      job.setProgress(counted.secondsCounted);
+      return { outcome: 'completed', ...counted };
+    },
+    () => ({ outcome: 'cancelled', message: input.message, secondsCounted: job.status.progress.done }),
+  );
+}
+
+export interface MathCalculationResult extends Partial<PrimeSieveResult> {
+  outcome: 'completed' | 'cancelled';
+  limit: number;
+  /** Numbers sieved (all of them unless cancelled). */
+  numbersChecked: number;
+}
+
+/** Counts and sums the primes below `limit` in chunks; a retry or resume continues from the last chunk. */
+export async function mathCalculation(rawInput: MathCalculationInput): Promise<MathCalculationResult> {
+  const input = validateInput('mathCalculation', mathCalculationInput, rawInput);
+  const job = new JobControl<MathCalculationResult>({
+    type: 'mathCalculation',
+    progress: { done: 0, total: input.limit, unit: 'numbers' },
+    stage: 'sieving',
+  });
+  let lastCheckpoint: PrimeSieveCheckpoint | undefined;
+  return job.run(
+    async () => {
+      const result = await job.runResumable<PrimeSieveCheckpoint, PrimeSieveResult>((resumeFrom) => {
+        lastCheckpoint = resumeFrom;
+        return sievePrimes({ ...input, resumeFrom });
+      });
+      job.setProgress(input.limit);
+      job.setMessage(`${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`);
+      return { outcome: 'completed', numbersChecked: input.limit, ...result };
+    },
+    () => ({
+      outcome: 'cancelled',
+      limit: input.limit,
+      numbersChecked: job.status.progress.done,
+      ...(lastCheckpoint && { primeCount: lastCheckpoint.primeCount, primeSum: lastCheckpoint.primeSum }),
+    }),
+  );
+}
+
+export interface SystemHealthReport {
+  healthy: boolean;
+  checks: CheckReport[];
+}
+
+/** Runs each health check as its own activity and reports every one, healthy or not. */
+export async function systemHealthCheck(rawInput: SystemHealthCheckInput): Promise<SystemHealthReport> {
+  const input = validateInput('systemHealthCheck', systemHealthCheckInput, rawInput);
+  const plan: [string, () => Promise<CheckReport>][] = [
+    ['server', () => checks.checkServer()],
+    ['pollers', () => checks.checkPollers()],
+    ['data-dir', () => checks.checkDataDir(input.minFreeMb)],
+    ['native-deps', () => checks.checkNativeDependencies()],
+  ];
+  const job = new JobControl<SystemHealthReport>({
+    type: 'systemHealthCheck',
+    progress: { done: 0, total: plan.length, unit: 'checks' },
+    stage: 'checking',
+  });
+  const reports: CheckReport[] = [];
+  const summary = () => ({ healthy: reports.length === plan.length && reports.every((r) => r.ok), checks: reports });
+  return job.run(async () => {
+    for (const [name, check] of plan) {
+      await job.checkpoint();
+      job.setMessage(`checking ${name}`);
+      const report = await check();
+      reports.push(report);
+      if (report.ok) job.itemSucceeded();
+      else job.itemFailed(name, report.detail);
+      job.setProgress(reports.length);
+    }
+    const result = summary();
+    job.setMessage(result.healthy ? 'all checks passed' : `${job.status.failed} check(s) failed`);
+    return result;
+  }, summary);
+}
+
+export interface StressTestResult {
+  outcome: 'completed' | 'cancelled';
+  mode: 'activities' | 'children';
+  count: number;
+  completed: number;
+  failed: number;
+  concurrency: number;
+  /** Items completed per second of wall time, from the first start to the last completion. */
+  throughputPerSecond: number;
+  /** Scheduling-to-completion latency of one item as the workflow saw it, in ms. */
+  latencyMs: { p50: number; p95: number; p99: number; max: number };
+  wallSeconds: number;
+  runs: number;
+}
+
+/** What one stress run hands to the next when it continues as new. */
+export interface StressCarry {
+  job: JobCarryOver;
+  nextIndex: number;
+  latencies: number[];
+  startedAtMs: number;
+}
+
+/** One stress item as a child workflow: the same activity, plus the cost of a workflow around it. */
+export async function stressChild(input: { index: number; rounds: number }): Promise<void> {
+  await stress.stressWork(input);
+}
+
+/**
+ * Runs `count` items (activities or child workflows) through a sliding window of `concurrency`, continuing as new
+ * every `itemsPerRun` items so the history stays small, and reports throughput and latency percentiles.
+ */
+export async function stressTest(rawInput: StressTestInput, carry?: StressCarry): Promise<StressTestResult> {
+  const input = validateInput('stressTest', stressTestInput, rawInput);
+  const job = new JobControl<StressTestResult>({
+    type: 'stressTest',
+    progress: { done: 0, total: input.count, unit: 'items' },
+    stage: `running ${input.mode}`,
+    carried: carry?.job,
+  });
+  const startedAtMs = carry?.startedAtMs ?? Date.now();
+  const latencies = carry?.latencies ?? [];
+  let nextIndex = carry?.nextIndex ?? 0;
+  const runEnd = Math.min(input.count, nextIndex + input.itemsPerRun);
+  let inFlight = 0;
+  const pending: Promise<void>[] = [];
+
+  const runItem = async (index: number) => {
+    const scheduled = Date.now();
+    try {
+      if (input.mode === 'children') {
+        await executeChild(stressChild, {
+          args: [{ index, rounds: input.rounds }],
+          workflowId: `${workflowInfo().workflowId}-item-${index}`,
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        });
+      } else {
+        await stress.stressWork({ index, rounds: input.rounds });
+      }
+      latencies.push(Date.now() - scheduled);
+      job.itemSucceeded();
+    } catch (err) {
+      if (job.isCancelling) return;
+      job.itemFailed(`item ${index}`, err instanceof Error ? err.message : String(err));
+    } finally {
+      inFlight--;
+      job.setProgress(job.status.succeeded + job.status.failed);
+    }
+  };
+
+  const report = (outcome: StressTestResult['outcome']): StressTestResult => {
+    const wallSeconds = Math.max(0.001, (Date.now() - startedAtMs) / 1000);
+    return {
+      outcome,
+      mode: input.mode,
+      count: input.count,
+      completed: job.status.succeeded,
+      failed: job.status.failed,
+      concurrency: input.concurrency,
+      throughputPerSecond: round(job.status.succeeded / wallSeconds),
+      latencyMs: percentiles(latencies),
+      wallSeconds: round(wallSeconds),
+      runs: job.carryOver().runs,
+    };
+  };
+
+  return job.run(
+    async () => {
+      while (nextIndex < runEnd) {
+        await job.checkpoint();
+        await condition(() => inFlight < input.concurrency);
+        await job.checkpoint();
+        inFlight++;
+        pending.push(runItem(nextIndex++));
+      }
+      await Promise.all(pending);
+      if (nextIndex < input.count) {
+        await job.checkpoint();
+        const next: StressCarry = { job: job.carryOver(), nextIndex, latencies, startedAtMs };
+        await continueAsNew<typeof stressTest>(rawInput, next);
+      }
+      return report('completed');
+    },
+    () => report('cancelled'),
+    // Let the items already in flight finish (or be cancelled) before the job reports.
+    async () => {
+      await Promise.allSettled(pending);
+    },
+  );
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+function percentiles(values: number[]): StressTestResult['latencyMs'] {
+  if (values.length === 0) return { p50: 0, p95: 0, p99: 0, max: 0 };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 };
+}

@@ -1,0 +1,306 @@
+/**
+ * Job control, written once: the `status` query, the `pause` / `resume` / `cancel` signals, progress from
+ * activities, the UI's current-details line, job metrics and the end states. Every workflow creates one `JobControl`
+ * and runs its body through {@link JobControl.run}.
+ *
+ * Two kinds of cancel end a job:
+ * - the `cancel` signal (graceful): the job stops at its next safe point, cleans up and *returns* a partial result
+ *   with state `cancelled`;
+ * - Temporal's own cancel (UI button, `temporal workflow cancel`): the workflow's root scope is cancelled; the job
+ *   cleans up and the run ends as Canceled.
+ * A pause or cancel that arrives while an activity runs cancels that activity (it learns of it on its next
+ * heartbeat), which returns a checkpoint; resume starts it again from there.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
+  condition,
+  isCancellation,
+  metricMeter,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import {
+  MAX_STATUS_ERRORS,
+  type ItemError,
+  type JobCarryOver,
+  type JobProgress,
+  type JobState,
+  type JobStatus,
+  type Resumable,
+} from '../shared/job-status';
+import { cancelSignal, pauseSignal, progressSignal, resumeSignal, statusQuery } from '../shared/messages';
+import { JobInputError, parseJobInput } from '../shared/job-catalog';
+import type { z } from 'zod';
+
+/** Thrown at a safe point after the `cancel` signal; {@link JobControl.run} turns it into a partial result. */
+export class GracefulCancel extends Error {
+  constructor() {
+    super('Cancelled by the cancel signal');
+    this.name = 'GracefulCancel';
+  }
+}
+
+/**
+ * Activity options for activities that a pause or cancel may interrupt: the workflow waits for the activity to
+ * stop and hand back its checkpoint, and heartbeats are frequent enough for the interruption to arrive promptly.
+ */
+export const interruptibleActivityOptions: ActivityOptions = {
+  startToCloseTimeout: '1 day',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
+export interface JobOptions {
+  type: string;
+  progress: JobProgress;
+  stage?: string;
+  /** Status carried over from the previous run when the job continued as new. */
+  carried?: JobCarryOver;
+}
+
+/** Parses a workflow's input with the shared schema; a bad input fails the job at once, naming the fields. */
+export function validateInput<S extends z.ZodType>(jobType: string, schema: S, raw: unknown): z.output<S> {
+  try {
+    return parseJobInput(jobType, schema, raw);
+  } catch (err) {
+    if (err instanceof JobInputError) {
+      throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput', { issues: err.issues });
+    }
+    throw err;
+  }
+}
+
+export class JobControl<Result = unknown> {
+  readonly status: JobStatus<Result>;
+  private pauseRequested: boolean;
+  private cancelRequested = false;
+  private readonly interruptibleScopes = new Set<CancellationScope>();
+  private readonly rootScope = CancellationScope.current();
+  private readonly runs: number;
+  private lastMemoState: JobState | undefined;
+
+  constructor(options: JobOptions) {
+    const now = new Date().toISOString();
+    const carried = options.carried;
+    this.pauseRequested = carried?.paused ?? false;
+    this.runs = (carried?.runs ?? 0) + 1;
+    this.status = {
+      type: options.type,
+      state: this.pauseRequested ? 'paused' : 'running',
+      progress: carried?.progress ?? { ...options.progress },
+      stage: options.stage ?? 'starting',
+      message: '',
+      succeeded: carried?.succeeded ?? 0,
+      failed: carried?.failed ?? 0,
+      errors: carried?.errors ?? [],
+      startedAt: carried?.startedAt ?? now,
+      updatedAt: now,
+    };
+
+    setHandler(statusQuery, () => this.status);
+    setHandler(pauseSignal, () => {
+      if (this.state !== 'running') return;
+      this.pauseRequested = true;
+      this.setState('paused');
+      this.interruptActivities();
+    });
+    setHandler(resumeSignal, () => {
+      if (!this.pauseRequested) return;
+      this.pauseRequested = false;
+      if (this.state === 'paused') this.setState('running');
+    });
+    setHandler(cancelSignal, () => {
+      if (this.isTerminal || this.cancelRequested) return;
+      this.cancelRequested = true;
+      this.setState('cancelling');
+      this.interruptActivities();
+    });
+    setHandler(progressSignal, (report) => {
+      if (this.isTerminal) return;
+      if (report.total !== undefined) this.status.progress.total = report.total;
+      this.status.progress.done = report.done;
+      if (report.message !== undefined) this.status.message = report.message;
+      this.touch();
+    });
+    this.touch();
+  }
+
+  get state(): JobState {
+    return this.status.state;
+  }
+
+  get isTerminal(): boolean {
+    return this.state === 'completed' || this.state === 'failed' || this.state === 'cancelled';
+  }
+
+  /** True once a graceful cancel or Temporal's cancel has been asked for. */
+  get isCancelling(): boolean {
+    return this.cancelRequested || this.rootScope.consideredCancelled;
+  }
+
+  setStage(stage: string, message = ''): void {
+    this.status.stage = stage;
+    this.status.message = message;
+    this.touch();
+  }
+
+  setMessage(message: string): void {
+    this.status.message = message;
+    this.touch();
+  }
+
+  setProgress(done: number, total = this.status.progress.total): void {
+    this.status.progress.done = done;
+    this.status.progress.total = total;
+    this.touch();
+  }
+
+  itemSucceeded(): void {
+    this.status.succeeded += 1;
+    this.touch();
+  }
+
+  itemFailed(item: string, reason: string): void {
+    this.status.failed += 1;
+    this.status.errors.push({ item, reason });
+    if (this.status.errors.length > MAX_STATUS_ERRORS) this.status.errors.shift();
+    this.touch();
+  }
+
+  /**
+   * A safe point: waits while the job is paused, and throws {@link GracefulCancel} once a graceful cancel was
+   * asked for (or Temporal's CancelledFailure if the run itself was cancelled).
+   */
+  async checkpoint(): Promise<void> {
+    if (this.pauseRequested && !this.cancelRequested) {
+      await condition(() => !this.pauseRequested || this.cancelRequested);
+    }
+    if (this.cancelRequested) throw new GracefulCancel();
+    if (this.rootScope.consideredCancelled) {
+      // Let Temporal's cancellation surface as CancelledFailure, the way the SDK reports it everywhere else.
+      await condition(() => false);
+    }
+  }
+
+  /**
+   * Runs `call` (activities, child workflows) in a scope that a pause or graceful cancel cancels. Returns
+   * `undefined` when it was interrupted that way; anything else (including Temporal's cancel) propagates.
+   */
+  async interruptible<T>(call: () => Promise<T>): Promise<T | undefined> {
+    const scope = new CancellationScope();
+    this.interruptibleScopes.add(scope);
+    try {
+      return await scope.run(call);
+    } catch (err) {
+      if (isCancellation(err) && !this.rootScope.consideredCancelled && (this.pauseRequested || this.cancelRequested)) {
+        return undefined;
+      }
+      throw err;
+    } finally {
+      this.interruptibleScopes.delete(scope);
+    }
+  }
+
+  /**
+   * Runs a resumable activity to the end across pauses: each time a pause or cancel interrupts it, the activity
+   * hands back a checkpoint, and the next call (after resume) starts from there instead of from zero.
+   */
+  async runResumable<Checkpoint, T>(
+    call: (resumeFrom: Checkpoint | undefined) => Promise<Resumable<Checkpoint, T>>,
+    resumeFrom?: Checkpoint,
+  ): Promise<T> {
+    let from = resumeFrom;
+    for (;;) {
+      await this.checkpoint();
+      const outcome = await this.interruptible(() => call(from));
+      if (outcome?.finished) return outcome.result;
+      if (outcome) {
+        from = outcome.checkpoint;
+        this.setProgress(outcome.done);
+      }
+      if (!this.pauseRequested && !this.isCancelling) {
+        // An activity only stops early when it was asked to; anything else is a bug worth failing loudly on.
+        throw ApplicationFailure.nonRetryable('Activity stopped without finishing and without being interrupted');
+      }
+    }
+  }
+
+  /** Everything the next run needs to carry the status on after continue-as-new. */
+  carryOver(): JobCarryOver {
+    const { startedAt, progress, succeeded, failed, errors } = this.status;
+    return { startedAt, progress, succeeded, failed, errors, paused: this.pauseRequested, runs: this.runs };
+  }
+
+  /**
+   * Runs the job body and settles the end state. `partial` builds the result returned after a graceful cancel (and
+   * recorded after Temporal's cancel); `cleanup` runs in a non-cancellable scope whenever the job is cancelled.
+   */
+  async run(body: () => Promise<Result>, partial: () => Result, cleanup?: () => Promise<void>): Promise<Result> {
+    try {
+      const result = await body();
+      this.finish('completed', result);
+      return result;
+    } catch (err) {
+      if (err instanceof ContinueAsNew) throw err;
+      if (err instanceof GracefulCancel || isCancellation(err)) {
+        if (cleanup) await CancellationScope.nonCancellable(cleanup);
+        const result = partial();
+        this.finish('cancelled', result);
+        if (err instanceof GracefulCancel) return result;
+        throw err;
+      }
+      this.status.message = err instanceof Error ? err.message : String(err);
+      this.finish('failed');
+      throw err;
+    }
+  }
+
+  private finish(state: 'completed' | 'failed' | 'cancelled', result?: Result): void {
+    if (result !== undefined) this.status.result = result;
+    if (state !== 'failed') this.status.stage = state;
+    this.setState(state);
+    this.recordMetrics(state);
+  }
+
+  private recordMetrics(state: 'completed' | 'failed' | 'cancelled'): void {
+    const tags = { job_type: this.status.type };
+    metricMeter.createCounter(`backroom_jobs_${state}`, '1', `Backroom jobs that ended ${state}`).add(1, tags);
+    metricMeter
+      .createHistogram('backroom_job_duration', 'int', 'ms', 'Wall time of Backroom jobs from start to end')
+      .record(Date.now() - Date.parse(this.status.startedAt), { ...tags, state });
+  }
+
+  private interruptActivities(): void {
+    for (const scope of this.interruptibleScopes) scope.cancel();
+  }
+
+  private setState(state: JobState): void {
+    this.status.state = state;
+    this.touch();
+    // The memo lets `list` show paused or gracefully cancelled jobs without querying each one.
+    if (this.lastMemoState !== state) {
+      this.lastMemoState = state;
+      upsertMemo({ backroomState: state });
+    }
+  }
+
+  private touch(): void {
+    this.status.updatedAt = new Date().toISOString();
+    setCurrentDetails(describeStatus(this.status));
+  }
+}
+
+/** The one-line summary shown in the Temporal UI's "current details". */
+export function describeStatus(status: JobStatus): string {
+  const { done, total, unit } = status.progress;
+  const percent = total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : '';
+  const counts = status.failed ? ` · ${status.succeeded} ok, ${status.failed} failed` : '';
+  const message = status.message ? ` · ${status.message}` : '';
+  return `**${status.state}** · ${status.stage} · ${done} / ${total} ${unit}${percent}${counts}${message}`;
+}
