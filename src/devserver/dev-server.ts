@@ -3,7 +3,7 @@
  * priorities need, and waiting until it answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { devServerSettings, type DevServerSettings } from '../config';
@@ -57,7 +57,7 @@ export interface RunningDevServer {
 /** Starts the dev server and resolves once its gRPC port accepts connections. */
 export async function startDevServer(
   settings: DevServerSettings = devServerSettings(),
-  options: { stdio?: 'inherit' | 'ignore' } = {},
+  options: { logFile?: string } = {},
 ): Promise<RunningDevServer> {
   const cli = await ensureTemporalCli();
   mkdirSync(path.dirname(settings.dbFile), { recursive: true });
@@ -67,7 +67,10 @@ export async function startDevServer(
         `(set TEMPORAL_ADDRESS=${settings.ip}:${settings.port}); else pick another port with BACKROOM_DEV_SERVER_PORT.`,
     );
   }
-  const child = spawn(cli, devServerArgs(settings), { stdio: ['ignore', options.stdio ?? 'inherit', 'inherit'] });
+  // The server's own logs go to a file when asked (npm start), so they don't bury the demo's output.
+  const output = options.logFile ? openSync(options.logFile, 'a') : 'inherit';
+  const child = spawn(cli, devServerArgs(settings), { stdio: ['ignore', output, output] });
+  if (typeof output === 'number') closeSync(output);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 60_000;
   while (!(await isListening(settings.ip, settings.port))) {

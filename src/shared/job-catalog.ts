@@ -63,6 +63,8 @@ export function parseJobInput<S extends z.ZodType>(jobType: string, schema: S, r
   const parsed = schema.safeParse(raw ?? {});
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((issue) => {
+    const at = issue.path.length ? `${issue.path.join('.')}.` : '';
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${at}${key}: unknown field`).join('; ');
     const field = issue.path.length ? issue.path.join('.') : '(input)';
     return `${field}: ${issue.message}`;
   });

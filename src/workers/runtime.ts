@@ -1,7 +1,7 @@
 /** Installs the Temporal runtime with a Prometheus exporter on a free loopback port (relayed by `/metrics`). */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -18,7 +18,7 @@ function freePort(): Promise<number> {
 export async function installRuntimeWithMetrics(logLevel: 'INFO' | 'WARN' = 'INFO'): Promise<string> {
   const port = await freePort();
   Runtime.install({
-    logger: undefined,
+    logger: new DefaultLogger(logLevel),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: logLevel }), forward: {} },
       metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } },

@@ -1,0 +1,200 @@
+/**
+ * `backroom`: start, watch and steer Backroom jobs from a terminal. Every command talks to Temporal through the
+ * jobs API, so what it shows is what the Temporal UI and the `temporal` CLI show.
+ */
+import { Command, Option } from 'commander';
+import { z } from 'zod';
+import { JOB_CATALOG } from '../shared/job-catalog';
+import { JOB_STATES, type JobState } from '../shared/job-status';
+import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import { formatList, formatStatus } from './format';
+import { JobAlreadyRunningError, JobInputError, JobNotFoundError, Jobs, UnknownJobTypeError } from './jobs';
+import { exitCodeFor, watchJob } from './watch-view';
+
+/** Errors users can fix, shown without a stack trace, and their exit code. */
+class UsageError extends Error {}
+
+function kebabToCamel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** A flag's value: JSON when it parses (numbers, booleans, arrays), else the plain string. */
+function parseFlagValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Turns `--duration-seconds 30 --message hi` into `{ durationSeconds: 30, message: 'hi' }`. */
+export function fieldsFromFlags(args: string[]): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (!arg.startsWith('--')) throw new UsageError(`Unexpected argument "${arg}": input fields are --name value`);
+    const [flag, inline] = arg.slice(2).split(/=(.*)/s, 2);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${flag} needs a value`);
+    fields[kebabToCamel(flag ?? '')] = parseFlagValue(value);
+  }
+  return fields;
+}
+
+function parseInputJson(raw: string | undefined): Record<string, unknown> {
+  if (raw === undefined) return {};
+  try {
+    const value: unknown = JSON.parse(raw);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
+    return value as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`--input must be a JSON object, e.g. '{"message":"hi"}' (${(err as Error).message})`);
+  }
+}
+
+let jobsPromise: Promise<Jobs> | undefined;
+const jobs = () => (jobsPromise ??= Jobs.connect());
+
+function describeJobTypes(): string {
+  const blocks = Object.entries(JOB_CATALOG).map(([type, def]) => {
+    const schema = z.toJSONSchema(def.schema, { io: 'input' }) as {
+      properties?: Record<string, { type?: string; enum?: unknown[]; default?: unknown; minimum?: number; maximum?: number }>;
+    };
+    const fields = Object.entries(schema.properties ?? {}).map(([name, prop]) => {
+      const kind = prop.enum ? prop.enum.map((v) => JSON.stringify(v)).join(' | ') : (prop.type ?? 'any');
+      const range =
+        prop.minimum !== undefined || prop.maximum !== undefined ? ` [${prop.minimum ?? ''}..${prop.maximum ?? ''}]` : '';
+      const fallback = prop.default !== undefined ? ` = ${JSON.stringify(prop.default)}` : '';
+      return `    ${name}: ${kind}${range}${fallback}`;
+    });
+    return [`${type}  ${def.summary}`, ...fields, `    example: backroom start ${type} --input '${JSON.stringify(def.example)}'`].join(
+      '\n',
+    );
+  });
+  return blocks.join('\n\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('backroom')
+    .description('Start, watch and steer Backroom jobs on Temporal')
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('workflows')
+    .description('list the job types and their inputs')
+    .action(() => console.log(describeJobTypes()));
+
+  program
+    .command('start')
+    .description('start a job: input as --input JSON and/or one --field value per input field')
+    .argument('<type>', 'job type (see `backroom workflows`)')
+    .option('--input <json>', 'job input as a JSON object')
+    .option('--id <id>', 'workflow id (default: <type prefix>-<time>-<random>)')
+    .addOption(new Option('--priority <level>', 'task priority').choices(Object.keys(PRIORITY_KEYS)).default('default'))
+    .option('--watch', 'show a live progress bar until the job ends')
+    .option('--json', 'print the started job as JSON')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (type: string, options: { input?: string; id?: string; priority: PriorityName; watch?: boolean; json?: boolean }, command: Command) => {
+      const extra = command.args.slice(1);
+      const input = { ...parseInputJson(options.input), ...fieldsFromFlags(extra) };
+      const client = await jobs();
+      const started = await client.start(type, input, {
+        ...(options.id && { id: options.id }),
+        priority: options.priority,
+      });
+      if (options.json) console.log(JSON.stringify(started));
+      else console.log(`Started ${started.type} as ${started.id}`);
+      if (options.watch) {
+        const final = await watchJob(client, started.id);
+        console.log(formatStatus(final));
+        process.exitCode = exitCodeFor(final);
+      }
+    });
+
+  program
+    .command('status')
+    .description("show a job's status (query + live heartbeat details)")
+    .argument('<id>')
+    .option('--json', 'print as JSON')
+    .action(async (id: string, options: { json?: boolean }) => {
+      const view = await (await jobs()).status(id);
+      console.log(options.json ? JSON.stringify(view, null, 2) : formatStatus(view));
+    });
+
+  program
+    .command('watch')
+    .description('live progress until the job ends; exit code 0 completed, 1 failed, 3 cancelled')
+    .argument('<id>')
+    .action(async (id: string) => {
+      const final = await watchJob(await jobs(), id);
+      console.log(formatStatus(final));
+      process.exitCode = exitCodeFor(final);
+    });
+
+  for (const [name, description] of [
+    ['pause', 'hold the job at its next safe point (a running activity stops and keeps its checkpoint)'],
+    ['resume', 'continue a paused job from where it stopped'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<id>')
+      .action(async (id: string) => {
+        await (await jobs())[name](id);
+        console.log(`Sent ${name} to ${id}`);
+      });
+  }
+
+  program
+    .command('cancel')
+    .description('stop gracefully and return a partial result; --hard uses Temporal cancellation instead')
+    .argument('<id>')
+    .option('--hard', "Temporal's own cancel: the run ends as Canceled after cleanup")
+    .action(async (id: string, options: { hard?: boolean }) => {
+      await (await jobs()).cancel(id, { hard: Boolean(options.hard) });
+      console.log(`Sent ${options.hard ? 'Temporal cancellation' : 'cancel'} to ${id}`);
+    });
+
+  program
+    .command('result')
+    .description('wait for the job to end and print its result as JSON')
+    .argument('<id>')
+    .action(async (id: string) => {
+      console.log(JSON.stringify(await (await jobs()).result(id), null, 2));
+    });
+
+  program
+    .command('list')
+    .description('recent jobs, newest first')
+    .addOption(new Option('--state <state>', 'only jobs in this state').choices(JOB_STATES as string[]))
+    .option('--type <type>', 'only jobs of this type')
+    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
+    .option('--json', 'print as JSON')
+    .action(async (options: { state?: JobState; type?: string; limit: number; json?: boolean }) => {
+      const entries = await (await jobs()).list(options);
+      console.log(options.json ? JSON.stringify(entries, null, 2) : formatList(entries));
+    });
+
+  return program;
+}
+
+/** Runs the CLI; user errors print one clear message and exit 2 (not a stack trace). */
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const known = [UsageError, JobInputError, UnknownJobTypeError, JobAlreadyRunningError, JobNotFoundError];
+    if (known.some((type) => err instanceof type)) {
+      console.error(`backroom: ${(err as Error).message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`backroom: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    }
+  } finally {
+    if (jobsPromise) await (await jobsPromise.catch(() => undefined))?.client.connection.close();
+  }
+}
+
+if (require.main === module) void main();

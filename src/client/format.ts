@@ -1,0 +1,41 @@
+/** How jobs look in a terminal: status blocks, list rows and the progress line. */
+import type { JobListEntry, JobView } from './jobs';
+
+export function percent(done: number, total: number): string {
+  return total > 0 ? `${Math.min(100, Math.floor((100 * done) / total))}%` : '';
+}
+
+/** `12 / 30 seconds (40%)`. */
+export function progressLine(view: Pick<JobView, 'progress'>): string {
+  const { done, total, unit } = view.progress;
+  const share = percent(done, total);
+  return `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} ${unit}${share ? ` (${share})` : ''}`;
+}
+
+export function formatStatus(view: JobView): string {
+  const lines = [
+    `${view.id}  ${view.type}`,
+    `  state     ${view.state}${view.execution !== 'RUNNING' ? ` (Temporal: ${view.execution})` : ''}`,
+    `  progress  ${progressLine(view)}`,
+    `  stage     ${view.stage}${view.message ? ` · ${view.message}` : ''}`,
+  ];
+  if (view.succeeded || view.failed) lines.push(`  items     ${view.succeeded} succeeded, ${view.failed} failed`);
+  for (const error of view.errors.slice(-10)) lines.push(`  error     ${error.item}: ${error.reason}`);
+  for (const activity of view.activities) {
+    const progress = activity.progress ? ` ${progressLine(activity as Pick<JobView, 'progress'>)}` : '';
+    const retry = activity.attempt > 1 ? ` (attempt ${activity.attempt})` : '';
+    lines.push(`  activity  ${activity.type}${retry}${progress}${activity.message ? ` · ${activity.message}` : ''}`);
+    if (activity.lastFailure) lines.push(`            last failure: ${activity.lastFailure}`);
+  }
+  lines.push(`  started   ${view.startedAt}`, `  updated   ${view.updatedAt}`);
+  if (view.result !== undefined) lines.push(`  result    ${JSON.stringify(view.result)}`);
+  return lines.join('\n');
+}
+
+export function formatList(entries: JobListEntry[]): string {
+  if (entries.length === 0) return 'No jobs found.';
+  const rows = entries.map((e) => [e.id, e.type, e.state, e.startedAt.replace('T', ' ').slice(0, 19)]);
+  const header = ['ID', 'TYPE', 'STATE', 'STARTED (UTC)'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+}

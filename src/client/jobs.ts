@@ -1,0 +1,305 @@
+/**
+ * The typed jobs API: start a job by type with validated input, read its status (the workflow's `status` query
+ * merged with the live heartbeat details of its running activities), pause, resume, cancel, wait for the result,
+ * list and watch. The CLI and the HTTP API are thin layers on this.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { JOB_CATALOG, JobInputError, isJobType, parseJobInput, type JobType } from '../shared/job-catalog';
+import {
+  JOB_STATES,
+  TERMINAL_STATES,
+  type ActivityHeartbeat,
+  type JobProgress,
+  type JobState,
+  type JobStatus,
+} from '../shared/job-status';
+import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
+import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import { taskQueue as configuredTaskQueue } from '../config';
+import { connectClient } from './connection';
+
+export { JobInputError };
+
+/** The job id is already taken by a running job (starting the same job twice is refused, not duplicated). */
+export class JobAlreadyRunningError extends Error {
+  constructor(readonly id: string) {
+    super(`A job with id "${id}" is already running. Watch it with \`backroom watch ${id}\`, or pick another --id.`);
+    this.name = 'JobAlreadyRunningError';
+  }
+}
+
+export class JobNotFoundError extends Error {
+  constructor(readonly id: string) {
+    super(`No job with id "${id}". \`backroom list\` shows the recent ones.`);
+    this.name = 'JobNotFoundError';
+  }
+}
+
+export class UnknownJobTypeError extends Error {
+  constructor(readonly jobType: string) {
+    super(`Unknown job type "${jobType}". Known types: ${Object.keys(JOB_CATALOG).join(', ')}.`);
+    this.name = 'UnknownJobTypeError';
+  }
+}
+
+export interface StartOptions {
+  id?: string;
+  priority?: PriorityName;
+}
+
+export interface StartedJob {
+  id: string;
+  runId: string;
+  type: JobType;
+}
+
+/** A running activity of a job, with the progress its last heartbeat carried. */
+export interface ActivityView {
+  type: string;
+  attempt: number;
+  progress?: JobProgress;
+  message?: string;
+  lastHeartbeatAt?: string;
+  lastFailure?: string;
+}
+
+/** A job's status as clients show it. */
+export interface JobView extends JobStatus {
+  id: string;
+  runId: string;
+  /** Temporal's own execution status (RUNNING, COMPLETED, CANCELLED, ...). */
+  execution: WorkflowExecutionStatusName;
+  activities: ActivityView[];
+}
+
+export interface JobListEntry {
+  id: string;
+  runId: string;
+  type: string;
+  state: JobState;
+  execution: WorkflowExecutionStatusName;
+  startedAt: string;
+  closedAt?: string;
+}
+
+const QUERY_TIMEOUT_MS = 5000;
+
+function executionToState(status: WorkflowExecutionStatusName): JobState {
+  switch (status) {
+    case 'COMPLETED':
+      return 'completed';
+    case 'CANCELLED':
+      return 'cancelled';
+    case 'RUNNING':
+    case 'CONTINUED_AS_NEW':
+      return 'running';
+    default:
+      return 'failed';
+  }
+}
+
+function memoState(memo: Record<string, unknown> | undefined): JobState | undefined {
+  const state = memo?.backroomState;
+  return typeof state === 'string' && (JOB_STATES as string[]).includes(state) ? (state as JobState) : undefined;
+}
+
+/** A fresh, readable workflow id: `<prefix>-<yyyymmdd-hhmmss>-<random>`. */
+export function newJobId(type: JobType, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${JOB_CATALOG[type].idPrefix}-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export class Jobs {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string = configuredTaskQueue(),
+  ) {}
+
+  /** Connects with the configured profile and environment (see `connection.ts`). */
+  static async connect(): Promise<Jobs> {
+    return new Jobs(await connectClient());
+  }
+
+  /** Validates `input` against the job's schema (throwing {@link JobInputError}) and starts the job. */
+  async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartedJob> {
+    if (!isJobType(type)) throw new UnknownJobTypeError(type);
+    const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
+    const workflowId = options.id ?? newJobId(type);
+    try {
+      const handle = await this.client.workflow.start(type, {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [args],
+        priority: { priorityKey: PRIORITY_KEYS[options.priority ?? 'default'] },
+        memo: { backroomState: 'running' },
+      });
+      return { id: workflowId, runId: handle.firstExecutionRunId, type };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new JobAlreadyRunningError(workflowId);
+      throw err;
+    }
+  }
+
+  /** The job's status: its `status` query merged with its running activities' latest heartbeats. */
+  async status(id: string): Promise<JobView> {
+    const handle = this.client.workflow.getHandle(id);
+    const description = await this.describe(id);
+    const activities = await this.pendingActivities(description.raw.pendingActivities ?? []);
+    let status: JobStatus;
+    try {
+      status = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
+    } catch {
+      // No worker to answer (or a workflow that is not a Backroom job): fall back to what the server knows.
+      const now = new Date().toISOString();
+      status = {
+        type: description.type,
+        state: memoState(description.memo) ?? executionToState(description.status.name),
+        progress: { done: 0, total: 0, unit: '' },
+        stage: 'unknown',
+        message: 'No worker answered the status query; showing what the server knows.',
+        succeeded: 0,
+        failed: 0,
+        errors: [],
+        startedAt: description.startTime.toISOString(),
+        updatedAt: now,
+      };
+    }
+    const merged: JobView = {
+      ...status,
+      progress: { ...status.progress },
+      id,
+      runId: description.runId,
+      execution: description.status.name,
+      activities,
+    };
+    // A heartbeat is fresher than the workflow's view when the activity counts in the job's own unit.
+    if (merged.state === 'running') {
+      for (const activity of activities) {
+        if (activity.progress && activity.progress.unit === merged.progress.unit) {
+          merged.progress.done = Math.max(merged.progress.done, activity.progress.done);
+          if (activity.message) merged.message = activity.message;
+        }
+      }
+    }
+    return merged;
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.signal(id, pauseSignal);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.signal(id, resumeSignal);
+  }
+
+  /**
+   * Graceful cancel (the `cancel` signal: stop at a safe point, return a partial result), or with `hard`,
+   * Temporal's own cancellation (the run ends as Canceled after cleanup).
+   */
+  async cancel(id: string, options: { hard?: boolean } = {}): Promise<void> {
+    if (options.hard) {
+      await this.withNotFound(id, () => this.client.workflow.getHandle(id).cancel());
+      return;
+    }
+    await this.signal(id, cancelSignal);
+  }
+
+  /** Waits for the job to end and returns its result (throws if the job failed). */
+  async result<T = unknown>(id: string): Promise<T> {
+    return this.withNotFound(id, () => this.client.workflow.getHandle(id).result() as Promise<T>);
+  }
+
+  /** Recent jobs on this task queue, newest first, optionally filtered by state and type. */
+  async list(filter: { state?: JobState; type?: string; limit?: number } = {}): Promise<JobListEntry[]> {
+    const clauses = [`TaskQueue = '${this.taskQueue}'`];
+    if (filter.type) clauses.push(`WorkflowType = '${filter.type.replace(/'/g, '')}'`);
+    if (filter.state && !TERMINAL_STATES.includes(filter.state)) clauses.push(`ExecutionStatus = 'Running'`);
+    const limit = filter.limit ?? 20;
+    const entries: JobListEntry[] = [];
+    for await (const execution of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      const running = execution.status.name === 'RUNNING';
+      const fromMemo = memoState(execution.memo);
+      const state = running
+        ? fromMemo && !TERMINAL_STATES.includes(fromMemo)
+          ? fromMemo
+          : 'running'
+        : (fromMemo && TERMINAL_STATES.includes(fromMemo) ? fromMemo : executionToState(execution.status.name));
+      if (filter.state && state !== filter.state) continue;
+      entries.push({
+        id: execution.workflowId,
+        runId: execution.runId,
+        type: execution.type,
+        state,
+        execution: execution.status.name,
+        startedAt: execution.startTime.toISOString(),
+        ...(execution.closeTime && { closedAt: execution.closeTime.toISOString() }),
+      });
+      if (entries.length >= limit) break;
+    }
+    return entries;
+  }
+
+  /**
+   * Polls the status until the job ends, calling `onUpdate` with each view; returns the final one.
+   * `signal` stops watching early (the job goes on).
+   */
+  async watch(
+    id: string,
+    onUpdate: (view: JobView) => void,
+    options: { intervalMs?: number; signal?: AbortSignal } = {},
+  ): Promise<JobView> {
+    const interval = options.intervalMs ?? 1000;
+    for (;;) {
+      const view = await this.status(id);
+      onUpdate(view);
+      if (view.execution !== 'RUNNING' || options.signal?.aborted) return view;
+      await new Promise((resolve) => setTimeout(resolve, interval));
+    }
+  }
+
+  private async describe(id: string) {
+    return this.withNotFound(id, () => this.client.workflow.getHandle(id).describe());
+  }
+
+  private async signal(id: string, signal: SignalDefinition<[]>): Promise<void> {
+    await this.withNotFound(id, () => this.client.workflow.getHandle(id).signal(signal));
+  }
+
+  private async withNotFound<T>(id: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new JobNotFoundError(id);
+      throw err;
+    }
+  }
+
+  private async pendingActivities(
+    pending: NonNullable<Awaited<ReturnType<Jobs['describe']>>['raw']['pendingActivities']>,
+  ): Promise<ActivityView[]> {
+    const converter = this.client.options.loadedDataConverter;
+    return Promise.all(
+      pending.map(async (activity) => {
+        const view: ActivityView = { type: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1 };
+        const payloads = activity.heartbeatDetails?.payloads;
+        if (payloads?.length) {
+          const details = await decodeFromPayloadsAtIndex<ActivityHeartbeat | undefined>(converter, 0, payloads);
+          if (details?.progress) view.progress = details.progress;
+          if (details?.message) view.message = details.message;
+        }
+        const seconds = activity.lastHeartbeatTime?.seconds;
+        if (seconds) view.lastHeartbeatAt = new Date(Number(seconds) * 1000).toISOString();
+        if (activity.lastFailure?.message) view.lastFailure = activity.lastFailure.message;
+        return view;
+      }),
+    );
+  }
+}

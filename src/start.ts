@@ -1,0 +1,81 @@
+/**
+ * `npm start`: everything on one machine. Uses the Temporal server at TEMPORAL_ADDRESS if one answers, else starts
+ * the local dev server; runs a worker in this process; runs the demo; serves until Ctrl-C, then stops cleanly.
+ * With BACKROOM_DEMO_EXIT=1 it stops after the demo (used by the end-to-end test).
+ */
+import path from 'node:path';
+import { temporalTarget } from './client/connection';
+import { runDemo, workflowUrl } from './client/demo';
+import { Jobs } from './client/jobs';
+import { devServerSettings, workerSettings } from './config';
+import { isListening, startDevServer, type RunningDevServer } from './devserver/dev-server';
+import { startHealthServer } from './workers/health-server';
+import { installRuntimeWithMetrics } from './workers/runtime';
+import { createBackroomWorker } from './workers/worker';
+
+async function main(): Promise<void> {
+  const target = temporalTarget();
+  const address = target.connectionOptions.address;
+  const [host = '127.0.0.1', port = '7233'] = address.split(':');
+  let server: RunningDevServer | undefined;
+  let uiUrl: string | undefined;
+  if (await isListening(host, Number(port))) {
+    console.log(`Using the Temporal server at ${address}.`);
+    if (!process.env.TEMPORAL_ADDRESS) uiUrl = `http://${host}:${devServerSettings().uiPort}`;
+  } else {
+    const settings = devServerSettings();
+    if (process.env.TEMPORAL_ADDRESS && process.env.TEMPORAL_ADDRESS !== `${settings.ip}:${settings.port}`) {
+      throw new Error(`TEMPORAL_ADDRESS=${address} does not answer, and the local dev server listens elsewhere.`);
+    }
+    const logFile = path.join(path.dirname(settings.dbFile), 'temporal-dev-server.log');
+    console.log(`No Temporal server at ${address}: starting the local dev server (database ${settings.dbFile})...`);
+    server = await startDevServer(settings, { logFile });
+    console.log(`Dev server on ${server.address}; its log: ${logFile}`);
+    uiUrl = server.uiUrl;
+  }
+
+  const settings = workerSettings();
+  const runtimeMetricsUrl = await installRuntimeWithMetrics('WARN');
+  const worker = await createBackroomWorker({ settings });
+  const health = await startHealthServer({ worker, host: settings.healthHost, port: settings.healthPort, runtimeMetricsUrl })
+    .catch(() => startHealthServer({ worker, host: '127.0.0.1', port: 0, runtimeMetricsUrl }));
+  const running = worker.run();
+  console.log(`Worker polling "${settings.taskQueue}"; health ${health.url}/healthz, metrics ${health.url}/metrics`);
+  if (uiUrl) console.log(`Temporal UI: ${uiUrl}/namespaces/${target.namespace}/workflows\n`);
+
+  const jobs = await Jobs.connect();
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nShutting down: worker first (running activities get to checkpoint), then the server...');
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.catch((err: unknown) => console.error(`Worker stopped with an error: ${String(err)}`));
+    await health.close();
+    await jobs.client.connection.close();
+    await server?.stop();
+    console.log('Stopped cleanly.');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  const finals = await runDemo(jobs, { namespace: target.namespace, ...(uiUrl && { uiUrl }) });
+  const allCompleted = finals.every((view) => view.state === 'completed');
+  if (uiUrl) {
+    console.log(`\nSee every job, its history and its current details in the UI: ${uiUrl}`);
+    const first = finals[0];
+    if (first) console.log(`For example: ${workflowUrl(uiUrl, target.namespace, first.id)}`);
+  }
+  console.log('Try: bin/backroom start simpleTest --duration-seconds 60 --watch   (and `bin/backroom --help`)');
+  if (process.env.BACKROOM_DEMO_EXIT === '1') {
+    await stop(allCompleted ? 0 : 1);
+    return;
+  }
+  console.log('\nServing jobs. Press Ctrl-C to stop.');
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
