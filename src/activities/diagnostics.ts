@@ -18,6 +18,8 @@ export interface CountSecondsResult {
   secondsCounted: number;
   /** Attempts Temporal needed (more than 1 after a worker died or shut down mid-way). */
   attempts: number;
+  /** The second the last run of the activity started from (0 unless it resumed). */
+  resumedFrom: number;
 }
 
 /** Counts seconds, heartbeating each one: the simplest long activity that can be paused, cancelled and resumed. */
@@ -33,7 +35,12 @@ export async function countSeconds(input: CountSecondsInput): Promise<Resumable<
     },
     progress: (elapsed) => ({ done: elapsed, total: input.durationSeconds, unit: 'seconds' }),
     describe: (elapsed) => `${input.message}: ${elapsed} s of ${input.durationSeconds} s`,
-    finish: (elapsed) => ({ message: input.message, secondsCounted: elapsed, attempts: activityInfo().attempt }),
+    finish: (elapsed, startedFrom) => ({
+      message: input.message,
+      secondsCounted: elapsed,
+      attempts: activityInfo().attempt,
+      resumedFrom: startedFrom,
+    }),
   });
 }
 
@@ -59,6 +66,8 @@ export interface PrimeSieveResult {
   largestPrime: number;
   chunks: number;
   attempts: number;
+  /** The number the last run of the activity started from (0 unless it resumed from a checkpoint). */
+  resumedFrom: number;
 }
 
 /** Counts and sums the primes below `limit`, one chunk per heartbeat, resuming from the last finished chunk. */
@@ -81,8 +90,9 @@ export async function sievePrimes(input: PrimeSieveInput): Promise<Resumable<Pri
     },
     progress: (at) => ({ done: at.next, total: limit, unit: 'numbers' }),
     describe: (at) => `${at.primeCount.toLocaleString('en-US')} primes below ${at.next.toLocaleString('en-US')}`,
-    finish: (at) => ({
+    finish: (at, startedFrom) => ({
       limit,
+      resumedFrom: startedFrom.next,
       primeCount: at.primeCount,
       primeSum: at.primeSum,
       largestPrime: at.largestPrime,

@@ -7,7 +7,7 @@ import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { temporal } from '@temporalio/proto';
-import { dataDir, taskQueue } from '../config';
+import { dataDir } from '../config';
 
 export interface CheckReport {
   name: string;
@@ -40,9 +40,11 @@ export async function checkServer(): Promise<CheckReport> {
 /** Workers poll the Backroom task queue for both workflow and activity tasks. */
 export async function checkPollers(): Promise<CheckReport> {
   return timed('pollers', async () => {
-    const { workflowService } = Context.current().client;
-    const namespace = Context.current().info.workflowNamespace;
-    const queue = taskQueue();
+    const context = Context.current();
+    const { workflowService } = context.client;
+    const namespace = context.info.workflowNamespace;
+    // The queue this very activity came from is the one the jobs use.
+    const queue = context.info.taskQueue;
     const counts: string[] = [];
     for (const [label, type] of [
       ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],

@@ -24,7 +24,8 @@ export interface ResumableLoop<C, T> {
   /** How far a checkpoint is, for heartbeats and status. */
   progress(checkpoint: C): JobProgress;
   describe?(checkpoint: C): string;
-  finish(checkpoint: C): T;
+  /** Builds the result; `startedFrom` is where this attempt began (not the initial point after a resume). */
+  finish(checkpoint: C, startedFrom: C): T;
   /** Minimum time between progress reports to the workflow (each one is a history event). */
   reportEveryMs?: number;
 }
@@ -34,6 +35,7 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
   const context = Context.current();
   const reporter = new ProgressReporter(loop.reportEveryMs ?? 2000);
   let checkpoint = resumePoint(loop);
+  const startedFrom = checkpoint;
   const beat = () => {
     const details: ActivityHeartbeat<C> = { checkpoint, progress: loop.progress(checkpoint) };
     if (loop.describe) details.message = loop.describe(checkpoint);
@@ -53,7 +55,7 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
     // CPU-bound steps must let heartbeats go out and cancellation come in.
     await yieldToEventLoop();
   }
-  return { finished: true, result: loop.finish(checkpoint) };
+  return { finished: true, result: loop.finish(checkpoint, startedFrom) };
 }
 
 function resumePoint<C, T>(loop: ResumableLoop<C, T>): C {

@@ -79,10 +79,10 @@ export async function mathCalculation(rawInput: MathCalculationInput): Promise<M
   let lastCheckpoint: PrimeSieveCheckpoint | undefined;
   return job.run(
     async () => {
-      const result = await job.runResumable<PrimeSieveCheckpoint, PrimeSieveResult>((resumeFrom) => {
-        lastCheckpoint = resumeFrom;
-        return sievePrimes({ ...input, resumeFrom });
-      });
+      const result = await job.runResumable<PrimeSieveCheckpoint, PrimeSieveResult>(
+        (resumeFrom) => sievePrimes({ ...input, resumeFrom }),
+        { onCheckpoint: (checkpoint) => (lastCheckpoint = checkpoint) },
+      );
       job.setProgress(input.limit);
       job.setMessage(`${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`);
       return { outcome: 'completed', numbersChecked: input.limit, ...result };

@@ -213,15 +213,16 @@ export class JobControl<Result = unknown> {
    */
   async runResumable<Checkpoint, T>(
     call: (resumeFrom: Checkpoint | undefined) => Promise<Resumable<Checkpoint, T>>,
-    resumeFrom?: Checkpoint,
+    options: { resumeFrom?: Checkpoint; onCheckpoint?: (checkpoint: Checkpoint) => void } = {},
   ): Promise<T> {
-    let from = resumeFrom;
+    let from = options.resumeFrom;
     for (;;) {
       await this.checkpoint();
       const outcome = await this.interruptible(() => call(from));
       if (outcome?.finished) return outcome.result;
       if (outcome) {
         from = outcome.checkpoint;
+        options.onCheckpoint?.(outcome.checkpoint);
         this.setProgress(outcome.done);
       }
       if (!this.pauseRequested && !this.isCancelling) {

@@ -1,0 +1,84 @@
+/**
+ * A real Temporal dev server for tests (the CLI of `src/devserver`, never a download), a workflow bundle built once
+ * per test file, and Backroom workers on a task queue of the test's own.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, bundleWorkflowCode, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../src/devserver/dev-server';
+import { createBackroomWorker, type BackroomWorkerOptions } from '../../src/workers/worker';
+import { Jobs } from '../../src/client/jobs';
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  runtimeInstalled = true;
+}
+
+export async function startTestServer(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  // Jobs write into a data dir of the test's own, never the project's.
+  process.env.BACKROOM_DATA_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'backroom-test-'));
+  const cli = await ensureTemporalCli();
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: cli },
+      extraArgs: DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../src/workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+  return bundle;
+}
+
+export function uniqueTaskQueue(name: string): string {
+  return `${name}-${randomUUID().slice(0, 8)}`;
+}
+
+export async function createTestWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  options: Partial<BackroomWorkerOptions> = {},
+): Promise<Worker> {
+  return createBackroomWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    workflowBundle: await workflowBundle(),
+    ...options,
+    settings: { taskQueue, shutdownGraceSeconds: 1, ...options.settings },
+  });
+}
+
+/** The jobs API on a test's task queue. */
+export function testJobs(env: TestWorkflowEnvironment, taskQueue: string): Jobs {
+  return new Jobs(env.client, taskQueue);
+}
+
+/** Polls `probe` until it returns a truthy value, or fails after `timeoutMs` saying what it waited for. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,132 @@
+/** Unit tests of the diagnostics activities in a mock activity context: heartbeats, resume and cancellation. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ActivityCancellationDetails, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { runActivity } from '../helpers/activity';
+import { countSeconds, sievePrimes, stressWork, chainedSha256 } from '../../src/activities/diagnostics';
+import type { ActivityHeartbeat } from '../../src/shared/job-status';
+
+function recordHeartbeats(env: MockActivityEnvironment): ActivityHeartbeat[] {
+  const beats: ActivityHeartbeat[] = [];
+  env.on('heartbeat', (details: ActivityHeartbeat) => beats.push(details));
+  return beats;
+}
+
+// Known values: there are 78,498 primes below 1,000,000 and they sum to 37,550,402,023.
+const PRIMES_BELOW_1M = { count: 78_498, sum: '37550402023', largest: 999_983 };
+
+describe('countSeconds', () => {
+  it('heartbeats once per second with progress in seconds and finishes', async () => {
+    const env = new MockActivityEnvironment();
+    const beats = recordHeartbeats(env);
+    const outcome = await runActivity(env, countSeconds, { message: 'hi', durationSeconds: 2 });
+    assert.deepEqual(outcome, {
+      finished: true,
+      result: { message: 'hi', secondsCounted: 2, attempts: 1, resumedFrom: 0 },
+    });
+    assert.deepEqual(
+      beats.map((b) => b.progress),
+      [0, 1, 2].map((done) => ({ done, total: 2, unit: 'seconds' })),
+    );
+    assert.equal(beats.at(-1)?.message, 'hi: 2 s of 2 s');
+  });
+
+  it('resumes from the last heartbeat details after a retry, not from zero', async () => {
+    const env = new MockActivityEnvironment({
+      attempt: 2,
+      heartbeatDetails: { checkpoint: 4, progress: { done: 4, total: 5, unit: 'seconds' } },
+    });
+    const beats = recordHeartbeats(env);
+    const outcome = await runActivity(env, countSeconds, { message: 'again', durationSeconds: 5 });
+    assert.ok(outcome.finished);
+    assert.equal(outcome.result.resumedFrom, 4);
+    assert.equal(outcome.result.attempts, 2);
+    assert.deepEqual(
+      beats.map((b) => b.checkpoint),
+      [4, 5],
+    );
+  });
+
+  it('resumes from the checkpoint the workflow passes after a pause', async () => {
+    const env = new MockActivityEnvironment();
+    const outcome = await runActivity(env, countSeconds, { message: 'x', durationSeconds: 3, resumeFrom: 2 });
+    assert.ok(outcome.finished);
+    assert.equal(outcome.result.resumedFrom, 2);
+    assert.equal(outcome.result.secondsCounted, 3);
+  });
+
+  it('hands back its checkpoint when the workflow cancels it (pause or cancel)', async () => {
+    const env = new MockActivityEnvironment();
+    const beats = recordHeartbeats(env);
+    setTimeout(() => env.cancel(), 1500);
+    const outcome = await runActivity(env, countSeconds, { message: 'x', durationSeconds: 30 });
+    assert.deepEqual(outcome, { finished: false, checkpoint: 1, done: 1 });
+    assert.equal(beats.at(-1)?.checkpoint, 1);
+  });
+
+  it('fails the attempt on worker shutdown so Temporal retries it from the heartbeat', async () => {
+    const env = new MockActivityEnvironment();
+    setTimeout(
+      () => env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true })),
+      1200,
+    );
+    await assert.rejects(runActivity(env, countSeconds, { message: 'x', durationSeconds: 30 }), (err: unknown) => {
+      assert.ok(err instanceof CancelledFailure);
+      assert.match(err.message, /resume from its last heartbeat/);
+      return true;
+    });
+  });
+});
+
+describe('sievePrimes', () => {
+  it('counts and sums the primes below a limit, one heartbeat per chunk', async () => {
+    const env = new MockActivityEnvironment();
+    const beats = recordHeartbeats(env);
+    const outcome = await runActivity(env, sievePrimes, { limit: 1_000_000, chunkSize: 100_000 });
+    assert.ok(outcome.finished);
+    assert.equal(outcome.result.primeCount, PRIMES_BELOW_1M.count);
+    assert.equal(outcome.result.primeSum, PRIMES_BELOW_1M.sum);
+    assert.equal(outcome.result.largestPrime, PRIMES_BELOW_1M.largest);
+    assert.equal(outcome.result.chunks, 10);
+    assert.equal(beats.length, 11, 'one heartbeat at the start and one per chunk');
+    assert.deepEqual(beats.at(-1)?.progress, { done: 1_000_000, total: 1_000_000, unit: 'numbers' });
+  });
+
+  it('resumes from a mid-way heartbeat and reaches exactly the same answer', async () => {
+    const first = new MockActivityEnvironment();
+    const beats = recordHeartbeats(first);
+    await runActivity(first, sievePrimes, { limit: 1_000_000, chunkSize: 100_000 });
+    const midway = beats[4];
+    assert.ok(midway);
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: midway });
+    const retryBeats = recordHeartbeats(retry);
+    const outcome = await runActivity(retry, sievePrimes, { limit: 1_000_000, chunkSize: 100_000 });
+    assert.ok(outcome.finished);
+    assert.equal(outcome.result.resumedFrom, 400_000);
+    assert.equal(outcome.result.primeCount, PRIMES_BELOW_1M.count);
+    assert.equal(outcome.result.primeSum, PRIMES_BELOW_1M.sum);
+    assert.equal(retryBeats.length, 7, 'only the six remaining chunks were sieved again');
+  });
+
+  it('stops at a chunk boundary when cancelled and reports how far it got', async () => {
+    const env = new MockActivityEnvironment();
+    env.cancel();
+    const outcome = await runActivity(env, sievePrimes, { limit: 1_000_000, chunkSize: 100_000 });
+    assert.deepEqual(outcome, {
+      finished: false,
+      checkpoint: { next: 0, primeCount: 0, primeSum: '0', largestPrime: 0, chunksDone: 0 },
+      done: 0,
+    });
+  });
+});
+
+describe('stressWork', () => {
+  it('does the same chained hashing as the plain function benchmarks use', async () => {
+    const env = new MockActivityEnvironment();
+    const result = await runActivity(env, stressWork, { index: 7, rounds: 50 });
+    assert.deepEqual(result, { index: 7, digest: chainedSha256(7, 50) });
+    assert.notEqual(chainedSha256(7, 50), chainedSha256(7, 51), 'each round changes the digest');
+    assert.notEqual(chainedSha256(7, 50), chainedSha256(8, 50), 'the seed changes the digest');
+  });
+});
