@@ -37,8 +37,12 @@ async function main(): Promise<void> {
   const settings = workerSettings();
   const runtimeMetricsUrl = await installRuntimeWithMetrics('WARN');
   const worker = await createBackroomWorker({ settings });
-  const health = await startHealthServer({ worker, host: settings.healthHost, port: settings.healthPort, runtimeMetricsUrl })
-    .catch(() => startHealthServer({ worker, host: '127.0.0.1', port: 0, runtimeMetricsUrl }));
+  const health = await startHealthServer({
+    worker,
+    host: settings.healthHost,
+    port: settings.healthPort,
+    runtimeMetricsUrl,
+  }).catch(() => startHealthServer({ worker, host: '127.0.0.1', port: 0, runtimeMetricsUrl }));
   const running = worker.run();
   console.log(`Worker polling "${settings.taskQueue}"; health ${health.url}/healthz, metrics ${health.url}/metrics`);
   if (uiUrl) console.log(`Temporal UI: ${uiUrl}/namespaces/${target.namespace}/workflows\n`);

@@ -50,9 +50,14 @@ export async function checkPollers(): Promise<CheckReport> {
       ['workflow', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
       ['activity', temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
     ] as const) {
-      const answer = await workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: type });
+      const answer = await workflowService.describeTaskQueue({
+        namespace,
+        taskQueue: { name: queue },
+        taskQueueType: type,
+      });
       const pollers = answer.pollers ?? [];
-      if (pollers.length === 0) throw new Error(`No ${label} pollers on task queue "${queue}": start a worker (npm run worker)`);
+      if (pollers.length === 0)
+        throw new Error(`No ${label} pollers on task queue "${queue}": start a worker (npm run worker)`);
       counts.push(`${pollers.length} ${label} poller(s)`);
     }
     return `Task queue "${queue}": ${counts.join(', ')}`;

@@ -58,18 +58,25 @@ const jobs = () => (jobsPromise ??= Jobs.connect());
 function describeJobTypes(): string {
   const blocks = Object.entries(JOB_CATALOG).map(([type, def]) => {
     const schema = z.toJSONSchema(def.schema, { io: 'input' }) as {
-      properties?: Record<string, { type?: string; enum?: unknown[]; default?: unknown; minimum?: number; maximum?: number }>;
+      properties?: Record<
+        string,
+        { type?: string; enum?: unknown[]; default?: unknown; minimum?: number; maximum?: number }
+      >;
     };
     const fields = Object.entries(schema.properties ?? {}).map(([name, prop]) => {
       const kind = prop.enum ? prop.enum.map((v) => JSON.stringify(v)).join(' | ') : (prop.type ?? 'any');
       const range =
-        prop.minimum !== undefined || prop.maximum !== undefined ? ` [${prop.minimum ?? ''}..${prop.maximum ?? ''}]` : '';
+        prop.minimum !== undefined || prop.maximum !== undefined
+          ? ` [${prop.minimum ?? ''}..${prop.maximum ?? ''}]`
+          : '';
       const fallback = prop.default !== undefined ? ` = ${JSON.stringify(prop.default)}` : '';
       return `    ${name}: ${kind}${range}${fallback}`;
     });
-    return [`${type}  ${def.summary}`, ...fields, `    example: backroom start ${type} --input '${JSON.stringify(def.example)}'`].join(
-      '\n',
-    );
+    return [
+      `${type}  ${def.summary}`,
+      ...fields,
+      `    example: backroom start ${type} --input '${JSON.stringify(def.example)}'`,
+    ].join('\n');
   });
   return blocks.join('\n\n');
 }
@@ -95,22 +102,28 @@ export function buildProgram(): Command {
     .option('--json', 'print the started job as JSON')
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (type: string, options: { input?: string; id?: string; priority: PriorityName; watch?: boolean; json?: boolean }, command: Command) => {
-      const extra = command.args.slice(1);
-      const input = { ...parseInputJson(options.input), ...fieldsFromFlags(extra) };
-      const client = await jobs();
-      const started = await client.start(type, input, {
-        ...(options.id && { id: options.id }),
-        priority: options.priority,
-      });
-      if (options.json) console.log(JSON.stringify(started));
-      else console.log(`Started ${started.type} as ${started.id}`);
-      if (options.watch) {
-        const final = await watchJob(client, started.id);
-        console.log(formatStatus(final));
-        process.exitCode = exitCodeFor(final);
-      }
-    });
+    .action(
+      async (
+        type: string,
+        options: { input?: string; id?: string; priority: PriorityName; watch?: boolean; json?: boolean },
+        command: Command,
+      ) => {
+        const extra = command.args.slice(1);
+        const input = { ...parseInputJson(options.input), ...fieldsFromFlags(extra) };
+        const client = await jobs();
+        const started = await client.start(type, input, {
+          ...(options.id && { id: options.id }),
+          priority: options.priority,
+        });
+        if (options.json) console.log(JSON.stringify(started));
+        else console.log(`Started ${started.type} as ${started.id}`);
+        if (options.watch) {
+          const final = await watchJob(client, started.id);
+          console.log(formatStatus(final));
+          process.exitCode = exitCodeFor(final);
+        }
+      },
+    );
 
   program
     .command('status')

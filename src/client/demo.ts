@@ -28,7 +28,9 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
   for (const { type, input } of DEMO_JOBS) started.push(await jobs.start(type, input));
   console.log(`Started ${started.length} demo jobs:`);
   for (const job of started) {
-    console.log(`  ${job.type.padEnd(18)} ${options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, job.id) : job.id}`);
+    console.log(
+      `  ${job.type.padEnd(18)} ${options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, job.id) : job.id}`,
+    );
   }
 
   const bars = out.isTTY

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  Client,
+  type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   type WorkflowExecutionStatusName,
@@ -231,7 +231,9 @@ export class Jobs {
         ? fromMemo && !TERMINAL_STATES.includes(fromMemo)
           ? fromMemo
           : 'running'
-        : (fromMemo && TERMINAL_STATES.includes(fromMemo) ? fromMemo : executionToState(execution.status.name));
+        : fromMemo && TERMINAL_STATES.includes(fromMemo)
+          ? fromMemo
+          : executionToState(execution.status.name);
       if (filter.state && state !== filter.state) continue;
       entries.push({
         id: execution.workflowId,

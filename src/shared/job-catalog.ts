@@ -2,7 +2,7 @@
  * The job types users can start: workflow type, input schema, a one-line summary, an example input, and the
  * prefix of meaningful workflow ids. The CLI's `backroom workflows`, `backroom start` and the HTTP API read this.
  */
-import { z } from 'zod';
+import { type z } from 'zod';
 import { mathCalculationInput, simpleTestInput, stressTestInput, systemHealthCheckInput } from './job-inputs';
 
 export interface JobDefinition {

@@ -63,8 +63,7 @@ export interface ProgressReport {
  * where to pick up again.
  */
 export type Resumable<Checkpoint, Result> =
-  | { finished: true; result: Result }
-  | { finished: false; checkpoint: Checkpoint; done: number };
+  { finished: true; result: Result } | { finished: false; checkpoint: Checkpoint; done: number };
 
 /** Everything a job hands to its next run when it continues as new, so status and counts carry on. */
 export interface JobCarryOver {

@@ -53,7 +53,9 @@ export async function simpleTest(rawInput: SimpleTestInput): Promise<SimpleTestR
   });
   return job.run(
     async () => {
-      const counted = await job.runResumable<number, CountSecondsResult>((resumeFrom) => countSeconds({ ...input, resumeFrom }));
+      const counted = await job.runResumable<number, CountSecondsResult>((resumeFrom) =>
+        countSeconds({ ...input, resumeFrom }),
+      );
       job.setProgress(counted.secondsCounted);
       return { outcome: 'completed', ...counted };
     },
@@ -84,7 +86,9 @@ export async function mathCalculation(rawInput: MathCalculationInput): Promise<M
         { onCheckpoint: (checkpoint) => (lastCheckpoint = checkpoint) },
       );
       job.setProgress(input.limit);
-      job.setMessage(`${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`);
+      job.setMessage(
+        `${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`,
+      );
       return { outcome: 'completed', numbersChecked: input.limit, ...result };
     },
     () => ({

@@ -26,7 +26,6 @@ import {
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
   MAX_STATUS_ERRORS,
-  type ItemError,
   type JobCarryOver,
   type JobProgress,
   type JobState,

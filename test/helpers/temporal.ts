@@ -66,7 +66,11 @@ export function testJobs(env: TestWorkflowEnvironment, taskQueue: string): Jobs 
 }
 
 /** Polls `probe` until it returns a truthy value, or fails after `timeoutMs` saying what it waited for. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

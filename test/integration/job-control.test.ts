@@ -145,10 +145,14 @@ describe('a worker stopped mid-job', () => {
     const first = await createTestWorker(env, taskQueue);
     const firstRun = first.run();
     const { id } = await jobs.start('mathCalculation', { limit, chunkSize: 1_000_000 });
-    const before = await waitFor('10% sieved', async () => {
-      const view = await jobs.status(id);
-      return view.progress.done > limit / 10 && view;
-    }, 120_000);
+    const before = await waitFor(
+      '10% sieved',
+      async () => {
+        const view = await jobs.status(id);
+        return view.progress.done > limit / 10 && view;
+      },
+      120_000,
+    );
     first.shutdown();
     await firstRun;
 

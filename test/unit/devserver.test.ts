@@ -39,7 +39,13 @@ describe('findTemporalCli', () => {
 
 describe('devServerArgs', () => {
   it('persists to the data dir, serves the UI and enables task priorities', () => {
-    const args = devServerArgs({ ip: '127.0.0.1', port: 7233, uiPort: 8233, dbFile: '/data/temporal.db', namespace: 'default' });
+    const args = devServerArgs({
+      ip: '127.0.0.1',
+      port: 7233,
+      uiPort: 8233,
+      dbFile: '/data/temporal.db',
+      namespace: 'default',
+    });
     const flag = (name: string) => args[args.indexOf(name) + 1];
     assert.deepEqual(args.slice(0, 2), ['server', 'start-dev']);
     assert.equal(flag('--port'), '7233');

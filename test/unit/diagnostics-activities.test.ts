@@ -67,10 +67,7 @@ describe('countSeconds', () => {
 
   it('fails the attempt on worker shutdown so Temporal retries it from the heartbeat', async () => {
     const env = new MockActivityEnvironment();
-    setTimeout(
-      () => env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true })),
-      1200,
-    );
+    setTimeout(() => env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true })), 1200);
     await assert.rejects(runActivity(env, countSeconds, { message: 'x', durationSeconds: 30 }), (err: unknown) => {
       assert.ok(err instanceof CancelledFailure);
       assert.match(err.message, /resume from its last heartbeat/);

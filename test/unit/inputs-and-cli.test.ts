@@ -15,7 +15,8 @@ describe('job inputs', () => {
 
   it('names every bad field', () => {
     assert.throws(
-      () => parseJobInput('simpleTest', JOB_CATALOG.simpleTest.schema, { durationSeconds: -3, message: 5, colour: 'red' }),
+      () =>
+        parseJobInput('simpleTest', JOB_CATALOG.simpleTest.schema, { durationSeconds: -3, message: 5, colour: 'red' }),
       (err: unknown) => {
         assert.ok(err instanceof JobInputError);
         assert.equal(err.issues.length, 3);

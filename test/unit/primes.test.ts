@@ -38,7 +38,8 @@ describe('countPrimesInRange', () => {
   it('adds up across segments to the whole range', () => {
     const whole = countPrimesInRange(0, 200_000);
     let count = 0;
-    for (let start = 0; start < 200_000; start += 30_000) count += countPrimesInRange(start, Math.min(200_000, start + 30_000)).count;
+    for (let start = 0; start < 200_000; start += 30_000)
+      count += countPrimesInRange(start, Math.min(200_000, start + 30_000)).count;
     assert.equal(count, whole.count);
     assert.equal(whole.count, 17_984);
   });

@@ -1,0 +1,30 @@
+/**
+ * Benchmark dispatcher: `npm run bench` runs every benchmark, `npm run bench -- <name>...` only the named ones.
+ * Add a benchmark with one line in BENCHMARKS.
+ */
+import { stressBenchmark } from './stress';
+
+const BENCHMARKS: Record<string, () => Promise<void>> = {
+  stress: stressBenchmark,
+};
+
+async function main(names: string[]): Promise<number> {
+  const unknown = names.filter((name) => !(name in BENCHMARKS));
+  if (unknown.length > 0) {
+    console.error(`Unknown benchmark(s): ${unknown.join(', ')}. Known: ${Object.keys(BENCHMARKS).join(', ')}.`);
+    return 2;
+  }
+  for (const name of names.length > 0 ? names : Object.keys(BENCHMARKS)) {
+    const benchmark = BENCHMARKS[name];
+    if (benchmark) await benchmark();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exitCode = 1;
+  },
+);
