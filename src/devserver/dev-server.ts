@@ -4,9 +4,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { devServerSettings, type DevServerSettings } from '../config';
+import { isListening } from '../ports';
 import { ensureTemporalCli } from './temporal-cli';
 
 /** Dynamic config every Backroom dev server runs with (the new matcher makes task priorities take effect). */
@@ -30,20 +30,6 @@ export function devServerArgs(settings: DevServerSettings): string[] {
     'warn',
     ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
   ];
-}
-
-/** True if something accepts TCP connections at host:port within `timeoutMs`. */
-export function isListening(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 }
 
 export interface RunningDevServer {

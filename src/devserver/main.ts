@@ -8,7 +8,9 @@ async function main(): Promise<void> {
   console.log(`Temporal dev server on ${server.address} (namespace "${settings.namespace}")`);
   console.log(`Web UI: ${server.uiUrl}`);
   console.log(`Database: ${settings.dbFile} (kept across restarts). Ctrl-C stops the server.`);
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     console.log('\nStopping the dev server...');
     await server.stop();
     process.exit(0);
@@ -16,6 +18,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   server.process.once('exit', (code) => {
+    if (stopping) return;
     console.error(`The dev server exited (code ${code}).`);
     process.exit(code ?? 1);
   });

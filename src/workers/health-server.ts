@@ -44,7 +44,12 @@ export async function startHealthServer(options: {
   const host = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
   return {
     url: `http://${host}:${port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        // Probes keep connections alive; without this, close() would wait for them forever.
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -2,12 +2,13 @@
 import { workerSettings } from '../config';
 import { startHealthServer } from './health-server';
 import { installRuntimeWithMetrics } from './runtime';
-import { createBackroomWorker } from './worker';
+import { connectWorkerConnection, createBackroomWorker } from './worker';
 
 async function main(): Promise<void> {
   const settings = workerSettings();
   const runtimeMetricsUrl = await installRuntimeWithMetrics();
-  const worker = await createBackroomWorker({ settings });
+  const { connection, namespace } = await connectWorkerConnection();
+  const worker = await createBackroomWorker({ settings, connection, namespace });
   const health = await startHealthServer({
     worker,
     host: settings.healthHost,
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   // The SDK shuts the worker down on SIGINT/SIGTERM (waiting up to shutdownGraceTime for activities).
   await worker.run();
   await health.close();
+  await connection.close();
   console.log('Worker stopped cleanly.');
 }
 

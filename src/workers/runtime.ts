@@ -1,18 +1,6 @@
 /** Installs the Temporal runtime with a Prometheus exporter on a free loopback port (relayed by `/metrics`). */
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { freePort } from '../ports';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Must run before any connection is made. Returns the URL of the runtime's Prometheus endpoint. */
 export async function installRuntimeWithMetrics(logLevel: 'INFO' | 'WARN' = 'INFO'): Promise<string> {

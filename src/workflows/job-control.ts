@@ -50,7 +50,8 @@ export class GracefulCancel extends Error {
  */
 export const interruptibleActivityOptions: ActivityOptions = {
   startToCloseTimeout: '1 day',
-  heartbeatTimeout: '30 seconds',
+  // Long enough for a busy 2-core machine, short enough that a dead worker's activity moves on quickly.
+  heartbeatTimeout: '15 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };

@@ -117,7 +117,7 @@ describe('the backroom CLI against a dev server and a worker process', () => {
   });
 
   it('a worker killed mid-job (SIGKILL) leaves the job to a new worker, which resumes from the heartbeat', async () => {
-    const limit = 3_000_000_000;
+    const limit = 1_000_000_000;
     const id = `cli-kill-${Date.now()}`;
     await cli('start', 'mathCalculation', '--limit', String(limit), '--id', id);
     const before = await waitForState(id, (v) => (v.progress as { done: number }).done > limit / 20);
@@ -134,7 +134,7 @@ describe('the backroom CLI against a dev server and a worker process', () => {
     };
     assert.ok(result.attempts >= 2);
     assert.ok(result.resumedFrom >= (before.progress as { done: number }).done - 1_000_000, JSON.stringify(result));
-    assert.equal(result.primeCount, 144_449_537, 'pi(3e9): the resumed answer is exact');
+    assert.equal(result.primeCount, 50_847_534, 'pi(1e9): the resumed answer is exact');
   });
 
   it('serves /healthz and Prometheus /metrics with job counters, and shuts down cleanly on SIGTERM', async () => {

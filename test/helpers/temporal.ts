@@ -86,3 +86,28 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A dev server, one worker running on a task queue of its own, and the jobs API on that queue. */
+export interface TestStack {
+  env: TestWorkflowEnvironment;
+  jobs: Jobs;
+  taskQueue: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestStack(name: string): Promise<TestStack> {
+  const env = await startTestServer();
+  const taskQueue = uniqueTaskQueue(name);
+  const worker = await createTestWorker(env, taskQueue);
+  const running = worker.run();
+  return {
+    env,
+    taskQueue,
+    jobs: testJobs(env, taskQueue),
+    async stop() {
+      worker.shutdown();
+      await running;
+      await env.teardown();
+    },
+  };
+}

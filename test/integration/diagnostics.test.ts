@@ -2,30 +2,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { Jobs } from '../../src/client/jobs';
 import type { StressTestResult, SystemHealthReport } from '../../src/workflows/diagnostics';
-import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../helpers/temporal';
+import { startTestStack, type TestStack } from '../helpers/temporal';
 
 describe('diagnostics jobs on a real dev server', () => {
+  let stack: TestStack;
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
   let jobs: Jobs;
-  const taskQueue = uniqueTaskQueue('diagnostics');
 
   before(async () => {
-    env = await startTestServer();
-    worker = await createTestWorker(env, taskQueue);
-    running = worker.run();
-    jobs = testJobs(env, taskQueue);
+    stack = await startTestStack('diagnostics');
+    ({ env, jobs } = stack);
   });
-
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-  });
+  after(() => stack.stop());
 
   it('stressTest runs every activity through a bounded window, continuing as new to keep history small', async () => {
     const { id } = await jobs.start('stressTest', { count: 45, concurrency: 4, itemsPerRun: 20, rounds: 100 });

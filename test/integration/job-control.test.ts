@@ -8,29 +8,29 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { Jobs } from '../../src/client/jobs';
-import { createTestWorker, sleep, startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
+import {
+  createTestWorker,
+  sleep,
+  startTestServer,
+  startTestStack,
+  testJobs,
+  uniqueTaskQueue,
+  waitFor,
+  type TestStack,
+} from '../helpers/temporal';
 
 describe('job control on a real dev server', () => {
+  let stack: TestStack;
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
   let jobs: Jobs;
-  const taskQueue = uniqueTaskQueue('job-control');
+  let taskQueue: string;
 
   before(async () => {
-    env = await startTestServer();
-    worker = await createTestWorker(env, taskQueue);
-    running = worker.run();
-    jobs = testJobs(env, taskQueue);
+    stack = await startTestStack('job-control');
+    ({ env, jobs, taskQueue } = stack);
   });
-
-  after(async () => {
-    worker.shutdown();
-    await running;
-    await env.teardown();
-  });
+  after(() => stack.stop());
 
   it('reports running progress, holds it while paused, continues on resume and completes', async () => {
     const { id } = await jobs.start('simpleTest', { message: 'pause me', durationSeconds: 6 });

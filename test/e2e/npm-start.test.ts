@@ -1,0 +1,36 @@
+/** `npm start` from nothing: starts its own dev server, a worker and the demo, then shuts everything down. */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { isListening } from '../../src/ports';
+import { freePort, runProcess } from '../helpers/processes';
+
+describe('npm start', () => {
+  it('brings up a dev server and a worker, runs every demo job to completion, and stops cleanly', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-start-'));
+    const port = await freePort();
+    const uiPort = await freePort();
+    const { code, stdout, stderr } = await runProcess('npm', ['start'], {
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      BACKROOM_DEV_SERVER_PORT: String(port),
+      BACKROOM_DEV_UI_PORT: String(uiPort),
+      BACKROOM_DATA_DIR: dataDir,
+      BACKROOM_HEALTH_PORT: '0',
+      BACKROOM_DEMO_EXIT: '1',
+    });
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /starting the local dev server/);
+    assert.match(stdout, new RegExp(`Temporal UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows`));
+    assert.match(stdout, /paused simple-test-.* for 3 s/);
+    const results = stdout.slice(stdout.indexOf('Results:'));
+    for (const type of ['simpleTest', 'mathCalculation', 'systemHealthCheck', 'stressTest']) {
+      assert.match(results, new RegExp(`${type}\\s+completed`), results);
+    }
+    assert.match(results, /all checks passed/);
+    assert.match(stdout, /Stopped cleanly\./);
+    assert.equal(await isListening('127.0.0.1', port), false, 'the dev server is gone');
+    assert.ok(existsSync(path.join(dataDir, 'temporal.db')), 'the dev server kept its database in the data dir');
+  });
+});
