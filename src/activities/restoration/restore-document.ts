@@ -1,0 +1,83 @@
+/** The `restoreDocumentImage` activity: one page from file to restored file plus its quality report. */
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { assertReadableFile, describeImageError, maxInputPixels } from '../images/image-errors';
+import { grayToSharp, readGray, type GrayImage } from './gray-image';
+import {
+  assess,
+  measureQuality,
+  restorePixels,
+  type Assessment,
+  type DocumentMetrics,
+  type StepRecord,
+} from './restore-image';
+
+export interface RestoreDocumentRequest {
+  input: string;
+  /** Default: `<input dir>/restored/<input name>.png`. */
+  output?: string | undefined;
+  reference?: string | undefined;
+  steps: RestorationStep[];
+  thresholds: QualityThresholds;
+}
+
+export interface RestoreDocumentResult extends Assessment {
+  input: string;
+  output: string;
+  reference?: string;
+  width: number;
+  height: number;
+  steps: StepRecord[];
+  metrics: DocumentMetrics;
+}
+
+/** Reads an image for restoration; bad files become clear, non-retryable errors. */
+async function readPage(file: string, what: string): Promise<GrayImage> {
+  await assertReadableFile(file, what);
+  try {
+    return await readGray(file, { maxPixels: maxInputPixels() });
+  } catch (err) {
+    throw describeImageError(err, file, what);
+  }
+}
+
+/** Default output path: `<dir>/restored/<name>.png` (PNG: restoration output must not gain JPEG artefacts). */
+export function defaultRestoredPath(input: string): string {
+  return path.join(path.dirname(input), 'restored', `${path.parse(input).name}.png`);
+}
+
+/** Restores one page; `afterWrite` runs once the output is in place (the batch records it there). */
+export async function restoreDocumentFile(
+  request: RestoreDocumentRequest,
+  afterWrite?: (output: string) => Promise<void>,
+): Promise<RestoreDocumentResult> {
+  const input = resolveDataPath(request.input, 'input');
+  const output = request.output ? resolveDataPath(request.output, 'output') : defaultRestoredPath(input);
+  const reference = request.reference ? resolveDataPath(request.reference, 'reference') : undefined;
+  const context = Context.current();
+  const page = await readPage(input, 'input');
+  const clean = reference ? await readPage(reference, 'reference') : undefined;
+  const restored = await restorePixels(page, request.steps, (step) => context.heartbeat({ step }));
+  context.heartbeat({ step: 'writing' });
+  await writeFileAtomic(output, await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer());
+  await afterWrite?.(output);
+  context.heartbeat({ step: 'assessing' });
+  const metrics = await measureQuality(page, restored.image, clean);
+  return {
+    input: displayPath(input),
+    output: displayPath(output),
+    ...(reference && { reference: displayPath(reference) }),
+    width: page.width,
+    height: page.height,
+    steps: restored.records,
+    metrics,
+    ...assess(metrics, request.thresholds),
+  };
+}
+
+/** Activity: restore one document image (see {@link restoreDocumentFile}). */
+export async function restoreDocumentImage(request: RestoreDocumentRequest): Promise<RestoreDocumentResult> {
+  return restoreDocumentFile(request);
+}

@@ -1,0 +1,76 @@
+/**
+ * The `generateSamplePages` activity: realistic degraded document pages with their clean originals, for demos,
+ * tests, benchmarks and training. One page per step, so a retry or resume continues where it stopped.
+ */
+import path from 'node:path';
+import type { Resumable } from '../../shared/job-status';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { runResumableLoop } from '../resumable-loop';
+import { degradePage, randomDegradation, renderCleanPage, type Degradation } from './page-generator';
+
+export interface SamplePagesRequest {
+  outputDir: string;
+  count: number;
+  seed: number;
+  width: number;
+  height: number;
+  resumeFrom?: number;
+}
+
+export interface SamplePagesResult {
+  outputDir: string;
+  cleanDir: string;
+  degradedDir: string;
+  manifest: string;
+  count: number;
+}
+
+const pageName = (index: number) => `page-${String(index + 1).padStart(4, '0')}`;
+const pageSeed = (seed: number, index: number) => seed * 100_003 + index;
+
+/** Writes `count` pairs: `clean/page-0001.png` (the reference) and `degraded/page-0001.jpg` (the input). */
+export async function generateSamplePages(request: SamplePagesRequest): Promise<Resumable<number, SamplePagesResult>> {
+  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const cleanDir = path.join(outputDir, 'clean');
+  const degradedDir = path.join(outputDir, 'degraded');
+  return runResumableLoop<number, SamplePagesResult>({
+    initial: 0,
+    resumeFrom: request.resumeFrom,
+    isDone: (done) => done >= request.count,
+    step: async (index) => {
+      const seed = pageSeed(request.seed, index);
+      const clean = await renderCleanPage({ seed, width: request.width, height: request.height });
+      const degraded = await degradePage(clean, randomDegradation(seed), seed);
+      await writeFileAtomic(path.join(cleanDir, `${pageName(index)}.png`), clean);
+      await writeFileAtomic(path.join(degradedDir, `${pageName(index)}.jpg`), degraded);
+      return index + 1;
+    },
+    progress: (done) => ({ done, total: request.count, unit: 'pages' }),
+    describe: (done) => `${done} of ${request.count} pages generated`,
+    finish: () => ({
+      outputDir: displayPath(outputDir),
+      cleanDir: displayPath(cleanDir),
+      degradedDir: displayPath(degradedDir),
+      manifest: '',
+      count: request.count,
+    }),
+  }).then(async (outcome) => {
+    if (!outcome.finished) return outcome;
+    // The degradations follow from the seed, so the manifest can be written at the end even after a resume.
+    const pages: { name: string; clean: string; degraded: string; degradation: Degradation }[] = [];
+    for (let index = 0; index < request.count; index++) {
+      pages.push({
+        name: pageName(index),
+        clean: displayPath(path.join(cleanDir, `${pageName(index)}.png`)),
+        degraded: displayPath(path.join(degradedDir, `${pageName(index)}.jpg`)),
+        degradation: randomDegradation(pageSeed(request.seed, index)),
+      });
+    }
+    const manifest = path.join(outputDir, 'manifest.json');
+    await writeFileAtomic(
+      manifest,
+      JSON.stringify({ seed: request.seed, width: request.width, height: request.height, pages }, null, 2),
+    );
+    return { finished: true, result: { ...outcome.result, manifest: displayPath(manifest) } };
+  });
+}
