@@ -13,6 +13,26 @@ const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'systemHealthCheck', input: {} },
   { type: 'stressTest', input: { count: 200, concurrency: 20, mode: 'activities', rounds: 1000 } },
   { type: 'stressTest', input: { count: 40, concurrency: 10, mode: 'children', rounds: 1000 } },
+  { type: 'generateSamplePages', input: { outputDir: 'demo/samples', count: 6, seed: 42 } },
+];
+
+/** Jobs that need the sample pages: started once `generateSamplePages` has completed. */
+const AFTER_SAMPLES: { type: JobType; input: Record<string, unknown> }[] = [
+  {
+    type: 'restoreBatch',
+    input: { inputDir: 'demo/samples/degraded', outputDir: 'demo/restored', referenceDir: 'demo/samples/clean' },
+  },
+  {
+    type: 'processMedia',
+    input: {
+      input: 'demo/samples/clean/page-0001.png',
+      outputDir: 'demo/media',
+      operations: [
+        { op: 'thumbnail', width: 300, height: 300 },
+        { op: 'optimize', format: 'webp' },
+      ],
+    },
+  },
 ];
 
 export function workflowUrl(uiUrl: string, namespace: string, id: string): string {
@@ -26,12 +46,9 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
   const out = process.stdout;
   const started = [];
   for (const { type, input } of DEMO_JOBS) started.push(await jobs.start(type, input));
-  console.log(`Started ${started.length} demo jobs:`);
-  for (const job of started) {
-    console.log(
-      `  ${job.type.padEnd(18)} ${options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, job.id) : job.id}`,
-    );
-  }
+  const link = (id: string) => (options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, id) : id);
+  console.log(`Started ${started.length} demo jobs (restoration jobs follow once the sample pages exist):`);
+  for (const job of started) console.log(`  ${job.type.padEnd(20)} ${link(job.id)}`);
 
   const bars = out.isTTY
     ? new MultiBar({ format: ' {name} {bar} {percentage}% | {line} | {state}', barsize: 24, hideCursor: true })
@@ -45,43 +62,55 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
   };
   const barFor = new Map<string, ReturnType<MultiBar['create']>>();
 
+  const say = (line: string) => (bars ? bars.log(`${line}\n`) : console.log(`  ${line}`));
+
   // Pause the simple test mid-way and resume it, to show that progress holds and then continues.
   const simple = started[0];
   const pauseDemo = (async () => {
     if (!simple) return;
     await sleep(4000);
     await jobs.pause(simple.id);
-    const note = `paused ${simple.id} for 3 s (watch its progress hold)`;
-    if (bars) bars.log(`${note}\n`);
-    else console.log(`  ${note}`);
+    say(`paused ${simple.id} for 3 s (watch its progress hold)`);
     await sleep(3000);
     await jobs.resume(simple.id);
-    if (bars) bars.log(`resumed ${simple.id}\n`);
-    else console.log(`  resumed ${simple.id}`);
+    say(`resumed ${simple.id}`);
   })();
 
-  const finals = await Promise.all(
-    started.map((job) =>
-      jobs.watch(job.id, (view) => {
-        show(view);
-        if (!bars) return;
-        const total = Math.max(1, view.progress.total);
-        const payload = { name: view.type.padEnd(18), line: progressLine(view), state: view.state };
-        let bar = barFor.get(job.id);
-        if (!bar) {
-          bar = bars.create(total, 0, payload);
-          barFor.set(job.id, bar);
+  const watch = (id: string) =>
+    jobs.watch(id, (view) => {
+      show(view);
+      if (!bars) return;
+      const total = Math.max(1, view.progress.total);
+      const payload = { name: view.type.padEnd(20), line: progressLine(view), state: view.state };
+      let bar = barFor.get(id);
+      if (!bar) {
+        bar = bars.create(total, 0, payload);
+        barFor.set(id, bar);
+      }
+      bar.setTotal(total);
+      bar.update(Math.min(view.progress.done, total), payload);
+    });
+
+  const finals = (
+    await Promise.all(
+      started.map(async (job) => {
+        const final = await watch(job.id);
+        if (job.type !== 'generateSamplePages' || final.state !== 'completed') return [final];
+        const followers = [];
+        for (const { type, input } of AFTER_SAMPLES) {
+          const follower = await jobs.start(type, input);
+          say(`started ${type}: ${link(follower.id)}`);
+          followers.push(follower);
         }
-        bar.setTotal(total);
-        bar.update(Math.min(view.progress.done, total), payload);
+        return [final, ...(await Promise.all(followers.map((f) => watch(f.id))))];
       }),
-    ),
-  );
+    )
+  ).flat();
   await pauseDemo;
   bars?.stop();
 
   console.log('\nResults:');
-  for (const view of finals) console.log(`  ${view.type.padEnd(18)} ${view.state.padEnd(10)} ${summarise(view)}`);
+  for (const view of finals) console.log(`  ${view.type.padEnd(20)} ${view.state.padEnd(10)} ${summarise(view)}`);
   return finals;
 }
 
@@ -97,6 +126,15 @@ function summarise(view: JobView): string {
       const latency = result.latencyMs as Record<string, number>;
       return `${String(result.mode)}: ${String(result.throughputPerSecond)} items/s, p50 ${latency.p50} ms, p99 ${latency.p99} ms`;
     }
+    case 'generateSamplePages':
+      return `${String(result.count)} pages in ${String(result.outputDir)}`;
+    case 'restoreBatch':
+      return String(result.summary ?? view.message)
+        .split('\n')
+        .slice(0, 2)
+        .join(' ');
+    case 'processMedia':
+      return `${(result.outputs as unknown[]).length} outputs in demo/media`;
     default:
       return JSON.stringify(result);
   }

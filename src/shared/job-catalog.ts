@@ -4,6 +4,12 @@
  */
 import { type z } from 'zod';
 import { mathCalculationInput, simpleTestInput, stressTestInput, systemHealthCheckInput } from './job-inputs';
+import {
+  generateSamplePagesInput,
+  processMediaInput,
+  restoreBatchInput,
+  restoreDocumentInput,
+} from './restoration-inputs';
 
 export interface JobDefinition {
   summary: string;
@@ -37,6 +43,36 @@ export const JOB_CATALOG = {
     schema: stressTestInput,
     example: { count: 200, concurrency: 20, mode: 'activities' },
     idPrefix: 'stress',
+  },
+  processMedia: {
+    summary: 'Applies image operations in order (thumbnail, optimize to jpeg/webp/avif, blur, brightness, ...).',
+    schema: processMediaInput,
+    example: {
+      input: 'photos/camera.jpg',
+      operations: [
+        { op: 'thumbnail', width: 300, height: 300 },
+        { op: 'optimize', format: 'webp' },
+      ],
+    },
+    idPrefix: 'media',
+  },
+  restoreDocument: {
+    summary: 'Denoises, deskews, flattens and optionally binarises one document image, then assesses its quality.',
+    schema: restoreDocumentInput,
+    example: { input: 'samples/degraded/page-0001.jpg', reference: 'samples/clean/page-0001.png' },
+    idPrefix: 'restore',
+  },
+  restoreBatch: {
+    summary: 'Restores every document of a folder with bounded concurrency; writes report.json and report.txt.',
+    schema: restoreBatchInput,
+    example: { inputDir: 'samples/degraded', outputDir: 'samples/restored', referenceDir: 'samples/clean' },
+    idPrefix: 'restore-batch',
+  },
+  generateSamplePages: {
+    summary: 'Renders realistic document pages and degraded copies (noise, blur, skew, stains, lighting, JPEG).',
+    schema: generateSamplePagesInput,
+    example: { outputDir: 'samples', count: 12 },
+    idPrefix: 'samples',
   },
 } as const satisfies Record<string, JobDefinition>;
 

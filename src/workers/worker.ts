@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
+import { configureSharp } from '../activities/images/sharp-settings';
 import { workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
 
@@ -31,6 +32,7 @@ export async function connectWorkerConnection(): Promise<{ connection: NativeCon
 
 export async function createBackroomWorker(options: BackroomWorkerOptions = {}): Promise<Worker> {
   const settings = { ...workerSettings(), ...options.settings };
+  configureSharp();
   const { connection, namespace } = options.connection
     ? { connection: options.connection, namespace: options.namespace ?? 'default' }
     : await connectWorkerConnection();

@@ -1,14 +1,7 @@
 /**
  * Diagnostics jobs: the first real workflows, and the reference for how every job uses job control.
  */
-import {
-  ParentClosePolicy,
-  continueAsNew,
-  condition,
-  executeChild,
-  proxyActivities,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ParentClosePolicy, continueAsNew, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CheckReport } from '../activities/health-checks';
 import type { CountSecondsResult, PrimeSieveCheckpoint, PrimeSieveResult } from '../activities/diagnostics';
@@ -24,6 +17,7 @@ import {
 } from '../shared/job-inputs';
 import type { JobCarryOver } from '../shared/job-status';
 import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+import { SlidingWindow } from './sliding-window';
 
 const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
@@ -181,8 +175,7 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
   const latencies = carry?.latencies ?? [];
   let nextIndex = carry?.nextIndex ?? 0;
   const runEnd = Math.min(input.count, nextIndex + input.itemsPerRun);
-  let inFlight = 0;
-  const pending: Promise<void>[] = [];
+  const window = new SlidingWindow(job, input.concurrency);
 
   const runItem = async (index: number) => {
     const scheduled = Date.now();
@@ -202,7 +195,6 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
       if (job.isCancelling) return;
       job.itemFailed(`item ${index}`, err instanceof Error ? err.message : String(err));
     } finally {
-      inFlight--;
       job.setProgress(job.status.succeeded + job.status.failed);
     }
   };
@@ -225,14 +217,8 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
 
   return job.run(
     async () => {
-      while (nextIndex < runEnd) {
-        await job.checkpoint();
-        await condition(() => inFlight < input.concurrency);
-        await job.checkpoint();
-        inFlight++;
-        pending.push(runItem(nextIndex++));
-      }
-      await Promise.all(pending);
+      await window.run(nextIndex, runEnd, runItem);
+      nextIndex = runEnd;
       if (nextIndex < input.count) {
         await job.checkpoint();
         const next: StressCarry = { job: job.carryOver(), nextIndex, latencies, startedAtMs };
@@ -242,9 +228,7 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
     },
     () => report('cancelled'),
     // Let the items already in flight finish (or be cancelled) before the job reports.
-    async () => {
-      await Promise.allSettled(pending);
-    },
+    () => window.settle(),
   );
 }
 

@@ -1,2 +1,4 @@
 /** Every workflow the worker registers (its `workflowsPath`). */
 export * from './diagnostics';
+export * from './media';
+export * from './restoration';

@@ -92,6 +92,8 @@ export interface TestStack {
   env: TestWorkflowEnvironment;
   jobs: Jobs;
   taskQueue: string;
+  /** Stops the stack's worker (graceful shutdown), leaving the server up. */
+  stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -100,13 +102,17 @@ export async function startTestStack(name: string): Promise<TestStack> {
   const taskQueue = uniqueTaskQueue(name);
   const worker = await createTestWorker(env, taskQueue);
   const running = worker.run();
+  const stopWorker = async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+  };
   return {
     env,
     taskQueue,
     jobs: testJobs(env, taskQueue),
+    stopWorker,
     async stop() {
-      worker.shutdown();
-      await running;
+      await stopWorker();
       await env.teardown();
     },
   };
