@@ -25,10 +25,20 @@ describe('npm start', () => {
     assert.match(stdout, new RegExp(`Temporal UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows`));
     assert.match(stdout, /paused simple-test-.* for 3 s/);
     const results = stdout.slice(stdout.indexOf('Results:'));
-    for (const type of ['simpleTest', 'mathCalculation', 'systemHealthCheck', 'stressTest']) {
+    for (const type of [
+      'simpleTest',
+      'mathCalculation',
+      'systemHealthCheck',
+      'stressTest',
+      'generateSamplePages',
+      'restoreBatch',
+      'processMedia',
+    ]) {
       assert.match(results, new RegExp(`${type}\\s+completed`), results);
     }
     assert.match(results, /all checks passed/);
+    assert.match(results, /restoreBatch\s+completed\s+Restored 6 of 6 documents/);
+    assert.ok(existsSync(path.join(dataDir, 'demo/restored/report.json')), 'the demo batch wrote its report');
     assert.match(stdout, /Stopped cleanly\./);
     assert.equal(await isListening('127.0.0.1', port), false, 'the dev server is gone');
     assert.ok(existsSync(path.join(dataDir, 'temporal.db')), 'the dev server kept its database in the data dir');
