@@ -2,10 +2,12 @@
  * Benchmark dispatcher: `npm run bench` runs every benchmark, `npm run bench -- <name>...` only the named ones.
  * Add a benchmark with one line in BENCHMARKS.
  */
+import { restorationBenchmark } from './restoration';
 import { stressBenchmark } from './stress';
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   stress: stressBenchmark,
+  restoration: restorationBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -90,7 +90,7 @@ export interface JobListEntry {
   closedAt?: string;
 }
 
-const QUERY_TIMEOUT_MS = 5000;
+const QUERY_TIMEOUT_MS = 10_000;
 
 function executionToState(status: WorkflowExecutionStatusName): JobState {
   switch (status) {

@@ -81,6 +81,7 @@ export class JobControl<Result = unknown> {
   private pauseRequested: boolean;
   private cancelRequested = false;
   private readonly interruptibleScopes = new Set<CancellationScope>();
+  private readonly interruptedScopes = new Set<CancellationScope>();
   private readonly rootScope = CancellationScope.current();
   private readonly runs: number;
   private lastMemoState: JobState | undefined;
@@ -193,17 +194,29 @@ export class JobControl<Result = unknown> {
    * `undefined` when it was interrupted that way; anything else (including Temporal's cancel) propagates.
    */
   async interruptible<T>(call: () => Promise<T>): Promise<T | undefined> {
+    const { value, interrupted } = await this.runInterruptible(call);
+    return interrupted ? undefined : value;
+  }
+
+  /**
+   * The scope bookkeeping behind {@link interruptible}. `interrupted` says whether a pause or cancel cancelled this
+   * call's scope at any point: a resume may already have come in by the time the activity reports back, so the
+   * current pause flag cannot tell.
+   */
+  private async runInterruptible<T>(call: () => Promise<T>): Promise<{ value?: T; interrupted: boolean }> {
     const scope = new CancellationScope();
     this.interruptibleScopes.add(scope);
     try {
-      return await scope.run(call);
+      const value = await scope.run(call);
+      return { value, interrupted: this.interruptedScopes.has(scope) };
     } catch (err) {
-      if (isCancellation(err) && !this.rootScope.consideredCancelled && (this.pauseRequested || this.cancelRequested)) {
-        return undefined;
+      if (isCancellation(err) && !this.rootScope.consideredCancelled && this.interruptedScopes.has(scope)) {
+        return { interrupted: true };
       }
       throw err;
     } finally {
       this.interruptibleScopes.delete(scope);
+      this.interruptedScopes.delete(scope);
     }
   }
 
@@ -218,14 +231,14 @@ export class JobControl<Result = unknown> {
     let from = options.resumeFrom;
     for (;;) {
       await this.checkpoint();
-      const outcome = await this.interruptible(() => call(from));
+      const { value: outcome, interrupted } = await this.runInterruptible(() => call(from));
       if (outcome?.finished) return outcome.result;
       if (outcome) {
         from = outcome.checkpoint;
         options.onCheckpoint?.(outcome.checkpoint);
         this.setProgress(outcome.done);
       }
-      if (!this.pauseRequested && !this.isCancelling) {
+      if (!interrupted && !this.isCancelling) {
         // An activity only stops early when it was asked to; anything else is a bug worth failing loudly on.
         throw ApplicationFailure.nonRetryable('Activity stopped without finishing and without being interrupted');
       }
@@ -278,7 +291,10 @@ export class JobControl<Result = unknown> {
   }
 
   private interruptActivities(): void {
-    for (const scope of this.interruptibleScopes) scope.cancel();
+    for (const scope of this.interruptibleScopes) {
+      this.interruptedScopes.add(scope);
+      scope.cancel();
+    }
   }
 
   private setState(state: JobState): void {

@@ -63,6 +63,16 @@ describe('job control on a real dev server', () => {
     assert.equal(final.progress.done, 6);
   });
 
+  it('a resume that arrives before the paused activity has stopped still finishes the job', async () => {
+    const { id } = await jobs.start('simpleTest', { message: 'quick', durationSeconds: 5 });
+    await waitFor('1 s of progress', async () => (await jobs.status(id)).progress.done >= 1);
+    // The activity learns of the pause on its next heartbeat; the resume is already in by then.
+    await jobs.pause(id);
+    await jobs.resume(id);
+    const result = await jobs.result<{ outcome: string; secondsCounted: number }>(id);
+    assert.deepEqual([result.outcome, result.secondsCounted], ['completed', 5]);
+  });
+
   it('pausing then cancelling a paused job ends it with a partial result', async () => {
     const { id } = await jobs.start('simpleTest', { message: 'x', durationSeconds: 60 });
     await waitFor('1 s of progress', async () => (await jobs.status(id)).progress.done >= 1);
