@@ -126,6 +126,24 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('generate-pages')
+    .description('generate sample document pages: clean/ references and degraded/ inputs (the generateSamplePages job)')
+    .option('--output-dir <dir>', 'inside the data dir', 'samples')
+    .option('--count <n>', 'how many pages', '12')
+    .option('--seed <n>', 'the same seed gives the same pages', '1')
+    .option('--no-watch', 'return once the job has started')
+    .action(async (options: { outputDir: string; count: string; seed: string; watch: boolean }) => {
+      const client = await jobs();
+      const input = { outputDir: options.outputDir, count: Number(options.count), seed: Number(options.seed) };
+      const started = await client.start('generateSamplePages', input);
+      console.log(`Started generateSamplePages as ${started.id}`);
+      if (!options.watch) return;
+      const final = await watchJob(client, started.id);
+      console.log(formatStatus(final));
+      process.exitCode = exitCodeFor(final);
+    });
+
+  program
     .command('status')
     .description("show a job's status (query + live heartbeat details)")
     .argument('<id>')

@@ -3,7 +3,7 @@
  * process started like `npm run worker`, and the CLI as a user types it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -70,6 +70,15 @@ describe('the backroom CLI against a dev server and a worker process', () => {
     assert.match(stdout, /state\s+completed/);
     assert.match(stdout, /progress\s+3 \/ 3 seconds \(100%\)/);
     assert.match(stdout, /"secondsCounted":3/);
+  });
+
+  it('generates sample pages with `backroom generate-pages`', async () => {
+    const { code, stdout } = await cli('generate-pages', '--count', '2', '--output-dir', 'e2e-samples');
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /progress\s+2 \/ 2 pages \(100%\)/);
+    for (const file of ['clean/page-0002.png', 'degraded/page-0002.jpg', 'manifest.json']) {
+      assert.ok(existsSync(path.join(env.BACKROOM_DATA_DIR ?? '', 'e2e-samples', file)), file);
+    }
   });
 
   it('refuses invalid input before starting anything, naming the field (exit 2)', async () => {
