@@ -190,18 +190,9 @@ export class JobControl<Result = unknown> {
   }
 
   /**
-   * Runs `call` (activities, child workflows) in a scope that a pause or graceful cancel cancels. Returns
-   * `undefined` when it was interrupted that way; anything else (including Temporal's cancel) propagates.
-   */
-  async interruptible<T>(call: () => Promise<T>): Promise<T | undefined> {
-    const { value, interrupted } = await this.runInterruptible(call);
-    return interrupted ? undefined : value;
-  }
-
-  /**
-   * The scope bookkeeping behind {@link interruptible}. `interrupted` says whether a pause or cancel cancelled this
-   * call's scope at any point: a resume may already have come in by the time the activity reports back, so the
-   * current pause flag cannot tell.
+   * Runs `call` in a scope that a pause or graceful cancel cancels. `interrupted` says whether that happened at any
+   * point: a resume may already have come in by the time the activity reports back, so the current pause flag
+   * cannot tell. Temporal's own cancel propagates.
    */
   private async runInterruptible<T>(call: () => Promise<T>): Promise<{ value?: T; interrupted: boolean }> {
     const scope = new CancellationScope();

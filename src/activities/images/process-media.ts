@@ -115,9 +115,10 @@ export async function processImage(request: ProcessImageInput): Promise<ProcessI
     operations: [],
     outputs: [],
   };
-  const write = async (pipeline: sharp.Sharp, name: string, format: OutputFormat, quality?: number) => {
+  /** Encodes and writes `<stem>.<extension of format>` atomically; returns what was written. */
+  const write = async (pipeline: sharp.Sharp, stem: string, format: OutputFormat, quality?: number) => {
     const { data, info } = await encode(pipeline, format, quality).toBuffer({ resolveWithObject: true });
-    const file = path.join(outputDir, name);
+    const file = path.join(outputDir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
     await writeFileAtomic(file, data);
     const output = { path: displayPath(file), width: info.width, height: info.height, bytes: data.length, format };
     result.outputs.push(output);
@@ -129,27 +130,16 @@ export async function processImage(request: ProcessImageInput): Promise<ProcessI
     Context.current().heartbeat({ operation: index });
     if (operation.op === 'thumbnail') {
       const thumb = fromRaw(image).resize(operation.width, operation.height, { fit: operation.fit });
-      const out = await write(thumb, `${base}.thumb-${operation.width}x${operation.height}.webp`, 'webp');
-      result.operations.push({
-        op: operation.op,
-        output: out.path,
-        width: out.width,
-        height: out.height,
-        bytes: out.bytes,
-        format: out.format,
-      });
+      const { path: output, ...written } = await write(
+        thumb,
+        `${base}.thumb-${operation.width}x${operation.height}`,
+        'webp',
+      );
+      result.operations.push({ op: operation.op, output, ...written });
     } else if (operation.op === 'optimize') {
-      const quality = operation.quality;
-      const extension = operation.format === 'jpeg' ? 'jpg' : operation.format;
-      const out = await write(fromRaw(image), `${base}.optimized.${extension}`, operation.format, quality);
-      result.operations.push({
-        op: operation.op,
-        output: out.path,
-        width: out.width,
-        height: out.height,
-        bytes: out.bytes,
-        format: out.format,
-      });
+      const out = await write(fromRaw(image), `${base}.optimized`, operation.format, operation.quality);
+      const { path: output, ...written } = out;
+      result.operations.push({ op: operation.op, output, ...written });
       dirty = false;
     } else {
       image = await toRaw(applyFilter(fromRaw(image), operation));
@@ -160,8 +150,7 @@ export async function processImage(request: ProcessImageInput): Promise<ProcessI
   // Filters after the last written output still deserve a file: the input's own format.
   if (dirty) {
     const format = (OUTPUT_FORMATS as readonly string[]).includes(inputFormat) ? (inputFormat as OutputFormat) : 'png';
-    const extension = format === 'jpeg' ? 'jpg' : format;
-    const out = await write(fromRaw(image), `${base}.processed.${extension}`, format);
+    const out = await write(fromRaw(image), `${base}.processed`, format);
     const last = result.operations.at(-1);
     if (last) Object.assign(last, { output: out.path, bytes: out.bytes, format: out.format });
   }

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { binarizeSauvola } from './binarize';
 import { estimateSkewDegrees } from './deskew';
-import { grayToSharp, readGray, type GrayImage } from './gray-image';
+import { grayToSharp, type GrayImage } from './gray-image';
 import { noReferenceMetrics, psnr, ssim, type QualityMetrics } from './quality';
 
 export interface StepRecord {
@@ -207,4 +207,3 @@ export function assess(metrics: DocumentMetrics, thresholds: QualityThresholds):
   return { passed: reasons.length === 0, reasons };
 }
 
-export { readGray };
