@@ -62,6 +62,7 @@ export default tseslint.config(
                 message: 'Workflow and shared code must be deterministic: do I/O in an activity.',
               })),
             { name: 'sharp', message: 'Image work belongs in an activity.' },
+            { name: 'nodemailer', message: 'Sending email belongs in an activity.' },
             { name: '@temporalio/activity', message: 'Activities are imported by workflows as types only.' },
             { name: '@temporalio/client', message: 'Workflows talk to Temporal through @temporalio/workflow only.' },
             { name: '@temporalio/worker', message: 'Workflows must not import the worker.' },

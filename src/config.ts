@@ -27,6 +27,26 @@ export function taskQueue(): string {
   return process.env.BACKROOM_TASK_QUEUE || DEFAULT_TASK_QUEUE;
 }
 
+/** Where email jobs send: any SMTP server, as a nodemailer connection URL (smtp://, smtps://, user:pass@, ?options). */
+export function smtpUrl(): string {
+  return process.env.SMTP_URL || `smtp://127.0.0.1:${mailSinkPort()}`;
+}
+
+/** The sender of email jobs that do not name one. */
+export function defaultMailFrom(): string {
+  return process.env.BACKROOM_MAIL_FROM || 'Backroom <noreply@backroom.local>';
+}
+
+/** Port of the local SMTP sink that `npm start` and `npm run mail-sink` run. */
+export function mailSinkPort(): number {
+  return intFromEnv('BACKROOM_MAIL_SINK_PORT', 2525);
+}
+
+/** Where the local SMTP sink stores what it receives. */
+export function mailSinkDir(): string {
+  return path.resolve(process.env.BACKROOM_MAIL_SINK_DIR || path.join(dataDir(), 'mail-sink'));
+}
+
 export interface WorkerSettings {
   taskQueue: string;
   /** Activities one worker runs at once; 2 cores hold a few CPU-bound ones plus many that wait on I/O. */

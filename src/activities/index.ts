@@ -5,3 +5,7 @@ export { processImage } from './images/process-media';
 export { restoreDocumentImage } from './restoration/restore-document';
 export { prepareBatch, restoreBatchItem, recordBatchItemFailure, writeBatchReport } from './restoration/batch';
 export { generateSamplePages } from './restoration/sample-pages';
+export { prepareCampaign } from './email/campaign';
+export { sendEmailBatch } from './email/send-batch';
+export { writeCampaignReport } from './email/report';
+export { deliverEmail } from './email/send-email';

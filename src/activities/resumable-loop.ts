@@ -18,6 +18,11 @@ export interface ResumableLoop<C, T> {
   initial: C;
   /** The checkpoint handed in by the workflow after a pause (used when there are no heartbeat details). */
   resumeFrom?: C | undefined;
+  /**
+   * Where to start when the activity keeps a durable record of its own (such as a send log): it wins over heartbeat
+   * details, which lag behind by up to the heartbeat throttle interval.
+   */
+  recovered?: C | undefined;
   isDone(checkpoint: C): boolean;
   /** Does one bounded piece of work and returns the next checkpoint. */
   step(checkpoint: C, signal: AbortSignal): Promise<C>;
@@ -59,6 +64,7 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
 }
 
 function resumePoint<C, T>(loop: ResumableLoop<C, T>): C {
+  if (loop.recovered !== undefined) return loop.recovered;
   const details = Context.current().info.heartbeatDetails as ActivityHeartbeat<C> | undefined;
   if (details && details.checkpoint !== undefined) return details.checkpoint;
   return loop.resumeFrom ?? loop.initial;
@@ -87,7 +93,8 @@ function cancellationReason(details: Context['cancellationDetails']): string {
  * workflow's `status` query (and the UI line) stay live during a long activity without flooding its history.
  */
 class ProgressReporter {
-  private lastSent = 0;
+  // The workflow knows where the activity started: the first report is due one interval in.
+  private lastSent = Date.now();
 
   constructor(private readonly everyMs: number) {}
 

@@ -206,4 +206,3 @@ export function assess(metrics: DocumentMetrics, thresholds: QualityThresholds):
   }
   return { passed: reasons.length === 0, reasons };
 }
-

@@ -1,0 +1,100 @@
+/**
+ * The campaign report, from the send logs (the truth of what went out): `report.json` for programs and
+ * `report.txt` for people, next to the campaign's state. Written at the end, and after a cancel for what was sent.
+ */
+import path from 'node:path';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { loadCampaign, sendLogDir } from './campaign';
+import type { SkippedRecipient } from './recipients';
+import { readAllSendLogs } from './send-log';
+
+export interface CampaignReportSummary {
+  report: string;
+  reportText: string;
+  total: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  possiblyDuplicated: number;
+  /** Valid recipients nothing was sent to (the campaign was cancelled before reaching them). */
+  notSent: number;
+  /** The first lines of report.txt. */
+  summary: string;
+}
+
+export interface CampaignReport extends Omit<CampaignReportSummary, 'report' | 'reportText' | 'summary'> {
+  campaignId: string;
+  recipientsFile: string;
+  writtenAt: string;
+  failures: { email: string; reason: string }[];
+  skippedRecipients: SkippedRecipient[];
+  possiblyDuplicatedRecipients: string[];
+}
+
+export async function writeCampaignReport(request: { campaignDir: string }): Promise<CampaignReportSummary> {
+  const dir = resolveDataPath(request.campaignDir, 'campaign dir');
+  const campaign = await loadCampaign(dir);
+  const log = await readAllSendLogs(sendLogDir(dir));
+  const report: CampaignReport = {
+    campaignId: campaign.campaignId,
+    recipientsFile: campaign.recipientsFile,
+    writtenAt: new Date().toISOString(),
+    total: campaign.recipients.length,
+    sent: 0,
+    failed: 0,
+    skipped: campaign.skipped.length,
+    possiblyDuplicated: 0,
+    notSent: 0,
+    failures: [],
+    skippedRecipients: campaign.skipped,
+    possiblyDuplicatedRecipients: [],
+  };
+  campaign.recipients.forEach((recipient, index) => {
+    const entry = log.get(index);
+    if (entry?.outcome === 'accepted') {
+      report.sent += 1;
+      if (entry.doubtfulResends > 0) report.possiblyDuplicatedRecipients.push(recipient.email);
+    } else if (entry?.outcome === 'rejected') {
+      report.failures.push({ email: recipient.email, reason: entry.reason ?? 'rejected' });
+    } else {
+      report.notSent += 1;
+    }
+  });
+  report.failed = report.failures.length;
+  report.possiblyDuplicated = report.possiblyDuplicatedRecipients.length;
+
+  const lines = [
+    `Campaign ${campaign.campaignId}: ${report.sent} of ${report.total} sent, ${report.failed} failed, ` +
+      `${report.skipped} skipped, ${report.possiblyDuplicated} possibly sent twice` +
+      (report.notSent ? `, ${report.notSent} not sent (cancelled)` : ''),
+    `Recipients: ${campaign.recipientsFile}`,
+    ...section(
+      'Failed',
+      report.failures.map((f) => `${f.email}: ${f.reason}`),
+    ),
+    ...section(
+      'Skipped',
+      report.skippedRecipients.map((s) => `row ${s.row} ${s.email || '(empty)'}: ${s.reason}`),
+    ),
+    ...section('Possibly sent twice (a worker died mid-send)', report.possiblyDuplicatedRecipients),
+  ];
+  const json = path.join(dir, 'report.json');
+  const text = path.join(dir, 'report.txt');
+  await writeFileAtomic(json, JSON.stringify(report, null, 2));
+  await writeFileAtomic(text, `${lines.join('\n')}\n`);
+  return {
+    report: displayPath(json),
+    reportText: displayPath(text),
+    total: report.total,
+    sent: report.sent,
+    failed: report.failed,
+    skipped: report.skipped,
+    possiblyDuplicated: report.possiblyDuplicated,
+    notSent: report.notSent,
+    summary: lines.slice(0, 2).join('\n'),
+  };
+}
+
+function section(title: string, items: string[]): string[] {
+  return items.length ? ['', `${title} (${items.length}):`, ...items.map((item) => `  ${item}`)] : [];
+}

@@ -1,0 +1,185 @@
+/**
+ * One batch of a campaign: sends messages in list order from `batchStart` until the batch is full (the workflow's
+ * pacing decides its size) or the next recipient's domain has had its share, logging each one before the next
+ * (send-log.ts). A pause or cancel stops it between two messages; a retry after a crash or an SMTP outage carries
+ * on after the last message the log records.
+ */
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Resumable } from '../../shared/job-status';
+import { resolveDataPath } from '../files';
+import { runResumableLoop } from '../resumable-loop';
+import { loadCampaign, sendLogDir, type Campaign } from './campaign';
+import { SendLogWriter, readSendLog, type LoggedMessage } from './send-log';
+import { campaignMessageId, classifySendError, openSmtpTransport, type SmtpTransport } from './smtp';
+import { renderTemplate } from './template';
+
+export interface SendBatchRequest {
+  campaignDir: string;
+  batchStart: number;
+  batchSize: number;
+  perDomainPerBatch?: number | undefined;
+  /** Messages the campaign sent before this batch, so progress reads campaign-wide. */
+  sentBefore: number;
+}
+
+export interface MessageFailure {
+  index: number;
+  email: string;
+  reason: string;
+}
+
+/** Where a batch stands; rebuilt from its send log on every attempt. */
+export interface BatchState {
+  next: number;
+  attempted: number;
+  sent: number;
+  failed: number;
+  possiblyDuplicated: number;
+  /** Time of the last server reply (ms since the epoch); the workflow paces the next batch from it. */
+  lastReplyAt: number;
+  domainCounts: Record<string, number>;
+  failures: MessageFailure[];
+}
+
+export const domainOf = (email: string) => email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+
+export const batchLogFile = (campaignDir: string, batchStart: number) =>
+  path.join(sendLogDir(campaignDir), `${String(batchStart).padStart(6, '0')}.log`);
+
+/** Rebuilds a batch's state from its log: everything logged counts, a message in doubt is sent again. */
+export function batchStateFromLog(
+  campaign: Campaign,
+  batchStart: number,
+  log: Map<number, LoggedMessage>,
+): { state: BatchState; inDoubt: boolean } {
+  const state: BatchState = {
+    next: batchStart,
+    attempted: 0,
+    sent: 0,
+    failed: 0,
+    possiblyDuplicated: 0,
+    lastReplyAt: 0,
+    domainCounts: {},
+    failures: [],
+  };
+  let inDoubt = false;
+  for (let index = batchStart; ; index++) {
+    const entry = log.get(index);
+    if (!entry || entry.outcome === 'not-sent' || entry.inDoubt || !entry.outcome) {
+      inDoubt = entry?.inDoubt ?? false;
+      state.next = index;
+      break;
+    }
+    const email = campaign.recipients[index]?.email ?? '';
+    state.attempted += 1;
+    const domain = domainOf(email);
+    state.domainCounts[domain] = (state.domainCounts[domain] ?? 0) + 1;
+    state.lastReplyAt = Math.max(state.lastReplyAt, entry.at ?? 0);
+    if (entry.outcome === 'accepted') {
+      state.sent += 1;
+      if (entry.doubtfulResends > 0) state.possiblyDuplicated += 1;
+    } else {
+      state.failed += 1;
+      state.failures.push({ index, email, reason: entry.reason ?? 'rejected' });
+    }
+  }
+  return { state, inDoubt };
+}
+
+/** Sends one batch; see the module comment. */
+export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumable<BatchState, BatchState>> {
+  const dir = resolveDataPath(request.campaignDir, 'campaign dir');
+  const campaign = await loadCampaign(dir).catch(() => {
+    throw ApplicationFailure.nonRetryable(
+      `No campaign in ${request.campaignDir}: prepareCampaign must run first.`,
+      'CampaignMissing',
+    );
+  });
+  const total = campaign.recipients.length;
+  const logFile = batchLogFile(dir, request.batchStart);
+  const recovered = batchStateFromLog(campaign, request.batchStart, await readSendLog(logFile));
+  let resendInDoubt = recovered.inDoubt;
+  const log = new SendLogWriter(logFile);
+  let transport: SmtpTransport | undefined;
+  const isFull = (state: BatchState) => {
+    if (state.next >= total || state.attempted >= request.batchSize) return true;
+    const next = campaign.recipients[state.next];
+    const quota = request.perDomainPerBatch;
+    return quota !== undefined && !!next && (state.domainCounts[domainOf(next.email)] ?? 0) >= quota;
+  };
+
+  try {
+    return await runResumableLoop<BatchState, BatchState>({
+      initial: recovered.state,
+      recovered: recovered.state,
+      isDone: isFull,
+      progress: (state) => ({ done: request.sentBefore + state.sent, total, unit: 'sent' }),
+      describe: (state) => `${request.sentBefore + state.sent} / ${total} sent`,
+      finish: (state) => state,
+      step: async (state, signal) => {
+        const index = state.next;
+        const recipient = campaign.recipients[index]!;
+        transport ??= openSmtpTransport();
+        const current = transport;
+        const abort = () => current.close();
+        signal.addEventListener('abort', abort, { once: true });
+        log.sending(index);
+        try {
+          await transport.sendMail(composeMessage(campaign, recipient.vars, recipient.email));
+          const at = Date.now();
+          log.accepted(index, at);
+          const next = countAttempt(state, recipient.email, at);
+          next.sent += 1;
+          if (resendInDoubt) next.possiblyDuplicated += 1;
+          resendInDoubt = false;
+          return next;
+        } catch (err) {
+          const failure = classifySendError(err);
+          const at = Date.now();
+          if (failure.kind === 'rejected') {
+            log.rejected(index, at, failure.reason);
+            const next = countAttempt(state, recipient.email, at);
+            next.failed += 1;
+            next.failures = [...state.failures, { index, email: recipient.email, reason: failure.reason }];
+            resendInDoubt = false;
+            return next;
+          }
+          if (!failure.maybeDelivered) log.notSent(index);
+          throw failure.kind === 'fatal'
+            ? ApplicationFailure.nonRetryable(failure.reason, 'SmtpRefusesAll')
+            : ApplicationFailure.retryable(`${failure.reason} (will retry)`, 'SmtpUnavailable');
+        } finally {
+          signal.removeEventListener('abort', abort);
+        }
+      },
+    });
+  } finally {
+    log.close();
+    transport?.close();
+  }
+}
+
+function countAttempt(state: BatchState, email: string, at: number): BatchState {
+  const domain = domainOf(email);
+  return {
+    ...state,
+    next: state.next + 1,
+    attempted: state.attempted + 1,
+    lastReplyAt: at,
+    domainCounts: { ...state.domainCounts, [domain]: (state.domainCounts[domain] ?? 0) + 1 },
+  };
+}
+
+/** The message for one recipient: rendered templates, the campaign's sender and a deterministic Message-ID. */
+export function composeMessage(campaign: Campaign, vars: Record<string, string>, to: string) {
+  const body = renderTemplate(campaign.body, vars, campaign.format);
+  return {
+    from: campaign.from,
+    to,
+    subject: renderTemplate(campaign.subject, vars, 'text'),
+    ...(campaign.format === 'html' ? { html: body } : { text: body }),
+    messageId: campaignMessageId(campaign.campaignId, to, campaign.messageIdDomain),
+    headers: { 'X-Backroom-Campaign': campaign.campaignId },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The send log: the durable record that makes "at most one duplicate per crash" true. Before a message goes out its
+ * index is logged as being sent (`S`); after the server's reply, as accepted (`A`), rejected (`F`) or not sent
+ * (`N`). Each line is written before the next message starts, so a process killed at any point leaves at most one
+ * message in doubt (sent, reply not logged); the retry sends that one again and counts it as possibly duplicated.
+ * Heartbeat details cannot do this job: the SDK throttles them, so the last second of sends would be lost.
+ *
+ * Lines go to the OS right away (a killed process loses none); they are not fsynced per message, so a power loss
+ * may lose the last few and duplicate them.
+ */
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+export type SendOutcome = 'accepted' | 'rejected' | 'not-sent';
+
+export interface LoggedMessage {
+  index: number;
+  /** The last reply: undefined while the message is in doubt. */
+  outcome?: SendOutcome;
+  at?: number;
+  reason?: string;
+  /** Times it was sent while an earlier send of it was in doubt. */
+  doubtfulResends: number;
+  /** Sent, and no reply logged (the process died mid-send). */
+  inDoubt: boolean;
+}
+
+const OUTCOMES: Record<string, SendOutcome> = { A: 'accepted', F: 'rejected', N: 'not-sent' };
+
+/** Reads log lines into one entry per message index (later lines win); torn or unknown lines are ignored. */
+export function parseSendLog(text: string, into = new Map<number, LoggedMessage>()): Map<number, LoggedMessage> {
+  for (const line of text.split('\n')) {
+    const match = /^([SAFN]) (\d+)(?: (\d+))?(?: (.*))?$/.exec(line);
+    if (!match) continue;
+    const index = Number(match[2]);
+    const entry = into.get(index) ?? { index, doubtfulResends: 0, inDoubt: false };
+    if (match[1] === 'S') {
+      if (entry.inDoubt) entry.doubtfulResends += 1;
+      entry.inDoubt = true;
+    } else {
+      entry.inDoubt = false;
+      entry.outcome = OUTCOMES[match[1]!];
+      if (match[3]) entry.at = Number(match[3]);
+      if (match[4]) entry.reason = safeJson(match[4]);
+    }
+    into.set(index, entry);
+  }
+  return into;
+}
+
+function safeJson(text: string): string {
+  try {
+    return String(JSON.parse(text));
+  } catch {
+    return text;
+  }
+}
+
+export async function readSendLog(file: string): Promise<Map<number, LoggedMessage>> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  return parseSendLog(text);
+}
+
+/** Every batch log of a campaign folder, merged (a message resent after a crash may appear in two logs). */
+export async function readAllSendLogs(dir: string): Promise<Map<number, LoggedMessage>> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const merged = new Map<number, LoggedMessage>();
+  for (const name of names.filter((n) => n.endsWith('.log')).sort()) {
+    parseSendLog(await readFile(path.join(dir, name), 'utf8'), merged);
+  }
+  return merged;
+}
+
+/** Appends to one batch's log; every line reaches the OS before the call returns. */
+export class SendLogWriter {
+  private readonly fd: number;
+
+  constructor(file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.fd = openSync(file, 'a');
+  }
+
+  sending(index: number): void {
+    this.write(`S ${index}`);
+  }
+
+  accepted(index: number, at: number): void {
+    this.write(`A ${index} ${at}`);
+  }
+
+  rejected(index: number, at: number, reason: string): void {
+    this.write(`F ${index} ${at} ${JSON.stringify(reason)}`);
+  }
+
+  notSent(index: number): void {
+    this.write(`N ${index}`);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private write(line: string): void {
+    writeSync(this.fd, `${line}\n`);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Sending over SMTP with nodemailer, and what a failed send means: the server refused this one message for good
+ * (5xx), asked us to come back later (4xx), could not be reached, or refuses every message (credentials, sender);
+ * and whether the message may have gone out anyway (the connection dropped after the data was sent).
+ */
+import { createHash } from 'node:crypto';
+import nodemailer, { type NodemailerError, type SMTPPoolOptions, type Transporter } from 'nodemailer';
+import { parseConnectionUrl } from 'nodemailer/lib/shared';
+import { smtpUrl } from '../../config';
+
+export type SmtpTransport = Transporter<unknown, SMTPPoolOptions>;
+
+/**
+ * One SMTP connection for a run of messages, sent one at a time in order (so a crash leaves at most one message in
+ * doubt). Timeouts are short enough that a hung server turns into a retry instead of a stuck activity.
+ */
+export function openSmtpTransport(url = smtpUrl()): SmtpTransport {
+  const fromUrl = parseConnectionUrl(url) as SMTPPoolOptions;
+  return nodemailer.createTransport({
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 60_000,
+    ...fromUrl,
+    pool: true,
+    maxConnections: 1,
+    maxMessages: Infinity,
+  });
+}
+
+/** What a failed send means for the message and for the job. */
+export type SendFailureKind =
+  /** The server refused this message for good (5xx): record it, go on with the others. */
+  | 'rejected'
+  /** Later may work (4xx, connection refused or lost): retry with backoff. */
+  | 'transient'
+  /** Every message would fail the same way (credentials, sender refused): stop the job and say what to fix. */
+  | 'fatal';
+
+export interface SendFailure {
+  kind: SendFailureKind;
+  /** True when the server may have accepted the message despite the error (the data was already sent). */
+  maybeDelivered: boolean;
+  /** In words, with the server's own reply when there is one. */
+  reason: string;
+}
+
+const BEFORE_DATA = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH|MAIL FROM|RCPT TO)/i;
+
+export function classifySendError(err: unknown): SendFailure {
+  const error = err as NodemailerError;
+  const reply = error.response ? `${error.response}` : error.message;
+  const command = error.command ?? '';
+  const refusedBeforeData = error.responseCode !== undefined || BEFORE_DATA.test(command);
+  const maybeDelivered = !refusedBeforeData && /DATA|^$/i.test(command) && error.code !== 'ECONNECTION';
+  if (error.code === 'EAUTH' || error.code === 'ENOAUTH') {
+    return {
+      kind: 'fatal',
+      maybeDelivered: false,
+      reason: `The SMTP server refused the login (${reply}); check the user and password in SMTP_URL.`,
+    };
+  }
+  if (error.responseCode !== undefined && error.permanent) {
+    if (/^MAIL FROM/i.test(command)) {
+      return {
+        kind: 'fatal',
+        maybeDelivered: false,
+        reason: `The SMTP server refused the sender (${reply}); use a from address the server accepts.`,
+      };
+    }
+    return { kind: 'rejected', maybeDelivered: false, reason: `rejected by the server: ${reply}` };
+  }
+  if (error.responseCode !== undefined) {
+    return { kind: 'transient', maybeDelivered: false, reason: `deferred by the server: ${reply}` };
+  }
+  const cause = error.originalCode ?? error.code ?? 'error';
+  return {
+    kind: 'transient',
+    maybeDelivered,
+    reason: `SMTP server unreachable or connection lost (${cause}): ${reply}`,
+  };
+}
+
+/** The host part of a sender like `Name <user@host>`, for Message-IDs. */
+export function senderDomain(from: string): string {
+  const address = /<([^<>]+)>\s*$/.exec(from)?.[1] ?? from;
+  return address.split('@')[1]?.trim().toLowerCase() || 'backroom.local';
+}
+
+/**
+ * A Message-ID that depends only on the campaign and the recipient, so a message sent twice (after a crash) carries
+ * the same id both times and the duplicate is detectable downstream.
+ */
+export function campaignMessageId(campaignId: string, email: string, domain: string): string {
+  const recipient = createHash('sha256').update(email.toLowerCase()).digest('hex').slice(0, 20);
+  return `<${campaignId}.${recipient}@${domain}>`;
+}
