@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { JOB_CATALOG } from '../shared/job-catalog';
 import { JOB_STATES, type JobState } from '../shared/job-status';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
-import { formatList, formatStatus } from './format';
+import { mailSinkDir } from '../config';
+import { readMailbox } from '../mail-sink/mailbox';
+import { formatList, formatMailbox, formatStatus } from './format';
 import { JobAlreadyRunningError, JobInputError, JobNotFoundError, Jobs, UnknownJobTypeError } from './jobs';
 import { exitCodeFor, watchJob } from './watch-view';
 
@@ -205,6 +207,26 @@ export function buildProgram(): Command {
     .action(async (options: { state?: JobState; type?: string; limit: number; json?: boolean }) => {
       const entries = await (await jobs()).list(options);
       console.log(options.json ? JSON.stringify(entries, null, 2) : formatList(entries));
+    });
+
+  program
+    .command('mail')
+    .description('messages the local mail sink received (npm start and npm run mail-sink run it), newest first')
+    .option('--dir <dir>', "the sink's folder", mailSinkDir())
+    .option('--campaign <id>', 'only messages of this campaign')
+    .option('--to <address>', 'only messages to this address')
+    .option('--limit <n>', 'how many (0 for all)', (v) => Number.parseInt(v, 10), 20)
+    .option('--json', 'print as JSON')
+    .action(async (options: { dir: string; campaign?: string; to?: string; limit: number; json?: boolean }) => {
+      const all = await readMailbox(options.dir);
+      const matching = all.filter(
+        (m) =>
+          (!options.campaign || m.messageId.startsWith(`<${options.campaign}.`)) &&
+          (!options.to || m.to.some((to) => to.toLowerCase() === options.to?.toLowerCase())),
+      );
+      const shown = matching.reverse().slice(0, options.limit > 0 ? options.limit : undefined);
+      if (options.json) return console.log(JSON.stringify(shown, null, 2));
+      console.log(formatMailbox(shown, matching.length, options.dir));
     });
 
   return program;

@@ -1,4 +1,5 @@
 /** How jobs look in a terminal: status blocks, list rows and the progress line. */
+import type { ReceivedMessage } from '../mail-sink/sink';
 import type { JobListEntry, JobView } from './jobs';
 
 export function percent(done: number, total: number): string {
@@ -32,10 +33,23 @@ export function formatStatus(view: JobView): string {
   return lines.join('\n');
 }
 
-export function formatList(entries: JobListEntry[]): string {
-  if (entries.length === 0) return 'No jobs found.';
-  const rows = entries.map((e) => [e.id, e.type, e.state, e.startedAt.replace('T', ' ').slice(0, 19)]);
-  const header = ['ID', 'TYPE', 'STATE', 'STARTED (UTC)'];
+function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')).join('\n');
+}
+
+const utc = (time: string | number) => new Date(time).toISOString().replace('T', ' ').slice(0, 19);
+
+export function formatList(entries: JobListEntry[]): string {
+  if (entries.length === 0) return 'No jobs found.';
+  const rows = entries.map((e) => [e.id, e.type, e.state, utc(e.startedAt)]);
+  return formatTable(['ID', 'TYPE', 'STATE', 'STARTED (UTC)'], rows);
+}
+
+/** The mail sink's messages as a table, with where they are stored. */
+export function formatMailbox(messages: ReceivedMessage[], matching: number, dir: string): string {
+  if (matching === 0) return `No messages in ${dir}.`;
+  const rows = messages.map((m) => [utc(m.receivedAt), m.to.join(', '), m.subject.slice(0, 50), m.messageId]);
+  const table = formatTable(['RECEIVED (UTC)', 'TO', 'SUBJECT', 'MESSAGE-ID'], rows);
+  return `${table}\n${messages.length} of ${matching} shown; the messages are .eml files in ${dir}`;
 }

@@ -12,7 +12,14 @@ import {
 } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
-import { JOB_CATALOG, JobInputError, isJobType, parseJobInput, type JobType } from '../shared/job-catalog';
+import {
+  JOB_CATALOG,
+  JobInputError,
+  isJobType,
+  parseJobInput,
+  type JobDefinition,
+  type JobType,
+} from '../shared/job-catalog';
 import {
   JOB_STATES,
   TERMINAL_STATES,
@@ -111,6 +118,13 @@ function memoState(memo: Record<string, unknown> | undefined): JobState | undefi
   return typeof state === 'string' && (JOB_STATES as string[]).includes(state) ? (state as JobState) : undefined;
 }
 
+/** The id of a job that its input names (a campaign id), so starting the same job twice is refused. */
+function namedJobId(type: JobType, args: Record<string, unknown>): string | undefined {
+  const definition: JobDefinition = JOB_CATALOG[type];
+  const name = definition.idField === undefined ? undefined : args[definition.idField];
+  return typeof name === 'string' && name ? `${definition.idPrefix}-${name}` : undefined;
+}
+
 /** A fresh, readable workflow id: `<prefix>-<yyyymmdd-hhmmss>-<random>`. */
 export function newJobId(type: JobType, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -132,7 +146,7 @@ export class Jobs {
   async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartedJob> {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
     const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
-    const workflowId = options.id ?? newJobId(type);
+    const workflowId = options.id ?? namedJobId(type, args) ?? newJobId(type);
     try {
       const handle = await this.client.workflow.start(type, {
         taskQueue: this.taskQueue,

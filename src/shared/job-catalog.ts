@@ -10,6 +10,7 @@ import {
   restoreBatchInput,
   restoreDocumentInput,
 } from './restoration-inputs';
+import { sendBulkEmailInput, sendEmailInput } from './email-inputs';
 
 export interface JobDefinition {
   summary: string;
@@ -17,6 +18,8 @@ export interface JobDefinition {
   example: Record<string, unknown>;
   /** Workflow ids are `<idPrefix>-<suffix>`, so the UI list reads well and a repeated id is refused. */
   idPrefix: string;
+  /** An input field that names the job: when given, the id is `<idPrefix>-<value>`, so the same job cannot run twice. */
+  idField?: string;
 }
 
 export const JOB_CATALOG = {
@@ -73,6 +76,26 @@ export const JOB_CATALOG = {
     schema: generateSamplePagesInput,
     example: { outputDir: 'samples', count: 12 },
     idPrefix: 'samples',
+  },
+  sendEmail: {
+    summary: 'Sends one message over SMTP (SMTP_URL); an SMTP server that is down makes it wait and retry.',
+    schema: sendEmailInput,
+    example: { to: 'ada@example.com', subject: 'Hello', text: 'Hello from Backroom' },
+    idPrefix: 'email',
+  },
+  sendBulkEmail: {
+    summary:
+      'Sends a campaign from a CSV/JSON recipients file with a template, at a durable rate limit; writes a report.',
+    schema: sendBulkEmailInput,
+    example: {
+      campaignId: 'welcome-2026',
+      recipientsFile: 'recipients.csv',
+      subject: 'Hi {{name}}',
+      template: 'Hello {{name}}, welcome aboard.',
+      rate: '20/s',
+    },
+    idPrefix: 'bulk-email',
+    idField: 'campaignId',
   },
 } as const satisfies Record<string, JobDefinition>;
 

@@ -2,3 +2,4 @@
 export * from './diagnostics';
 export * from './media';
 export * from './restoration';
+export * from './email';

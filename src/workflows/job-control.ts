@@ -167,8 +167,20 @@ export class JobControl<Result = unknown> {
     this.touch();
   }
 
+  /** Sets the counts outright, for jobs whose counts come from a durable record rather than one call per item. */
+  setCounts(succeeded: number, failed: number): void {
+    this.status.succeeded = succeeded;
+    this.status.failed = failed;
+    this.touch();
+  }
+
   itemFailed(item: string, reason: string): void {
     this.status.failed += 1;
+    this.noteError(item, reason);
+  }
+
+  /** Keeps an item's failure reason among the recent errors, without counting it (see {@link setCounts}). */
+  noteError(item: string, reason: string): void {
     this.status.errors.push({ item, reason });
     if (this.status.errors.length > MAX_STATUS_ERRORS) this.status.errors.shift();
     this.touch();

@@ -1,0 +1,187 @@
+/**
+ * Email jobs: one message (`sendEmail`) and campaigns (`sendBulkEmail`). A campaign is prepared once (recipients
+ * and templates checked, state stored next to the data), then sent in batches, each one an activity that logs every
+ * message before the next. The workflow paces the batches with its own timers (send-plan.ts), so the rate limit
+ * holds across worker restarts, and continues as new every `batchesPerRun` batches to keep its history small.
+ */
+import { condition, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { CampaignReportSummary } from '../activities/email/report';
+import type { BatchState } from '../activities/email/send-batch';
+import type { DeliverEmailResult } from '../activities/email/send-email';
+import {
+  sendBulkEmailInput,
+  sendEmailInput,
+  type SendBulkEmailInput,
+  type SendEmailInput,
+} from '../shared/email-inputs';
+import type { JobCarryOver } from '../shared/job-status';
+import { describeRate, parseRate, planSending } from '../shared/send-plan';
+import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+
+// An SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
+const smtp = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+const bookkeeping = proxyActivities<typeof activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+
+const { sendEmailBatch } = proxyActivities<typeof activities>(interruptibleActivityOptions);
+
+export type SendEmailResult = (DeliverEmailResult & { outcome: 'sent' }) | { outcome: 'cancelled' };
+
+/** Sends one message. A retry after a crash sends it with the same Message-ID. */
+export async function sendEmail(rawInput: SendEmailInput): Promise<SendEmailResult> {
+  const input = validateInput('sendEmail', sendEmailInput, rawInput);
+  const job = new JobControl<SendEmailResult>({
+    type: 'sendEmail',
+    progress: { done: 0, total: 1, unit: 'emails' },
+    stage: 'sending',
+  });
+  return job.run(
+    async () => {
+      await job.checkpoint();
+      const sent = await smtp.deliverEmail({ ...input, messageKey: workflowInfo().workflowId });
+      job.itemSucceeded();
+      job.setProgress(1);
+      job.setMessage(`accepted: ${sent.response}`);
+      return { outcome: 'sent', ...sent };
+    },
+    () => ({ outcome: 'cancelled' }),
+  );
+}
+
+export interface BulkEmailResult extends Partial<CampaignReportSummary> {
+  outcome: 'completed' | 'cancelled';
+  campaignId: string;
+  total: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  possiblyDuplicated: number;
+  rate?: string;
+  runs: number;
+}
+
+/** Where a campaign stands; handed from run to run when it continues as new. */
+export interface BulkEmailCarry {
+  job: JobCarryOver;
+  campaignId: string;
+  campaignDir: string;
+  total: number;
+  skipped: number;
+  next: number;
+  sent: number;
+  failed: number;
+  possiblyDuplicated: number;
+  /** When the server last replied (ms since the epoch): the next batch is paced from it. */
+  lastReplyAt: number;
+}
+
+/** Sends a campaign: "450 / 10000 sent" in `status`, paced by `rate`, resumable after any crash. */
+export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEmailCarry): Promise<BulkEmailResult> {
+  const input = validateInput('sendBulkEmail', sendBulkEmailInput, rawInput);
+  const rate = input.rate === undefined ? undefined : parseRate(input.rate);
+  const perDomain = input.perDomainRate === undefined ? undefined : parseRate(input.perDomainRate);
+  const plan = planSending(rate, perDomain);
+  const campaignId = input.campaignId ?? workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
+  const job = new JobControl<BulkEmailResult>({
+    type: 'sendBulkEmail',
+    progress: { done: carry?.sent ?? 0, total: carry?.total ?? 0, unit: 'sent' },
+    stage: carry ? 'sending' : 'preparing',
+    carried: carry?.job,
+  });
+  let campaign = carry;
+  let report: CampaignReportSummary | undefined;
+  const limits = [rate && describeRate(rate), perDomain && `${describeRate(perDomain)} per domain`].filter(Boolean);
+
+  const showCounts = (c: BulkEmailCarry) => {
+    job.setCounts(c.sent, c.failed + c.skipped);
+    job.setProgress(c.sent, c.total);
+    const extra = [c.failed && `${c.failed} failed`, c.skipped && `${c.skipped} skipped`].filter(Boolean);
+    job.setMessage(`${c.sent} / ${c.total} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
+  };
+
+  const result = (outcome: BulkEmailResult['outcome']): BulkEmailResult => ({
+    outcome,
+    campaignId,
+    total: campaign?.total ?? 0,
+    sent: campaign?.sent ?? 0,
+    failed: campaign?.failed ?? 0,
+    skipped: campaign?.skipped ?? 0,
+    possiblyDuplicated: campaign?.possiblyDuplicated ?? 0,
+    ...(limits.length && { rate: limits.join(', ') }),
+    runs: job.carryOver().runs,
+    ...report,
+  });
+
+  return job.run(
+    async () => {
+      if (!campaign) {
+        await job.checkpoint();
+        const prepared = await bookkeeping.prepareCampaign({ ...input, campaignId });
+        campaign = {
+          job: job.carryOver(),
+          campaignId,
+          campaignDir: prepared.campaignDir,
+          total: prepared.total,
+          skipped: prepared.skipped,
+          next: prepared.resumeAt,
+          sent: prepared.sent,
+          failed: prepared.failed,
+          possiblyDuplicated: prepared.possiblyDuplicated,
+          lastReplyAt: 0,
+        };
+        for (const row of prepared.skippedSample)
+          job.noteError(`row ${row.row} ${row.email}`, `skipped: ${row.reason}`);
+      }
+      const c = campaign;
+      job.setStage('sending');
+      showCounts(c);
+      let batches = 0;
+      while (c.next < c.total) {
+        await job.checkpoint();
+        const wait = c.lastReplyAt + plan.gapMs - Date.now();
+        if (plan.gapMs > 0 && wait > 0) {
+          await condition(() => job.isCancelling, wait);
+          await job.checkpoint();
+        }
+        const batchStart = c.next;
+        const batch = await job.runResumable<BatchState, BatchState>(() =>
+          sendEmailBatch({
+            campaignDir: c.campaignDir,
+            batchStart,
+            batchSize: plan.batchSize,
+            perDomainPerBatch: plan.perDomainPerBatch,
+            sentBefore: c.sent,
+          }),
+        );
+        c.next = batch.next;
+        c.sent += batch.sent;
+        c.failed += batch.failed;
+        c.possiblyDuplicated += batch.possiblyDuplicated;
+        c.lastReplyAt = Math.max(c.lastReplyAt, batch.lastReplyAt);
+        for (const failure of batch.failures) job.noteError(failure.email, failure.reason);
+        showCounts(c);
+        batches += 1;
+        if (c.next < c.total && (batches >= input.batchesPerRun || workflowInfo().continueAsNewSuggested)) {
+          await job.checkpoint();
+          await continueAsNew<typeof sendBulkEmail>(rawInput, { ...c, job: job.carryOver() });
+        }
+      }
+      job.setStage('reporting');
+      report = await bookkeeping.writeCampaignReport({ campaignDir: c.campaignDir });
+      job.setMessage(report.summary.split('\n')[0] ?? '');
+      return result('completed');
+    },
+    () => result('cancelled'),
+    async () => {
+      if (campaign) report = await bookkeeping.writeCampaignReport({ campaignDir: campaign.campaignDir });
+    },
+  );
+}
