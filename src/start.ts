@@ -7,8 +7,9 @@ import path from 'node:path';
 import { temporalTarget } from './client/connection';
 import { runDemo, workflowUrl } from './client/demo';
 import { Jobs } from './client/jobs';
-import { devServerSettings, workerSettings } from './config';
+import { devServerSettings, mailSinkDir, mailSinkPort, smtpUrl, workerSettings } from './config';
 import { startDevServer, type RunningDevServer } from './devserver/dev-server';
+import { startMailSink, type RunningMailSink } from './mail-sink/sink';
 import { isListening } from './ports';
 import { startHealthServer } from './workers/health-server';
 import { installRuntimeWithMetrics } from './workers/runtime';
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
     uiUrl = server.uiUrl;
   }
 
+  const sink = await ensureMailSink();
+
   const settings = workerSettings();
   const runtimeMetricsUrl = await installRuntimeWithMetrics('WARN');
   const worker = await createBackroomWorker({ settings });
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch((err: unknown) => console.error(`Worker stopped with an error: ${String(err)}`));
     await health.close();
+    await sink?.close();
     await jobs.client.connection.close();
     await server?.stop();
     console.log('Stopped cleanly.');
@@ -78,6 +82,25 @@ async function main(): Promise<void> {
     return;
   }
   console.log('\nServing jobs. Press Ctrl-C to stop.');
+}
+
+/**
+ * The local SMTP sink, unless SMTP_URL names a server or something already listens on the sink's port (a sink
+ * left running by `npm run mail-sink`, say): email jobs then send there.
+ */
+async function ensureMailSink(): Promise<RunningMailSink | undefined> {
+  if (process.env.SMTP_URL) {
+    console.log(`Email jobs send to SMTP_URL (${process.env.SMTP_URL.replace(/\/\/[^@/]*@/, '//***@')}).`);
+    return undefined;
+  }
+  if (await isListening('127.0.0.1', mailSinkPort())) {
+    console.log(`Email jobs send to the SMTP server already on ${smtpUrl()}.`);
+    return undefined;
+  }
+  const sink = await startMailSink({ dir: mailSinkDir(), port: mailSinkPort() });
+  process.env.SMTP_URL = sink.url;
+  console.log(`Mail sink on ${sink.url}: email jobs send there; see what arrived with \`bin/backroom mail\`.`);
+  return sink;
 }
 
 main().catch((err: unknown) => {

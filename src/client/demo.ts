@@ -2,10 +2,17 @@
  * The `npm start` demo: starts each diagnostics job, shows their progress side by side, pauses and resumes one of
  * them on the way, and prints where to look in the Temporal UI.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { MultiBar } from 'cli-progress';
+import { dataDir } from '../config';
 import type { JobType } from '../shared/job-catalog';
 import { progressLine } from './format';
 import type { JobView, Jobs } from './jobs';
+
+/** Each demo run sends its own campaign (a campaign id that was sent already would have nothing left to send). */
+const DEMO_CAMPAIGN = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+const DEMO_RECIPIENTS = 'demo/recipients.csv';
 
 const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'simpleTest', input: { message: 'demo', durationSeconds: 12 } },
@@ -14,7 +21,29 @@ const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'stressTest', input: { count: 200, concurrency: 20, mode: 'activities', rounds: 1000 } },
   { type: 'stressTest', input: { count: 40, concurrency: 10, mode: 'children', rounds: 1000 } },
   { type: 'generateSamplePages', input: { outputDir: 'demo/samples', count: 6, seed: 42 } },
+  {
+    type: 'sendBulkEmail',
+    input: {
+      campaignId: DEMO_CAMPAIGN,
+      recipientsFile: DEMO_RECIPIENTS,
+      subject: 'Your restored pages are ready, {{name}}',
+      template: 'Hello {{name}},\n\nYour documents have been restored.\n\nThe Backroom demo',
+      rate: '20/s',
+    },
+  },
 ];
+
+/**
+ * The demo campaign's recipients: 80 readers, one address that is not one (skipped) and one the mail sink refuses
+ * with 550 (reported), so the report shows both.
+ */
+async function writeDemoRecipients(): Promise<void> {
+  const rows = Array.from({ length: 80 }, (_, i) => `reader${i + 1}@example.com,Reader ${i + 1}`);
+  rows.push('not-an-address,Nobody', 'bounce@reject.test,Bounce');
+  const file = path.join(dataDir(), DEMO_RECIPIENTS);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `email,name\n${rows.join('\n')}\n`);
+}
 
 /** Jobs that need the sample pages: started once `generateSamplePages` has completed. */
 const AFTER_SAMPLES: { type: JobType; input: Record<string, unknown> }[] = [
@@ -44,6 +73,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Runs the demo to the end and returns the final view of every job. */
 export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: string }): Promise<JobView[]> {
   const out = process.stdout;
+  await writeDemoRecipients();
   const started = [];
   for (const { type, input } of DEMO_JOBS) started.push(await jobs.start(type, input));
   const link = (id: string) => (options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, id) : id);
@@ -133,6 +163,11 @@ function summarise(view: JobView): string {
         .split('\n')
         .slice(0, 2)
         .join(' ');
+    case 'sendBulkEmail':
+      return (
+        `${String(result.sent)} sent, ${String(result.failed)} refused, ${String(result.skipped)} skipped; ` +
+        `report ${String(result.reportText)}; bin/backroom mail --campaign ${String(result.campaignId)}`
+      );
     case 'processMedia':
       return `${(result.outputs as unknown[]).length} outputs in demo/media`;
     default:

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { readMailbox } from '../../src/mail-sink/mailbox';
 import { isListening } from '../../src/ports';
 import { freePort, runProcess } from '../helpers/processes';
 
@@ -19,6 +20,7 @@ describe('npm start', () => {
       BACKROOM_DATA_DIR: dataDir,
       BACKROOM_HEALTH_PORT: '0',
       BACKROOM_DEMO_EXIT: '1',
+      BACKROOM_MAIL_SINK_PORT: String(await freePort()),
     });
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     assert.match(stdout, /starting the local dev server/);
@@ -33,12 +35,17 @@ describe('npm start', () => {
       'generateSamplePages',
       'restoreBatch',
       'processMedia',
+      'sendBulkEmail',
     ]) {
       assert.match(results, new RegExp(`${type}\\s+completed`), results);
     }
     assert.match(results, /all checks passed/);
     assert.match(results, /restoreBatch\s+completed\s+Restored 6 of 6 documents/);
     assert.ok(existsSync(path.join(dataDir, 'demo/restored/report.json')), 'the demo batch wrote its report');
+    assert.match(stdout, /Mail sink on smtp:\/\/127\.0\.0\.1:\d+/);
+    assert.match(results, /sendBulkEmail\s+completed\s+80 sent, 1 refused, 1 skipped/);
+    const received = await readMailbox(path.join(dataDir, 'mail-sink'));
+    assert.equal(new Set(received.map((m) => m.to[0])).size, 80, 'the sink has every demo message');
     assert.match(stdout, /Stopped cleanly\./);
     assert.equal(await isListening('127.0.0.1', port), false, 'the dev server is gone');
     assert.ok(existsSync(path.join(dataDir, 'temporal.db')), 'the dev server kept its database in the data dir');
