@@ -2,12 +2,14 @@
  * Benchmark dispatcher: `npm run bench` runs every benchmark, `npm run bench -- <name>...` only the named ones.
  * Add a benchmark with one line in BENCHMARKS.
  */
+import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
 import { stressBenchmark } from './stress';
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   stress: stressBenchmark,
   restoration: restorationBenchmark,
+  email: emailBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {
