@@ -2,11 +2,17 @@
  * How a campaign paces its sending so that no window of the configured length ever holds more messages than the
  * limit, using only workflow timers (durable across worker restarts, and never a process-local limiter).
  *
- * Messages go out in batches of `batchSize`, one batch per activity, in list order. A batch starts no sooner than
- * `gapMs` after the previous batch's last server reply. With a gap longer than `window / k`, batch n and batch n+k
- * can never fall into one window, so a window holds at most k batches: with k = ⌊limit / batchSize⌋ that is at most
- * the limit. A per-domain limit caps how many messages to one domain a batch may carry, by the same argument.
- * Pure functions: the workflow imports this.
+ * Messages go out in batches of `batchSize` (one activity each, in list order); the workflow knows when each batch
+ * got its last server reply, and starts the next one no sooner than {@link nextBatchStart} says. Two rules, each
+ * enough on its own to keep the limit (with k = limit / batchSize batches allowed per window):
+ * - window rule: batch n starts more than one window after batch n−k ended, so no window can hold messages of
+ *   both, hence at most k batches. It wastes almost nothing, but needs the last k end times, so it is used for
+ *   small k; batches are also spaced by a quarter of their share of the window so they do not all go out in one burst.
+ * - spacing rule: batch n starts more than window / k after batch n−1 ended; then batch n and batch n+k are more
+ *   than a window apart as well. It loses each batch's own duration, which is little when batches are far apart.
+ * A per-domain limit caps the messages to one domain per batch so that the batches that fit in a domain window
+ * stay under it. The activity waits for the exact start time itself (`notBefore`), so the time to dispatch it is
+ * not lost either. Pure functions: the workflow imports this.
  */
 
 export interface Rate {
@@ -38,34 +44,82 @@ export function describeRate(rate: Rate): string {
 export interface SendPlan {
   /** Messages per batch (one activity). */
   batchSize: number;
-  /** Minimum time from a batch's last server reply to the next batch's start; 0 means no limit. */
-  gapMs: number;
+  /** Minimum time from a batch's last server reply to the next batch's start; 0 means no pacing. */
+  spacingMs: number;
+  /** The window rule: at most `batches` batches start within one `ms` window after the batch `batches` back ended. */
+  window?: { batches: number; ms: number };
   /** At most this many messages to one recipient domain per batch. */
   perDomainPerBatch?: number;
 }
 
-/** Batch size without a limit: big enough to amortise the activity, small enough for prompt progress. */
-export const UNLIMITED_BATCH = 200;
-/** With a limit, batches are spaced about this far apart (fewer, bigger batches cost less history). */
-const TARGET_GAP_MS = 1000;
+/**
+ * Batch size without a limit: each batch costs a round trip through the server and a new SMTP connection, so big
+ * batches send faster (a pause still interrupts a batch between two messages).
+ */
+export const UNLIMITED_BATCH = 1000;
+/** With a limit, aim for a batch about this often. */
+const TARGET_CADENCE_MS = 500;
 const MAX_LIMITED_BATCH = 100;
+/** The window rule keeps this many end times at most (they travel through continue-as-new). */
+export const MAX_TRACKED_BATCHES = 64;
+/** Below this much time per batch, the spacing rule would waste a noticeable share of the limit. */
+const WINDOW_RULE_BELOW_MS = 2000;
+
+const divisors = (n: number) => {
+  const found: number[] = [];
+  for (let d = 1; d * d <= n; d++) if (n % d === 0) found.push(d, n / d);
+  return found.sort((a, b) => a - b);
+};
+
+/** A batch size that divides the limit (so k batches use all of it) near the target cadence. */
+function limitedBatchSize(rate: Rate): number {
+  const target = Math.max(1, Math.min(Math.ceil((rate.count * TARGET_CADENCE_MS) / rate.perMs), MAX_LIMITED_BATCH));
+  const options = divisors(rate.count).filter((d) => d <= MAX_LIMITED_BATCH);
+  const size = options.filter((d) => d <= target).at(-1) ?? 1;
+  const share = rate.perMs / (rate.count / size);
+  if (rate.count / size <= MAX_TRACKED_BATCHES || share >= WINDOW_RULE_BELOW_MS) return size;
+  // Batches close together lose their dispatch time under the spacing rule: bigger ones fit the window rule.
+  return options.find((d) => rate.count / d <= MAX_TRACKED_BATCHES) ?? size;
+}
 
 /** The pacing that keeps `rate` (and `perDomain`) in every sliding window; see the module comment. */
 export function planSending(rate?: Rate, perDomain?: Rate): SendPlan {
-  let batchSize = UNLIMITED_BATCH;
-  let gapMs = 0;
+  const plan: SendPlan = { batchSize: UNLIMITED_BATCH, spacingMs: 0 };
   if (rate) {
-    const perTargetGap = Math.ceil((rate.count * TARGET_GAP_MS) / rate.perMs);
-    batchSize = Math.max(1, Math.min(perTargetGap, rate.count, MAX_LIMITED_BATCH));
-    const batchesPerWindow = Math.floor(rate.count / batchSize);
-    gapMs = Math.floor(rate.perMs / batchesPerWindow) + 1;
+    plan.batchSize = limitedBatchSize(rate);
+    const batches = Math.floor(rate.count / plan.batchSize);
+    const share = rate.perMs / batches;
+    if (batches <= MAX_TRACKED_BATCHES && share < WINDOW_RULE_BELOW_MS) {
+      plan.window = { batches, ms: rate.perMs };
+      plan.spacingMs = Math.floor(share / 4);
+    } else {
+      plan.spacingMs = Math.floor(share) + 1;
+    }
   }
-  if (!perDomain) return { batchSize, gapMs };
-  // Batches that can touch one domain window: the smallest k with k·gap > window.
-  const minGap = Math.floor(perDomain.perMs / perDomain.count) + 1;
-  if (gapMs === 0) gapMs = Math.max(TARGET_GAP_MS, minGap);
-  else if (Math.floor(perDomain.perMs / gapMs) + 1 > perDomain.count) gapMs = minGap;
-  const batchesPerDomainWindow = Math.floor(perDomain.perMs / gapMs) + 1;
-  const perDomainPerBatch = Math.max(1, Math.floor(perDomain.count / batchesPerDomainWindow));
-  return { batchSize, gapMs, perDomainPerBatch };
+  if (!perDomain) return plan;
+  // With batches at least `spacingMs` apart, a domain window can hold ⌊window / spacing⌋ + 1 of them.
+  const minSpacing = Math.floor(perDomain.perMs / perDomain.count) + 1;
+  if (plan.spacingMs === 0) plan.spacingMs = Math.max(1000, minSpacing);
+  else if (Math.floor(perDomain.perMs / plan.spacingMs) + 1 > perDomain.count) plan.spacingMs = minSpacing;
+  const batchesPerDomainWindow = Math.floor(perDomain.perMs / plan.spacingMs) + 1;
+  plan.perDomainPerBatch = Math.max(1, Math.floor(perDomain.count / batchesPerDomainWindow));
+  return plan;
+}
+
+/**
+ * The earliest start of the next batch, given when recent batches got their last reply (oldest first, at least the
+ * last `window.batches` of them); 0 when nothing holds it back.
+ */
+export function nextBatchStart(plan: SendPlan, recentEnds: readonly number[]): number {
+  const last = recentEnds.at(-1);
+  let start = last === undefined || plan.spacingMs === 0 ? 0 : last + plan.spacingMs;
+  if (plan.window && recentEnds.length >= plan.window.batches) {
+    start = Math.max(start, recentEnds[recentEnds.length - plan.window.batches]! + plan.window.ms + 1);
+  }
+  return start;
+}
+
+/** The end times the plan needs to keep, after adding the latest. */
+export function keepRecentEnds(plan: SendPlan, recentEnds: readonly number[], latest: number): number[] {
+  return [...recentEnds, latest].slice(-(plan.window?.batches ?? 1));
 }

@@ -43,6 +43,8 @@ describe('email jobs on a real dev server and SMTP', () => {
       recipientsFile: 'thousand.csv',
       subject: 'Hi {{name}}',
       template: 'Hello {{name}}, your address is {{email}}.',
+      // Batches of 100 (from the rate), two per run: the campaign continues as new several times on the way.
+      rate: '500/s',
       batchesPerRun: 2,
     });
     assert.equal(id, 'bulk-email-thousand', 'the campaign names the workflow, so it cannot run twice');
@@ -83,8 +85,7 @@ describe('email jobs on a real dev server and SMTP', () => {
     assert.equal(result.sent, 90);
     const times = (await received('limited')).map((m) => m.receivedAt);
     const busiest = busiestWindow(times, 1000);
-    const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
-    console.log(`20/s campaign: busiest 1 s window ${busiest}, achieved ${(89 / seconds).toFixed(1)}/s`);
+    console.log(`20/s campaign: busiest 1 s window ${busiest}`);
     assert.ok(busiest <= 20, `${busiest} messages in one second`);
     assert.ok(busiest >= 15, 'the limit is used, not wasted');
   });
@@ -101,7 +102,9 @@ describe('email jobs on a real dev server and SMTP', () => {
     await waitFor('some messages', async () => (await received('paused')).length >= 30);
     await stack.jobs.pause(id);
     await waitFor('paused', async () => (await stack.jobs.status(id)).state === 'paused');
-    await sleep(500); // a message in flight when the pause came may still land
+    // A running batch hears of the pause at its next heartbeat (the worker sends them at most once a second), so
+    // the batch on its way may still go out; after that, nothing.
+    await sleep(2000);
     const atPause = (await received('paused')).length;
     await sleep(2500);
     assert.equal((await received('paused')).length, atPause, 'nothing is sent while paused');

@@ -18,7 +18,7 @@ import { renderTemplate, checkTemplateVariables } from '../../src/activities/ema
 import { busiestWindow, readMailbox } from '../../src/mail-sink/mailbox';
 import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
-import { parseRate, planSending, type Rate } from '../../src/shared/send-plan';
+import { keepRecentEnds, nextBatchStart, parseRate, planSending, type Rate } from '../../src/shared/send-plan';
 import { freePort } from '../../src/ports';
 import { runActivity } from '../helpers/activity';
 
@@ -33,8 +33,8 @@ describe('parseRate', () => {
 });
 
 /**
- * Plays a campaign the way the workflow paces it (a batch starts `gapMs` or more after the previous batch's last
- * reply, and takes a random time) and returns the most messages, overall and to one domain, found in any window.
+ * Plays a campaign the way the workflow paces it (a batch starts at `nextBatchStart` or a little later, and takes a
+ * random time) and returns the most messages, overall and to one domain, found in any window.
  */
 function simulate(rate: Rate | undefined, perDomain: Rate | undefined, messages: number, seed: number) {
   const plan = planSending(rate, perDomain);
@@ -42,10 +42,10 @@ function simulate(rate: Rate | undefined, perDomain: Rate | undefined, messages:
   const next = () => (random = (random * 16807) % 2147483647) / 2147483647;
   const domains = Array.from({ length: messages }, () => (next() < 0.7 ? 'big.example' : `d${Math.floor(next() * 5)}`));
   const times: { at: number; domain: string }[] = [];
-  let lastReply = 0;
+  let ends: number[] = [];
   let index = 0;
   while (index < messages) {
-    let at = lastReply + plan.gapMs + next() * 50; // the timer fires and the activity starts a little late
+    let at = Math.max(ends.at(-1) ?? 0, nextBatchStart(plan, ends)) + next() * 50; // dispatch may run late
     const counts = new Map<string, number>();
     for (let inBatch = 0; inBatch < plan.batchSize && index < messages; inBatch++) {
       const domain = domains[index]!;
@@ -55,7 +55,7 @@ function simulate(rate: Rate | undefined, perDomain: Rate | undefined, messages:
       times.push({ at, domain });
       index += 1;
     }
-    lastReply = at;
+    ends = keepRecentEnds(plan, ends, at);
   }
   const all = times.map((t) => t.at);
   const big = times.filter((t) => t.domain === 'big.example').map((t) => t.at);
@@ -63,7 +63,7 @@ function simulate(rate: Rate | undefined, perDomain: Rate | undefined, messages:
     plan,
     overall: rate ? busiestWindow(all, rate.perMs) : 0,
     perDomain: perDomain ? busiestWindow(big, perDomain.perMs) : 0,
-    seconds: (all.at(-1) ?? 0) / 1000,
+    seconds: ((all.at(-1) ?? 0) - (all[0] ?? 0)) / 1000,
   };
 }
 
@@ -100,7 +100,7 @@ describe('planSending', () => {
   });
 
   it('sends without pacing when there is no limit', () => {
-    assert.deepEqual(planSending(), { batchSize: 200, gapMs: 0 });
+    assert.deepEqual(planSending(), { batchSize: 1000, spacingMs: 0 });
   });
 });
 

@@ -49,6 +49,8 @@ export interface CampaignProgress {
   possiblyDuplicated: number;
   /** The first message not yet sent (a message in doubt after a crash counts as not sent). */
   resumeAt: number;
+  /** The last server reply (ms since the epoch; 0 for a new campaign): a re-run paces its first batch from it. */
+  lastReplyAt: number;
 }
 
 export interface PreparedCampaign extends CampaignProgress {
@@ -141,11 +143,12 @@ export async function prepareCampaign(request: PrepareCampaignRequest): Promise<
 
 /** Where sending stands, from the send logs. */
 export async function campaignProgress(dir: string): Promise<CampaignProgress> {
-  const progress: CampaignProgress = { sent: 0, failed: 0, possiblyDuplicated: 0, resumeAt: 0 };
+  const progress: CampaignProgress = { sent: 0, failed: 0, possiblyDuplicated: 0, resumeAt: 0, lastReplyAt: 0 };
   for (const entry of (await readAllSendLogs(sendLogDir(dir))).values()) {
     if (entry.outcome === 'accepted' && !entry.inDoubt) progress.sent += 1;
     if (entry.outcome === 'rejected' && !entry.inDoubt) progress.failed += 1;
     if (entry.outcome === 'accepted' && entry.doubtfulResends > 0) progress.possiblyDuplicated += 1;
+    progress.lastReplyAt = Math.max(progress.lastReplyAt, entry.at ?? 0);
     const done = !entry.inDoubt && entry.outcome !== 'not-sent';
     if (done) progress.resumeAt = Math.max(progress.resumeAt, entry.index + 1);
   }

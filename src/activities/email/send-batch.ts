@@ -5,13 +5,20 @@
  * on after the last message the log records.
  */
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
 import { resolveDataPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { loadCampaign, sendLogDir, type Campaign } from './campaign';
 import { SendLogWriter, readSendLog, type LoggedMessage } from './send-log';
-import { campaignMessageId, classifySendError, openSmtpTransport, type SmtpTransport } from './smtp';
+import {
+  borrowSmtpTransport,
+  campaignMessageId,
+  classifySendError,
+  releaseSmtpTransport,
+  type SmtpTransport,
+} from './smtp';
 import { renderTemplate } from './template';
 
 export interface SendBatchRequest {
@@ -21,6 +28,8 @@ export interface SendBatchRequest {
   perDomainPerBatch?: number | undefined;
   /** Messages the campaign sent before this batch, so progress reads campaign-wide. */
   sentBefore: number;
+  /** The rate limit's start time for this batch (ms since the epoch): the first message waits for it. */
+  notBefore?: number | undefined;
 }
 
 export interface MessageFailure {
@@ -39,7 +48,14 @@ export interface BatchState {
   /** Time of the last server reply (ms since the epoch); the workflow paces the next batch from it. */
   lastReplyAt: number;
   domainCounts: Record<string, number>;
+  /** The most recent failures (bounded, like the status's errors, so heartbeats stay small); the log has them all. */
   failures: MessageFailure[];
+}
+
+const MAX_FAILURES_KEPT = 50;
+
+function withFailure(failures: MessageFailure[], failure: MessageFailure): MessageFailure[] {
+  return [...failures, failure].slice(-MAX_FAILURES_KEPT);
 }
 
 export const domainOf = (email: string) => email.slice(email.lastIndexOf('@') + 1).toLowerCase();
@@ -81,7 +97,7 @@ export function batchStateFromLog(
       if (entry.doubtfulResends > 0) state.possiblyDuplicated += 1;
     } else {
       state.failed += 1;
-      state.failures.push({ index, email, reason: entry.reason ?? 'rejected' });
+      state.failures = withFailure(state.failures, { index, email, reason: entry.reason ?? 'rejected' });
     }
   }
   return { state, inDoubt };
@@ -102,6 +118,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
   let resendInDoubt = recovered.inDoubt;
   const log = new SendLogWriter(logFile);
   let transport: SmtpTransport | undefined;
+  let faulted = false;
   const isFull = (state: BatchState) => {
     if (state.next >= total || state.attempted >= request.batchSize) return true;
     const next = campaign.recipients[state.next];
@@ -118,11 +135,16 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
       describe: (state) => `${request.sentBefore + state.sent} / ${total} sent`,
       finish: (state) => state,
       step: async (state, signal) => {
+        const wait = (request.notBefore ?? 0) - Date.now();
+        if (state.attempted === 0 && wait > 0) await sleep(wait, undefined, { signal });
         const index = state.next;
         const recipient = campaign.recipients[index]!;
-        transport ??= openSmtpTransport();
+        transport ??= borrowSmtpTransport(dir);
         const current = transport;
-        const abort = () => current.close();
+        const abort = () => {
+          faulted = true;
+          current.close();
+        };
         signal.addEventListener('abort', abort, { once: true });
         log.sending(index);
         try {
@@ -141,11 +163,12 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
             log.rejected(index, at, failure.reason);
             const next = countAttempt(state, recipient.email, at);
             next.failed += 1;
-            next.failures = [...state.failures, { index, email: recipient.email, reason: failure.reason }];
+            next.failures = withFailure(state.failures, { index, email: recipient.email, reason: failure.reason });
             resendInDoubt = false;
             return next;
           }
           if (!failure.maybeDelivered) log.notSent(index);
+          faulted = true;
           throw failure.kind === 'fatal'
             ? ApplicationFailure.nonRetryable(failure.reason, 'SmtpRefusesAll')
             : ApplicationFailure.retryable(`${failure.reason} (will retry)`, 'SmtpUnavailable');
@@ -156,7 +179,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
     });
   } finally {
     log.close();
-    transport?.close();
+    if (transport) releaseSmtpTransport(dir, transport, faulted);
   }
 }
 

@@ -27,6 +27,43 @@ export function openSmtpTransport(url = smtpUrl()): SmtpTransport {
   });
 }
 
+/**
+ * Connections kept open between the batches of a campaign: opening one costs a round of greetings, and servers
+ * delay the greeting on purpose (100 ms for smtp-server, seconds for Postfix's postscreen). One per campaign keeps
+ * each campaign's messages strictly one after another; a connection unused for a while is closed.
+ */
+const kept = new Map<string, { transport: SmtpTransport; idle?: NodeJS.Timeout }>();
+const KEEP_IDLE_MS = 30_000;
+
+/** The campaign's open connection (or a new one); give it back with {@link releaseSmtpTransport}. */
+export function borrowSmtpTransport(key: string, url = smtpUrl()): SmtpTransport {
+  const id = `${url} ${key}`;
+  const entry = kept.get(id);
+  if (entry) {
+    clearTimeout(entry.idle);
+    return entry.transport;
+  }
+  const transport = openSmtpTransport(url);
+  kept.set(id, { transport });
+  return transport;
+}
+
+/** Keeps the connection for the campaign's next batch, or closes it for good (`discard`, after a fault). */
+export function releaseSmtpTransport(key: string, transport: SmtpTransport, discard = false, url = smtpUrl()): void {
+  const id = `${url} ${key}`;
+  const entry = kept.get(id);
+  if (discard || entry?.transport !== transport) {
+    transport.close();
+    if (entry?.transport === transport) kept.delete(id);
+    return;
+  }
+  entry.idle = setTimeout(() => {
+    kept.delete(id);
+    transport.close();
+  }, KEEP_IDLE_MS);
+  entry.idle.unref();
+}
+
 /** What a failed send means for the message and for the job. */
 export type SendFailureKind =
   /** The server refused this message for good (5xx): record it, go on with the others. */
