@@ -63,6 +63,17 @@ async function bareLoop(count: number): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
+/**
+ * Messages per second over the whole windows from the first arrival: (n − 1) / span would overstate it, since a
+ * campaign of exactly k windows' worth can arrive in a little over k − 1 windows.
+ */
+function achievedRate(times: number[], windowMs: number): number | undefined {
+  const first = Math.min(...times);
+  const windows = Math.floor((Math.max(...times) - first) / windowMs);
+  if (windows < 1) return undefined;
+  return times.filter((t) => t < first + windows * windowMs).length / ((windows * windowMs) / 1000);
+}
+
 export async function emailBenchmark(): Promise<void> {
   const count = Number(settingFromEnv('BENCH_EMAIL_MESSAGES', '10000'));
   const rateText = settingFromEnv('BENCH_EMAIL_RATE', '50/s');
@@ -79,16 +90,15 @@ export async function emailBenchmark(): Promise<void> {
   writeRecipients(dataDir, 'limited.csv', limitedCount);
   console.log(`\nEmail benchmark: ${count} messages to a local SMTP sink process (${sink.url}), data in ${dataDir}`);
 
-  const bareSeconds = await bareLoop(count);
-  console.log(
-    `  bare nodemailer loop     ${(count / bareSeconds).toFixed(0)} messages/s (${bareSeconds.toFixed(1)} s)`,
-  );
-
+  // The server and worker run during the bare loop too, so both sides share the machine the same way; half the
+  // bare loop runs before the campaign and half after, so drift on a noisy machine hits both sides alike.
   const env = await startTestServer();
   const taskQueue = uniqueTaskQueue('bench-email');
   const worker = await createTestWorker(env, taskQueue);
   const running = worker.run();
   try {
+    await bareLoop(Math.min(1000, count)); // warm-up: JIT and the sink's parser, measured by neither side
+    let bareSeconds = await bareLoop(Math.ceil(count / 2));
     const jobs = testJobs(env, taskQueue);
     const started = performance.now();
     const { id } = await jobs.start('sendBulkEmail', {
@@ -99,6 +109,10 @@ export async function emailBenchmark(): Promise<void> {
     });
     const result = await jobs.result<BulkEmailResult>(id);
     const seconds = (performance.now() - started) / 1000;
+    bareSeconds += await bareLoop(Math.floor(count / 2));
+    console.log(
+      `  bare nodemailer loop     ${(count / bareSeconds).toFixed(0)} messages/s (${bareSeconds.toFixed(1)} s)`,
+    );
     const perSecond = result.sent / seconds;
     console.log(
       `  sendBulkEmail, no limit  ${perSecond.toFixed(0)} messages/s (${seconds.toFixed(1)} s, ${result.sent} sent, ` +
@@ -116,12 +130,13 @@ export async function emailBenchmark(): Promise<void> {
     const times = (await readMailbox(sinkDir))
       .filter((m) => m.messageId.startsWith('<bench-limited.'))
       .map((m) => m.receivedAt);
-    const span = (Math.max(...times) - Math.min(...times)) / 1000;
     const configured = (rate.count * 1000) / rate.perMs;
-    const achieved = (times.length - 1) / span;
+    const achieved = achievedRate(times, rate.perMs);
+    const share = achieved
+      ? `${achieved.toFixed(1)} messages/s → ${(achieved / configured).toFixed(2)} of`
+      : 'under one window: no rate for';
     console.log(
-      `  sendBulkEmail at ${rateText.padEnd(7)} ${achieved.toFixed(1)} messages/s achieved over ${span.toFixed(1)} s ` +
-        `(${limited.sent} sent)  → ${(achieved / configured).toFixed(2)} of the configured ${configured}/s; ` +
+      `  sendBulkEmail at ${rateText.padEnd(7)} ${share} the configured ${configured}/s (${limited.sent} sent); ` +
         `busiest ${rate.perMs / 1000} s window: ${busiestWindow(times, rate.perMs)} (limit ${rate.count})`,
     );
   } finally {

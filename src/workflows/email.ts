@@ -111,7 +111,8 @@ export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEm
     job.setCounts(c.sent, c.failed + c.skipped);
     job.setProgress(c.sent, c.total);
     const extra = [c.failed && `${c.failed} failed`, c.skipped && `${c.skipped} skipped`].filter(Boolean);
-    job.setMessage(`${c.sent} / ${c.total} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
+    const count = (n: number) => n.toLocaleString('en-US');
+    job.setMessage(`${count(c.sent)} / ${count(c.total)} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
   };
 
   const result = (outcome: BulkEmailResult['outcome']): BulkEmailResult => ({

@@ -54,7 +54,7 @@ describe('email jobs on a real dev server and SMTP', () => {
     });
     assert.equal(live.progress.unit, 'sent');
     assert.equal(live.progress.total, 1000);
-    assert.match(live.message, /^\d+ \/ 1000 sent/);
+    assert.match(live.message, /^\d+ \/ 1,000 sent/);
 
     const result = await stack.jobs.result<BulkEmailResult>(id);
     assert.equal(result.outcome, 'completed');

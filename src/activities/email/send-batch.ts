@@ -132,7 +132,8 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
       recovered: recovered.state,
       isDone: isFull,
       progress: (state) => ({ done: request.sentBefore + state.sent, total, unit: 'sent' }),
-      describe: (state) => `${request.sentBefore + state.sent} / ${total} sent`,
+      describe: (state) =>
+        `${(request.sentBefore + state.sent).toLocaleString('en-US')} / ${total.toLocaleString('en-US')} sent`,
       finish: (state) => state,
       step: async (state, signal) => {
         const wait = (request.notBefore ?? 0) - Date.now();
