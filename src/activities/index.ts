@@ -9,3 +9,6 @@ export { prepareCampaign } from './email/campaign';
 export { sendEmailBatch } from './email/send-batch';
 export { writeCampaignReport } from './email/report';
 export { deliverEmail } from './email/send-email';
+export { probeVideoFile } from './video/probe';
+export { detectShots } from './video/detect-shots';
+export { analyzeClips } from './video/analyze-clips';

@@ -11,6 +11,7 @@ import {
   restoreDocumentInput,
 } from './restoration-inputs';
 import { sendBulkEmailInput, sendEmailInput } from './email-inputs';
+import { analyzeCutsInput } from './video-inputs';
 
 export interface JobDefinition {
   summary: string;
@@ -96,6 +97,12 @@ export const JOB_CATALOG = {
     },
     idPrefix: 'bulk-email',
     idField: 'campaignId',
+  },
+  analyzeCuts: {
+    summary: 'Finds the shots of a video (cuts and fades), splits it into clips, scores each clip and thumbnails it.',
+    schema: analyzeCutsInput,
+    example: { video: 'videos/footage.mp4', maxClipSeconds: 20 },
+    idPrefix: 'cuts',
   },
 } as const satisfies Record<string, JobDefinition>;
 

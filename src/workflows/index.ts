@@ -3,3 +3,4 @@ export * from './diagnostics';
 export * from './media';
 export * from './restoration';
 export * from './email';
+export * from './video';

@@ -1,0 +1,147 @@
+/**
+ * The second pass: builds clips from the detected shots, samples three frames of each (fast seeks, 320 px wide),
+ * scores them, writes a thumbnail per clip from its best frame, and writes `cuts.json` next to them.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import sharp from 'sharp';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { buildClips, shotsFromSegments } from './clips';
+import { frameQuality, motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
+import type { DetectedShots } from './detect-shots';
+import { ffmpegPath } from './ffmpeg';
+import type { VideoInfo } from './probe';
+
+export interface AnalyzeClipsRequest {
+  video: string;
+  outputDir: string;
+  info: VideoInfo;
+  shots: DetectedShots;
+  maxClipSeconds: number;
+  minClipSeconds: number;
+}
+
+export interface ClipResult {
+  startMs: number;
+  endMs: number;
+  startFrame: number;
+  /** Last frame of the clip (inclusive). */
+  endFrame: number;
+  visualScore: number;
+  components: ClipComponents;
+  thumbnail: string;
+}
+
+export interface CutAnalysis {
+  video: string;
+  clipsCreated: number;
+  durationMs: number;
+  fps: number;
+  frameCount: number;
+  width: number;
+  height: number;
+  codec: string;
+  rotation: number;
+  cutFrames: number[];
+  cutMs: number[];
+  boundaries: DetectedShots['boundaries'];
+  clips: ClipResult[];
+  results: string;
+}
+
+const THUMB_WIDTH = 320;
+
+/** One frame at `ms`, decoded and scaled to `width` × `height` RGB. */
+function grabFrame(file: string, ms: number, width: number, height: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const args = ['-nostdin', '-v', 'error', '-ss', String(ms / 1000), '-i', file, '-frames:v', '1'];
+    args.push('-vf', `scale=${width}:${height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', () => {
+      const frame = Buffer.concat(chunks);
+      if (frame.length === width * height * 3) resolve(frame);
+      else reject(new Error(`no frame at ${ms} ms: ${stderr.trim() || 'nothing decoded'}`));
+    });
+  });
+}
+
+export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAnalysis> {
+  const file = resolveDataPath(request.video, 'video');
+  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const { info, shots } = request;
+  const endMs = Math.max(shots.lastFrameMs + Math.round(1000 / info.fps), 0);
+  const clips = buildClips(shotsFromSegments(shots.segments, shots.framesAnalysed, Math.min(endMs, info.durationMs)), {
+    minMs: request.minClipSeconds * 1000,
+    maxMs: request.maxClipSeconds * 1000,
+  });
+  const quarterTurn = info.rotation === 90 || info.rotation === 270;
+  const [shownWidth, shownHeight] = quarterTurn ? [info.height, info.width] : [info.width, info.height];
+  const thumbHeight = Math.max(2, Math.round((THUMB_WIDTH * shownHeight) / shownWidth / 2) * 2);
+
+  const results: ClipResult[] = [];
+  for (const [i, clip] of clips.entries()) {
+    Context.current().heartbeat({ progress: { done: i, total: clips.length, unit: 'clips' } });
+    const span = clip.endMs - clip.startMs;
+    const samples: { frame: Buffer; quality: FrameQuality }[] = [];
+    for (const at of [0.2, 0.5, 0.8]) {
+      const ms = clip.startMs + Math.round(span * at);
+      const frame = await grabFrame(file, ms, THUMB_WIDTH, thumbHeight).catch(() => undefined);
+      if (frame) samples.push({ frame, quality: frameQuality(frame, THUMB_WIDTH, thumbHeight) });
+    }
+    const mean = (key: keyof FrameQuality) =>
+      samples.length ? Math.round((1000 * samples.reduce((s, x) => s + x.quality[key], 0)) / samples.length) / 1000 : 0;
+    const components: ClipComponents = {
+      sharpness: mean('sharpness'),
+      exposure: mean('exposure'),
+      contrast: mean('contrast'),
+      colourfulness: mean('colourfulness'),
+      motion: motionFromChange(clip.change),
+    };
+    const best = samples.reduce<{ frame: Buffer; quality: FrameQuality } | undefined>(
+      (a, b) => (!a || b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a),
+      undefined,
+    );
+    const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
+    if (best) {
+      const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
+        .jpeg({ quality: 82 })
+        .toBuffer();
+      await writeFileAtomic(thumbnail, jpeg);
+    }
+    results.push({
+      startMs: clip.startMs,
+      endMs: clip.endMs,
+      startFrame: clip.startFrame,
+      endFrame: clip.endFrame - 1,
+      visualScore: visualScore(components),
+      components,
+      thumbnail: best ? displayPath(thumbnail) : '',
+    });
+  }
+
+  const cuts = shots.boundaries;
+  const analysis: CutAnalysis = {
+    video: displayPath(file),
+    clipsCreated: results.length,
+    durationMs: info.durationMs,
+    fps: info.fps,
+    frameCount: shots.framesAnalysed,
+    width: info.width,
+    height: info.height,
+    codec: info.codec,
+    rotation: info.rotation,
+    cutFrames: cuts.map((c) => c.frame),
+    cutMs: cuts.map((c) => c.ms),
+    boundaries: cuts,
+    clips: results,
+    results: displayPath(path.join(outputDir, 'cuts.json')),
+  };
+  await writeFileAtomic(path.join(outputDir, 'cuts.json'), JSON.stringify(analysis, null, 2));
+  return analysis;
+}
