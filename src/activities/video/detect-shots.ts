@@ -47,6 +47,16 @@ export interface DetectedShots {
   attempts: number;
 }
 
+/** A stream that stops well before its stated duration is truncated or corrupt: say so rather than half-analyse. */
+function assertComplete(file: string, reachedMs: number, info: VideoInfo): void {
+  if (reachedMs >= info.durationMs * 0.9 - 1000) return;
+  throw ApplicationFailure.nonRetryable(
+    `The video ${displayPath(file)} ends after ${(reachedMs / 1000).toFixed(1)} s of the ` +
+      `${(info.durationMs / 1000).toFixed(1)} s it declares: the stream is truncated or corrupt.`,
+    'VideoTruncated',
+  );
+}
+
 export async function detectShots(request: DetectShotsRequest): Promise<Resumable<DetectCheckpoint, DetectedShots>> {
   const file = resolveDataPath(request.video, 'video');
   const options = { ...DEFAULT_DETECTOR, ...(request.threshold !== undefined && { threshold: request.threshold }) };
@@ -80,6 +90,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         for (let n = 0; n < framesPerStep; n++) {
           const next = await frames.next();
           if (next.done) {
+            assertComplete(file, nextMs, request.info);
             detector.finish();
             return { nextIndex, nextMs, detector: detector.state, finished: true };
           }
