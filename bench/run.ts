@@ -2,6 +2,7 @@
  * Benchmark dispatcher: `npm run bench` runs every benchmark, `npm run bench -- <name>...` only the named ones.
  * Add a benchmark with one line in BENCHMARKS.
  */
+import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
 import { stressBenchmark } from './stress';
@@ -10,6 +11,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   stress: stressBenchmark,
   restoration: restorationBenchmark,
   email: emailBenchmark,
+  cuts: cutsBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {
