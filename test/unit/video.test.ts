@@ -270,6 +270,31 @@ describe('video activities on generated videos', () => {
     assert.equal(resumed.result.framesAnalysed, 300);
   });
 
+  it('places cuts in variable-frame-rate video by timestamp', async () => {
+    // 3 s at 25 fps, 3 s at 10 fps, 3 s at 25 fps, joined without making the rate constant.
+    const sources = [SOURCES.moving, SOURCES.bars.replace('rate=25', 'rate=10'), SOURCES.zoom];
+    const args = ['-y', '-v', 'error'];
+    for (const source of sources) args.push('-f', 'lavfi', '-t', '3', '-i', source);
+    const chains = sources.map((_, i) => `[${i}:v]scale=320:180,format=yuv420p,setsar=1,settb=1/1000[v${i}]`);
+    args.push('-filter_complex', `${chains.join(';')};[v0][v1][v2]concat=n=3:v=1[out]`, '-map', '[out]');
+    args.push('-vsync', '2', '-c:v', 'libx264', '-preset', 'ultrafast', path.join(dataDir, 'vfr.mp4'));
+    execFileSync(ffmpegPath(), args);
+    const vfr = await probeVideoFile({ video: 'vfr.mp4' });
+    assert.equal(vfr.variableFrameRate, true);
+    const outcome = await runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, {
+      video: 'vfr.mp4',
+      info: vfr,
+    });
+    assert.ok(outcome.finished);
+    assert.deepEqual(
+      outcome.result.boundaries.map((b) => [b.frame, b.ms]),
+      [
+        [75, 3000],
+        [105, 6000],
+      ],
+    );
+  });
+
   it('analyses ten minutes of video with flat memory', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
