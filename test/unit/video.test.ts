@@ -268,6 +268,16 @@ describe('video activities on generated videos', () => {
     assert.ok(stopped.checkpoint.nextIndex >= 125);
     assert.deepEqual(resumed.result.boundaries, whole.result.boundaries);
     assert.equal(resumed.result.framesAnalysed, 300);
+
+    // A retry after a dead worker starts from the last heartbeat's checkpoint the same way.
+    const retried = await runActivity(
+      new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { checkpoint: stopped.checkpoint } }, quiet),
+      detectShots,
+      { video: 'short.mp4', info },
+    );
+    assert.ok(retried.finished);
+    assert.deepEqual(retried.result.boundaries, whole.result.boundaries);
+    assert.equal(retried.result.attempts, 2);
   });
 
   it('places cuts in variable-frame-rate video by timestamp', async () => {
