@@ -3,13 +3,14 @@
  * process started like `npm run worker`, and the CLI as a user types it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DevServerSettings } from '../../src/config';
 import { startDevServer, type RunningDevServer } from '../../src/devserver/dev-server';
 import { freePort, runCli, startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { makeVideo, SOURCES } from '../helpers/videos';
 
 describe('the backroom CLI against a dev server and a worker process', () => {
   let server: RunningDevServer;
@@ -70,6 +71,25 @@ describe('the backroom CLI against a dev server and a worker process', () => {
     assert.match(stdout, /state\s+completed/);
     assert.match(stdout, /progress\s+3 \/ 3 seconds \(100%\)/);
     assert.match(stdout, /"secondsCounted":3/);
+  });
+
+  it('analyses the cuts of a video with `backroom start analyzeCuts --watch`', async () => {
+    const dataDir = env.BACKROOM_DATA_DIR ?? '';
+    const { boundaries } = makeVideo(path.join(dataDir, 'e2e-clip.mp4'), [
+      { source: SOURCES.moving, seconds: 2 },
+      { source: SOURCES.bars, seconds: 2 },
+    ]);
+    const { code, stdout } = await cli('start', 'analyzeCuts', '--video', 'e2e-clip.mp4', '--watch');
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /progress\s+4 \/ 4 seconds \(100%\)/);
+    assert.match(stdout, /2 clips, 1 boundaries → e2e-clip-cuts\/cuts\.json/);
+    const result = JSON.parse(readFileSync(path.join(dataDir, 'e2e-clip-cuts/cuts.json'), 'utf8')) as {
+      cutFrames: number[];
+    };
+    assert.deepEqual(
+      result.cutFrames,
+      boundaries.map((b) => b.frame),
+    );
   });
 
   it('generates sample pages with `backroom generate-pages`', async () => {
