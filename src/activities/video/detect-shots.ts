@@ -90,6 +90,8 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         for (let n = 0; n < framesPerStep; n++) {
           const next = await frames.next();
           if (next.done) {
+            // ffmpeg ends early when a pause or cancel kills it: that is an interruption, not the end of the video.
+            signal.throwIfAborted();
             assertComplete(file, nextMs, request.info);
             detector.finish();
             return { nextIndex, nextMs, detector: detector.state, finished: true };
