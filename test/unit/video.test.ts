@@ -16,7 +16,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { buildClips, shotsFromSegments, type Span } from '../../src/activities/video/clips';
 import { frameQuality } from '../../src/activities/video/clip-quality';
 import { detectShots, type DetectCheckpoint } from '../../src/activities/video/detect-shots';
-import { ffmpegPath } from '../../src/activities/video/ffmpeg';
+import { ffmpegPath, ffprobePath } from '../../src/activities/video/ffmpeg';
 import { probeVideoFile, type VideoInfo } from '../../src/activities/video/probe';
 import { DEFAULT_DETECTOR, ShotDetector } from '../../src/activities/video/shot-detector';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
@@ -279,6 +279,46 @@ describe('video activities on generated videos', () => {
     assert.deepEqual(retried.result.boundaries, whole.result.boundaries);
     assert.equal(retried.result.attempts, 2);
   });
+
+  const packagedProbe = /@ffprobe-installer/.test(ffprobePath());
+  it(
+    'reports times from the start of the stream when it does not start at 0 (MPEG-TS), also after a resume',
+    {
+      skip: packagedProbe && 'the static ffprobe from npm crashes on MPEG-TS: install ffmpeg (apt-get install ffmpeg)',
+    },
+    async () => {
+      execFileSync(ffmpegPath(), [
+        '-v',
+        'error',
+        '-i',
+        path.join(dataDir, 'short.mp4'),
+        '-c',
+        'copy',
+        path.join(dataDir, 'short.ts'),
+      ]);
+      const ts = await probeVideoFile({ video: 'short.ts' });
+      assert.ok(ts.startMs > 1000, `starts at ${ts.startMs} ms`);
+      const env = new MockActivityEnvironment(undefined, quiet);
+      env.on('heartbeat', (beat: ActivityHeartbeat<DetectCheckpoint>) => {
+        if (beat.checkpoint.nextIndex >= 150) env.cancel();
+      });
+      const stopped = await runActivity(env, detectShots, { video: 'short.ts', info: ts });
+      assert.ok(!stopped.finished);
+      const resumed = await runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, {
+        video: 'short.ts',
+        info: ts,
+        resumeFrom: stopped.checkpoint,
+      });
+      assert.ok(resumed.finished);
+      assert.deepEqual(
+        resumed.result.boundaries.map((b) => [b.frame, b.ms]),
+        [
+          [100, 4000],
+          [200, 8000],
+        ],
+      );
+    },
+  );
 
   it('places cuts in variable-frame-rate video by timestamp', async () => {
     // 3 s at 25 fps, 3 s at 10 fps, 3 s at 25 fps, joined without making the rate constant.

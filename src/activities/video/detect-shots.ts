@@ -84,6 +84,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           height: ANALYSIS_HEIGHT,
           fromMs: checkpoint.nextMs,
           firstIndex: checkpoint.nextIndex,
+          startMs: request.info.startMs ?? 0,
           signal,
         });
         let { nextIndex, nextMs } = checkpoint;

@@ -19,6 +19,8 @@ export interface DecodeOptions {
   height: number;
   /** Start at the first frame at or after this time (`firstIndex` is its ordinal). */
   fromMs?: number;
+  /** The stream's first timestamp: frame times are reported from it, so they start at 0. */
+  startMs?: number;
   firstIndex?: number;
   signal?: AbortSignal;
 }
@@ -30,8 +32,11 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const frameBytes = options.width * options.height * 3;
   const fromMs = options.fromMs ?? 0;
   const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info'];
-  // Seek a little before the frame wanted (floating point), keep the original timestamps, drop what is early.
-  if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000), '-copyts');
+  // Keep the original timestamps (the same whether or not we seek); seek a little before the frame wanted
+  // (floating point) and drop what is early.
+  if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
+  args.push('-copyts');
+  const startMs = options.startMs ?? 0;
   args.push('-i', file, '-map', '0:v:0', '-an', '-sn', '-vsync', '0');
   args.push('-vf', `scale=${options.width}:${options.height}:flags=area,showinfo`);
   args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
@@ -54,7 +59,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   createInterface({ input: child.stderr }).on('line', (line) => {
     const time = /Parsed_showinfo.*\bpts_time:(-?[\d.]+)/.exec(line)?.[1];
     if (time !== undefined) {
-      times.push(Math.round(Number(time) * 1000));
+      times.push(Math.round(Number(time) * 1000) - startMs);
       notify();
     } else {
       stderrTail.push(line);

@@ -24,6 +24,8 @@ export interface VideoInfo {
   rotation: number;
   /** True when frame timing varies (the average and nominal rates differ): timestamps, not counts, place cuts. */
   variableFrameRate: boolean;
+  /** The first timestamp of the stream (MPEG-TS files start at 1.4 s, for example); times are reported from it. */
+  startMs: number;
 }
 
 interface ProbeStream {
@@ -36,6 +38,7 @@ interface ProbeStream {
   nb_frames?: string;
   duration?: string;
   tags?: { rotate?: string };
+  start_time?: string;
   side_data_list?: { rotation?: number }[];
 }
 
@@ -52,6 +55,15 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
     const args = ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file];
     output = (await run(ffprobePath(), args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
   } catch (err) {
+    const crash = (err as { signal?: string }).signal;
+    if (crash) {
+      // The tool failed, not the file (the static ffprobe builds on npm crash on MPEG-TS input, for one).
+      throw ApplicationFailure.nonRetryable(
+        `ffprobe (${ffprobePath()}) crashed with ${crash} reading ${name}. Install ffmpeg on the system ` +
+          '(Debian: apt-get install ffmpeg) or set FFPROBE_PATH to a working ffprobe.',
+        'ProbeCrashed',
+      );
+    }
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
     const reason = stderr.split('\n').at(-1)?.replace(`${file}: `, '') || (err as Error).message;
     throw ApplicationFailure.nonRetryable(
@@ -59,7 +71,7 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
       'VideoUnreadable',
     );
   }
-  const parsed = JSON.parse(output) as { streams?: ProbeStream[]; format?: { duration?: string } };
+  const parsed = JSON.parse(output) as { streams?: ProbeStream[]; format?: { duration?: string; start_time?: string } };
   const video = parsed.streams?.find(
     (s) => s.codec_type === 'video' && s.codec_name !== 'png' && s.codec_name !== 'mjpeg',
   );
@@ -92,6 +104,7 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
     codec: video.codec_name ?? 'unknown',
     rotation: ((rotation % 360) + 360) % 360,
     variableFrameRate: nominal > 0 && Math.abs(nominal - avg) / nominal > 0.01,
+    startMs: Math.round(1000 * Number(video.start_time ?? parsed.format?.start_time ?? 0)) || 0,
   };
 }
 
