@@ -33,16 +33,11 @@ export interface ClipResult {
   thumbnail: string;
 }
 
-export interface CutAnalysis {
+export interface CutAnalysis extends Pick<VideoInfo, 'durationMs' | 'fps' | 'width' | 'height' | 'codec' | 'rotation'> {
   video: string;
   clipsCreated: number;
-  durationMs: number;
-  fps: number;
+  /** Frames decoded (the container's own count can be off). */
   frameCount: number;
-  width: number;
-  height: number;
-  codec: string;
-  rotation: number;
   cutFrames: number[];
   cutMs: number[];
   boundaries: DetectedShots['boundaries'];
