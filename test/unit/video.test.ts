@@ -87,7 +87,7 @@ describe('ShotDetector', () => {
     whole.finish();
     const first = new ShotDetector(DEFAULT_DETECTOR);
     frames.slice(0, 41).forEach((pixels, i) => first.push(i, i * 40, pixels));
-    const resumed = new ShotDetector(DEFAULT_DETECTOR, structuredClone(first.state));
+    const resumed = new ShotDetector(DEFAULT_DETECTOR, first.snapshot());
     frames.slice(41).forEach((pixels, i) => resumed.push(41 + i, (41 + i) * 40, pixels));
     resumed.finish();
     assert.deepEqual(resumed.state.boundaries, whole.state.boundaries);

@@ -63,6 +63,8 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
   const totalSeconds = Math.round(request.info.durationMs / 1000);
   const framesPerStep = Math.max(10, Math.ceil(request.info.fps));
   let frames: AsyncGenerator<DecodedFrame> | undefined;
+  // One decoder and one detector per attempt; each step hands back a snapshot as its checkpoint.
+  let detector: ShotDetector | undefined;
   let lastMs = 0;
   try {
     return await runResumableLoop<DetectCheckpoint, DetectedShots>({
@@ -78,7 +80,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         `${(checkpoint.nextMs / 1000).toFixed(1)} s of ${(request.info.durationMs / 1000).toFixed(1)} s analysed, ` +
         `${checkpoint.detector.boundaries.length} boundaries`,
       step: async (checkpoint, signal) => {
-        const detector = new ShotDetector(options, structuredClone(checkpoint.detector));
+        detector ??= new ShotDetector(options, checkpoint.detector);
         frames ??= decodeFrames(file, {
           width: ANALYSIS_WIDTH,
           height: ANALYSIS_HEIGHT,
@@ -95,14 +97,14 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
             signal.throwIfAborted();
             assertComplete(file, nextMs, request.info);
             detector.finish();
-            return { nextIndex, nextMs, detector: detector.state, finished: true };
+            return { nextIndex, nextMs, detector: detector.snapshot(), finished: true };
           }
           detector.push(next.value.index, next.value.ms, next.value.pixels);
           lastMs = next.value.ms;
           nextIndex = next.value.index + 1;
           nextMs = next.value.ms + 1;
         }
-        return { nextIndex, nextMs, detector: detector.state, finished: false };
+        return { nextIndex, nextMs, detector: detector.snapshot(), finished: false };
       },
       finish: (checkpoint) => ({
         boundaries: checkpoint.detector.boundaries,

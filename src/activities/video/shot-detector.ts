@@ -80,16 +80,30 @@ export function meanLuma(rgb: Uint8Array): number {
 }
 
 export class ShotDetector {
+  readonly state: DetectorState;
+  /** The previous frame, kept as bytes while running; encoded into the state only by {@link snapshot}. */
+  private previous: Uint8Array | undefined;
+
   constructor(
     readonly options: DetectorOptions,
-    readonly state: DetectorState = initialDetectorState(),
-  ) {}
+    state: DetectorState = initialDetectorState(),
+  ) {
+    this.state = structuredClone(state);
+    this.previous = state.previous ? Buffer.from(state.previous, 'base64') : undefined;
+  }
+
+  /** The state as plain data (a copy), for a checkpoint: what a new detector carries on from. */
+  snapshot(): DetectorState {
+    const snapshot = structuredClone(this.state);
+    if (this.previous) snapshot.previous = Buffer.from(this.previous).toString('base64');
+    return snapshot;
+  }
 
   /** Feeds one decoded frame (RGB, small); boundaries are decided `window` frames later. */
   push(frame: number, ms: number, pixels: Uint8Array): void {
-    const previous = this.state.previous ? Buffer.from(this.state.previous, 'base64') : undefined;
+    const previous = this.previous;
     const change = previous && previous.length === pixels.length ? contentChange(previous, pixels) : 0;
-    this.state.previous = Buffer.from(pixels).toString('base64');
+    this.previous = pixels;
     this.state.pending.push({ frame, ms, change, luma: meanLuma(pixels) });
     const { window } = this.options;
     while (this.state.pending.length > 2 * window + 1) this.state.pending.shift();
