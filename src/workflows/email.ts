@@ -17,18 +17,18 @@ import {
 } from '../shared/email-inputs';
 import type { JobCarryOver } from '../shared/job-status';
 import { describeRate, keepRecentEnds, nextBatchStart, parseRate, planSending } from '../shared/send-plan';
-import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+import { JobControl, boundedRetry, interruptibleActivityOptions, persistentRetry, validateInput } from './job-control';
 
 // An SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
 const smtp = proxyActivities<typeof activities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: persistentRetry,
 });
 
 const bookkeeping = proxyActivities<typeof activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: boundedRetry,
 });
 
 const { sendEmailBatch } = proxyActivities<typeof activities>(interruptibleActivityOptions);

@@ -23,7 +23,7 @@ import {
   setHandler,
   upsertMemo,
 } from '@temporalio/workflow';
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import {
   MAX_STATUS_ERRORS,
   type JobCarryOver,
@@ -44,6 +44,21 @@ export class GracefulCancel extends Error {
   }
 }
 
+/** Retries for work that a bad input fails for good but a passing fault (a busy disk) may interrupt: a few. */
+export const boundedRetry: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  maximumAttempts: 5,
+};
+
+/** Retries for work that waits on something outside (an SMTP server, a dead worker's heartbeat): until it works. */
+export const persistentRetry: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+};
+
 /**
  * Activity options for activities that a pause or cancel may interrupt: the workflow waits for the activity to
  * stop and hand back its checkpoint, and heartbeats are frequent enough for the interruption to arrive promptly.
@@ -53,7 +68,7 @@ export const interruptibleActivityOptions: ActivityOptions = {
   // Long enough for a busy 2-core machine, short enough that a dead worker's activity moves on quickly.
   heartbeatTimeout: '15 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: persistentRetry,
 };
 
 export interface JobOptions {

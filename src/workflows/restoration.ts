@@ -16,13 +16,13 @@ import {
   type RestoreBatchInput,
   type RestoreDocumentInput,
 } from '../shared/restoration-inputs';
-import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
 import { SlidingWindow } from './sliding-window';
 
 const pages = proxyActivities<typeof activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: boundedRetry,
 });
 
 const bookkeeping = proxyActivities<typeof activities>({

@@ -7,17 +7,17 @@ import type * as activities from '../activities';
 import type { CutAnalysis } from '../activities/video/analyze-clips';
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
 import { analyzeCutsInput, type AnalyzeCutsInput } from '../shared/video-inputs';
-import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
 
 const quick = proxyActivities<typeof activities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: boundedRetry,
 });
 
 const clipWork = proxyActivities<typeof activities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: boundedRetry,
 });
 
 const { detectShots } = proxyActivities<typeof activities>(interruptibleActivityOptions);
