@@ -25,6 +25,19 @@ import { makeVideo, SOURCES } from '../helpers/videos';
 
 const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
 
+/** The detection pass in a mock activity context. */
+const detect = (video: string, info: VideoInfo, resumeFrom?: DetectCheckpoint) =>
+  runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, { video, info, resumeFrom });
+
+/** The detection pass, cancelled (as a pause does) once its checkpoint reaches `frame`. */
+function detectUntil(video: string, info: VideoInfo, frame: number) {
+  const env = new MockActivityEnvironment(undefined, quiet);
+  env.on('heartbeat', (beat: ActivityHeartbeat<DetectCheckpoint>) => {
+    if (beat.checkpoint.nextIndex >= frame) env.cancel();
+  });
+  return runActivity(env, detectShots, { video, info });
+}
+
 /** A frame of 16×9 RGB pixels from a seed: the same seed gives the same picture. */
 function picture(seed: number, brightness = 1): Uint8Array {
   const frame = new Uint8Array(16 * 9 * 3);
@@ -236,21 +249,14 @@ describe('video activities on generated videos', () => {
   });
 
   it('stops when cancelled, kills ffmpeg, and resumes from the checkpoint instead of frame 0', async () => {
-    const whole = await runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, {
-      video: 'short.mp4',
-      info,
-    });
+    const whole = await detect('short.mp4', info);
     assert.ok(whole.finished);
     assert.deepEqual(
       whole.result.boundaries.map((b) => b.frame),
       [100, 200],
     );
 
-    const env = new MockActivityEnvironment(undefined, quiet);
-    env.on('heartbeat', (beat: ActivityHeartbeat<DetectCheckpoint>) => {
-      if (beat.checkpoint.nextIndex >= 125) env.cancel();
-    });
-    const stopped = await runActivity(env, detectShots, { video: 'short.mp4', info });
+    const stopped = await detectUntil('short.mp4', info, 125);
     assert.ok(!stopped.finished);
     const running = () => execFileSync('ps', ['-eo', 'args']).toString().split('\n');
     assert.ok(!running().some((line) => line.includes(ffmpegPath()) && line.includes('short.mp4')), 'no ffmpeg left');
@@ -298,17 +304,9 @@ describe('video activities on generated videos', () => {
       ]);
       const ts = await probeVideoFile({ video: 'short.ts' });
       assert.ok(ts.startMs > 1000, `starts at ${ts.startMs} ms`);
-      const env = new MockActivityEnvironment(undefined, quiet);
-      env.on('heartbeat', (beat: ActivityHeartbeat<DetectCheckpoint>) => {
-        if (beat.checkpoint.nextIndex >= 150) env.cancel();
-      });
-      const stopped = await runActivity(env, detectShots, { video: 'short.ts', info: ts });
+      const stopped = await detectUntil('short.ts', ts, 150);
       assert.ok(!stopped.finished);
-      const resumed = await runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, {
-        video: 'short.ts',
-        info: ts,
-        resumeFrom: stopped.checkpoint,
-      });
+      const resumed = await detect('short.ts', ts, stopped.checkpoint);
       assert.ok(resumed.finished);
       assert.deepEqual(
         resumed.result.boundaries.map((b) => [b.frame, b.ms]),
@@ -331,10 +329,7 @@ describe('video activities on generated videos', () => {
     execFileSync(ffmpegPath(), args);
     const vfr = await probeVideoFile({ video: 'vfr.mp4' });
     assert.equal(vfr.variableFrameRate, true);
-    const outcome = await runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, {
-      video: 'vfr.mp4',
-      info: vfr,
-    });
+    const outcome = await detect('vfr.mp4', vfr);
     assert.ok(outcome.finished);
     assert.deepEqual(
       outcome.result.boundaries.map((b) => [b.frame, b.ms]),
