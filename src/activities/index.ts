@@ -12,3 +12,7 @@ export { deliverEmail } from './email/send-email';
 export { probeVideoFile } from './video/probe';
 export { detectShots } from './video/detect-shots';
 export { analyzeClips } from './video/analyze-clips';
+export { renderDatasetPages, cutDatasetPatches, validateDataset } from './training/synthetic-data';
+export { prepareTrainingRun, trainEpoch } from './training/train-epoch';
+export { evaluateHeldOutPages } from './training/evaluate';
+export { describeModel } from './training/apply-model';

@@ -122,13 +122,20 @@ function memoState(memo: Record<string, unknown> | undefined): JobState | undefi
 function namedJobId(type: JobType, args: Record<string, unknown>): string | undefined {
   const definition: JobDefinition = JOB_CATALOG[type];
   const name = definition.idField === undefined ? undefined : args[definition.idField];
-  return typeof name === 'string' && name ? `${definition.idPrefix}-${name}` : undefined;
+  return typeof name === 'string' && name ? `${idPrefix(type, args)}-${name}` : undefined;
+}
+
+/** The job type's id prefix, with the value of its `idPrefixField` when it has one (`train-layer2`). */
+function idPrefix(type: JobType, args: Record<string, unknown>): string {
+  const definition: JobDefinition = JOB_CATALOG[type];
+  const extra = definition.idPrefixField === undefined ? undefined : args[definition.idPrefixField];
+  return typeof extra === 'string' && extra ? `${definition.idPrefix}-${extra}` : definition.idPrefix;
 }
 
 /** A fresh, readable workflow id: `<prefix>-<yyyymmdd-hhmmss>-<random>`. */
-export function newJobId(type: JobType, now = new Date()): string {
+export function newJobId(type: JobType, now = new Date(), args: Record<string, unknown> = {}): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${JOB_CATALOG[type].idPrefix}-${stamp}-${randomBytes(3).toString('hex')}`;
+  return `${idPrefix(type, args)}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
 export class Jobs {
@@ -146,7 +153,7 @@ export class Jobs {
   async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartedJob> {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
     const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
-    const workflowId = options.id ?? namedJobId(type, args) ?? newJobId(type);
+    const workflowId = options.id ?? namedJobId(type, args) ?? newJobId(type, new Date(), args);
     try {
       const handle = await this.client.workflow.start(type, {
         taskQueue: this.taskQueue,

@@ -12,6 +12,7 @@ import {
 } from './restoration-inputs';
 import { sendBulkEmailInput, sendEmailInput } from './email-inputs';
 import { analyzeCutsInput } from './video-inputs';
+import { evaluateModelInput, generateSyntheticDataInput, trainModelInput } from './training-inputs';
 
 export interface JobDefinition {
   summary: string;
@@ -21,6 +22,8 @@ export interface JobDefinition {
   idPrefix: string;
   /** An input field that names the job: when given, the id is `<idPrefix>-<value>`, so the same job cannot run twice. */
   idField?: string;
+  /** An input field whose value joins the prefix (`train-layer1-…`), so the UI list tells the kinds apart. */
+  idPrefixField?: string;
 }
 
 export const JOB_CATALOG = {
@@ -103,6 +106,27 @@ export const JOB_CATALOG = {
     schema: analyzeCutsInput,
     example: { video: 'videos/footage.mp4', maxClipSeconds: 20 },
     idPrefix: 'cuts',
+  },
+  generateSyntheticData: {
+    summary: 'Renders clean pages and degraded copies, cuts and augments patch pairs, validates them (a dataset).',
+    schema: generateSyntheticDataInput,
+    example: { datasetId: 'demo', pages: 10 },
+    idPrefix: 'dataset',
+    idField: 'datasetId',
+  },
+  trainModel: {
+    summary: 'Trains a layer-1 or layer-2 restoration model epoch by epoch with checkpoints, then evaluates it.',
+    schema: trainModelInput,
+    example: { layer: 'layer1', dataset: 'datasets/demo', epochs: 8, runId: 'demo-layer1' },
+    idPrefix: 'train',
+    idField: 'runId',
+    idPrefixField: 'layer',
+  },
+  evaluateModel: {
+    summary: 'Scores a trained model on held-out pages (PSNR, SSIM) against the input and the classical pipeline.',
+    schema: evaluateModelInput,
+    example: { model: 'models/demo-layer1/best.json', dataset: 'datasets/demo' },
+    idPrefix: 'evaluate',
   },
 } as const satisfies Record<string, JobDefinition>;
 

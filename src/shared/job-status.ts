@@ -2,6 +2,7 @@
  * The one status shape every Backroom job answers to its `status` query.
  * Shared by workflows (which build it), activities (which feed it) and clients (which show it). No I/O here.
  */
+import type { EpochMetrics } from './training-inputs';
 
 /** Lifecycle of a job as users see it. `cancelling` means a graceful cancel is on its way to a safe point. */
 export type JobState = 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
@@ -37,6 +38,8 @@ export interface JobStatus<Result = unknown> {
   /** ISO-8601 timestamps. */
   startedAt: string;
   updatedAt: string;
+  /** Training jobs: the metrics of the latest epochs (bounded; every epoch's are in its checkpoint). */
+  epochs?: EpochMetrics[];
   /** The result summary, once the job has ended (also the partial result of a cancelled job). */
   result?: Result;
 }

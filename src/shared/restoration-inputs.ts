@@ -33,7 +33,8 @@ export const processMediaInput = z.strictObject({
   operations: z.array(mediaOperation).min(1).max(50),
 });
 
-export const restorationStep = z.enum(['denoise', 'deskew', 'normalize', 'binarize']);
+/** `model` runs a trained model (the input's `model` field): see the training jobs. */
+export const restorationStep = z.enum(['denoise', 'deskew', 'normalize', 'binarize', 'model']);
 
 /** Pass/fail thresholds of the quality assessment. */
 export const qualityThresholds = z
@@ -57,15 +58,27 @@ const steps = z
   .max(8)
   .default([...DEFAULT_RESTORATION_STEPS]);
 
-export const restoreDocumentInput = z.strictObject({
-  input: path,
-  /** Default: `<input dir>/restored/<input name>.png`. */
-  output: path.optional(),
-  /** A clean version of the page, for PSNR and SSIM. */
-  reference: path.optional(),
-  steps,
-  thresholds: qualityThresholds,
-});
+/** A trained model's checkpoint, for the `model` step (e.g. `models/<runId>/best.json`). */
+const model = path.optional();
+
+/** The `model` step and the `model` field go together. */
+const modelStepRule: [(value: { steps: string[]; model?: string | undefined }) => boolean, z.core.$ZodCustomParams] = [
+  (value) => value.steps.includes('model') === (value.model !== undefined),
+  { error: 'the "model" step needs a model checkpoint, and a model needs the "model" step', path: ['model'] },
+];
+
+export const restoreDocumentInput = z
+  .strictObject({
+    input: path,
+    /** Default: `<input dir>/restored/<input name>.png`. */
+    output: path.optional(),
+    /** A clean version of the page, for PSNR and SSIM. */
+    reference: path.optional(),
+    steps,
+    model,
+    thresholds: qualityThresholds,
+  })
+  .refine(...modelStepRule);
 
 export const restoreBatchInput = z
   .strictObject({
@@ -76,6 +89,7 @@ export const restoreBatchInput = z
     referenceDir: path.optional(),
     concurrency: z.number().int().min(1).max(64).default(4),
     steps,
+    model,
     thresholds: qualityThresholds,
     /** Items per run before continuing as new (keeps each run's history small). */
     itemsPerRun: z.number().int().min(10).max(2000).default(500),
@@ -83,7 +97,8 @@ export const restoreBatchInput = z
   .refine((value) => (value.inputDir === undefined) !== (value.inputs === undefined), {
     message: 'give exactly one of inputDir or inputs',
     path: ['inputDir'],
-  });
+  })
+  .refine(...modelStepRule);
 
 export const generateSamplePagesInput = z.strictObject({
   outputDir: path.default('samples'),

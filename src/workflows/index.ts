@@ -4,3 +4,4 @@ export * from './media';
 export * from './restoration';
 export * from './email';
 export * from './video';
+export * from './training';

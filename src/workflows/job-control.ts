@@ -171,9 +171,10 @@ export class JobControl<Result = unknown> {
     this.touch();
   }
 
-  setProgress(done: number, total = this.status.progress.total): void {
+  setProgress(done: number, total = this.status.progress.total, unit = this.status.progress.unit): void {
     this.status.progress.done = done;
     this.status.progress.total = total;
+    this.status.progress.unit = unit;
     this.touch();
   }
 

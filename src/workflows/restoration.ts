@@ -103,6 +103,7 @@ export async function restoreBatch(
         manifest: manifest ?? '',
         index,
         steps: input.steps,
+        model: input.model,
         thresholds: input.thresholds,
       });
       if (item.ok) job.itemSucceeded();
@@ -131,6 +132,8 @@ export async function restoreBatch(
     async () => {
       if (!manifest) {
         await job.checkpoint();
+        // A missing or corrupt model fails the batch here, instead of failing every page.
+        if (input.model) await pages.describeModel({ model: input.model });
         const prepared = await bookkeeping.prepareBatch(input);
         manifest = prepared.manifest;
         count = prepared.count;

@@ -137,6 +137,7 @@ export interface BatchItemRequest {
   manifest: string;
   index: number;
   steps: RestorationStep[];
+  model?: string | undefined;
   thresholds: QualityThresholds;
 }
 
@@ -161,6 +162,7 @@ export async function restoreBatchItem(request: BatchItemRequest): Promise<Batch
         output: item.output,
         reference: item.reference,
         steps: request.steps,
+        model: request.model,
         thresholds: request.thresholds,
       },
       async (output) =>

@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { assertReadableFile, describeImageError, maxInputPixels } from '../images/image-errors';
+import { loadModel } from '../training/apply-model';
 import { grayToSharp, readGray, type GrayImage } from './gray-image';
 import {
   assess,
@@ -20,6 +21,8 @@ export interface RestoreDocumentRequest {
   output?: string | undefined;
   reference?: string | undefined;
   steps: RestorationStep[];
+  /** The checkpoint the `model` step runs. */
+  model?: string | undefined;
   thresholds: QualityThresholds;
 }
 
@@ -59,7 +62,8 @@ export async function restoreDocumentFile(
   const context = Context.current();
   const page = await readPage(input, 'input');
   const clean = reference ? await readPage(reference, 'reference') : undefined;
-  const restored = await restorePixels(page, request.steps, (step) => context.heartbeat({ step }));
+  const model = request.model ? await loadModel(request.model) : undefined;
+  const restored = await restorePixels(page, request.steps, (step) => context.heartbeat({ step }), model);
   context.heartbeat({ step: 'writing' });
   await writeFileAtomic(output, await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer());
   await afterWrite?.(output);

@@ -1,10 +1,12 @@
 /**
  * Restores one document image: denoise, deskew, flatten the background and normalise contrast, optionally
  * binarise; then assesses quality against a clean reference (PSNR, SSIM) or, without one, by no-reference measures.
- * A trained model can join later as one more step in {@link RESTORATION_STEPS}.
+ * A trained model (see activities/training) is one more step, `model`, and can sit anywhere in the list.
  */
 import sharp from 'sharp';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
+import { applyCheckpoint } from '../training/apply-model';
+import type { Checkpoint } from '../training/checkpoint';
 import { binarizeSauvola } from './binarize';
 import { estimateSkewDegrees } from './deskew';
 import { grayToSharp, type GrayImage } from './gray-image';
@@ -124,11 +126,12 @@ async function normalize(image: GrayImage): Promise<GrayImage> {
   return { width: image.width, height: image.height, data: flat };
 }
 
-/** Runs `steps` in order on a decoded page. */
+/** Runs `steps` in order on a decoded page; the `model` step needs `model`. */
 export async function restorePixels(
   image: GrayImage,
   steps: readonly RestorationStep[],
   onStep?: (step: RestorationStep) => void,
+  model?: Checkpoint,
 ): Promise<{ image: GrayImage; records: StepRecord[] }> {
   const records: StepRecord[] = [];
   let current = image;
@@ -152,6 +155,11 @@ export async function restorePixels(
         break;
       case 'binarize':
         current = binarizeSauvola(current);
+        break;
+      case 'model':
+        if (!model) throw new Error('The model step needs a model checkpoint');
+        current = await applyCheckpoint(model, current);
+        record.detail = `${model.layer} model, epoch ${model.position.epoch}`;
         break;
     }
     record.ms = Math.round(performance.now() - started);

@@ -1,0 +1,93 @@
+/**
+ * Running a trained model on whole images: layer 1 restores grey levels; a layer-2 model runs its layer 1 first and
+ * then decides ink or paper for every pixel (a clean black-and-white page). Pages go through in strips, so memory
+ * stays flat whatever the page size.
+ */
+import { stat } from 'node:fs/promises';
+import type { ModelLayer } from '../../shared/training-inputs';
+import { resolveDataPath } from '../files';
+import type { GrayImage } from '../restoration/gray-image';
+import { readCheckpoint, type Checkpoint, type ModelWeights } from './checkpoint';
+import { WindowModel } from './model';
+
+/** Rows per strip: with 48 channels of float32, a 1240-pixel-wide strip stays near 25 MB. */
+const STRIP_ROWS = 96;
+
+/** 0..1 model outputs → 8-bit pixels; layer 2's outputs are ink probabilities, cut at one half. */
+export function toPixels(values: Float32Array, layer: ModelLayer): Uint8Array {
+  return layer === 'layer2'
+    ? Uint8Array.from(values, (value) => (value >= 0.5 ? 255 : 0))
+    : Uint8Array.from(values, (value) => Math.round(value * 255));
+}
+
+/** Runs `model` over one image of any size, strip by strip, with enough rows of context that strips do not show. */
+export function predictImage(model: WindowModel, image: GrayImage): Float32Array {
+  const context = (model.architecture.window - 1) / 2;
+  const out = new Float32Array(image.width * image.height);
+  for (let top = 0; top < image.height; top += STRIP_ROWS) {
+    const rows = Math.min(STRIP_ROWS, image.height - top);
+    const first = top - context;
+    const height = rows + 2 * context;
+    const data = new Uint8Array(image.width * height);
+    for (let y = 0; y < height; y++) {
+      const source = Math.min(image.height - 1, Math.max(0, first + y));
+      data.set(image.data.subarray(source * image.width, (source + 1) * image.width), y * image.width);
+    }
+    const [strip] = model.predict([{ width: image.width, height, data }]);
+    if (strip) out.set(strip.subarray(context * image.width, (context + rows) * image.width), top * image.width);
+  }
+  return out;
+}
+
+/** Applies a layer's weights to an image and returns 8-bit pixels. */
+export async function applyWeights(weights: ModelWeights, layer: ModelLayer, image: GrayImage): Promise<GrayImage> {
+  const model = await WindowModel.fromWeights(weights.weights, weights.architecture);
+  try {
+    return { width: image.width, height: image.height, data: toPixels(predictImage(model, image), layer) };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Applies a whole checkpoint: layer 1, then layer 2 when it is a layer-2 model. */
+export async function applyCheckpoint(checkpoint: Checkpoint, image: GrayImage): Promise<GrayImage> {
+  if (checkpoint.layer === 'layer1') return applyWeights(checkpoint, 'layer1', image);
+  if (!checkpoint.layer1) throw new Error('This layer-2 checkpoint carries no layer-1 model');
+  return applyWeights(checkpoint, 'layer2', await applyWeights(checkpoint.layer1, 'layer1', image));
+}
+
+const cache = new Map<string, Promise<Checkpoint>>();
+
+/** Reads a model named by a job input, once per file version (batches restore thousands of pages with one model). */
+export async function loadModel(userPath: string): Promise<Checkpoint> {
+  const file = resolveDataPath(userPath, 'model');
+  const version = await stat(file).then(
+    (info) => `${info.mtimeMs}:${info.size}`,
+    () => 'missing',
+  );
+  const key = `${file}@${version}`;
+  let entry = cache.get(key);
+  if (!entry) {
+    entry = readCheckpoint(file, 'model');
+    if (cache.size > 8) cache.clear();
+    cache.set(key, entry);
+    entry.catch(() => cache.delete(key));
+  }
+  return entry;
+}
+
+export interface ModelDescription {
+  layer: ModelLayer;
+  epoch: number;
+  valPsnr?: number;
+}
+
+/** Activity: reads a model once up front, so a batch with a missing or corrupt model fails at once, not per page. */
+export async function describeModel(request: { model: string }): Promise<ModelDescription> {
+  const checkpoint = await loadModel(request.model);
+  return {
+    layer: checkpoint.layer,
+    epoch: checkpoint.position.epoch,
+    ...(checkpoint.metrics && { valPsnr: checkpoint.metrics.valPsnr }),
+  };
+}

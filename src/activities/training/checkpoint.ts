@@ -1,0 +1,157 @@
+/**
+ * Model checkpoints: one JSON file holding the weights (float32, base64), the optimiser's state, where training
+ * stood (epoch, batch, running loss) and the epoch's metrics. A layer-2 checkpoint carries its layer-1 weights, so
+ * any checkpoint is a complete model. Files are written atomically; a file that does not parse or whose arrays do
+ * not fit its architecture is refused with a clear, non-retryable error rather than a crash loop.
+ */
+import { readFile } from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/activity';
+import { z } from 'zod';
+import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { WEIGHT_NAMES, weightShapes, type Architecture, type Weights } from './model';
+
+export const CHECKPOINT_FORMAT = 'backroom-restoration-model/1';
+
+/** Where a run stands: `batch` batches of `epoch` are done (0 at an epoch boundary). */
+export interface TrainingPosition {
+  runId: string;
+  epoch: number;
+  batch: number;
+  lossSum: number;
+  samples: number;
+}
+
+export interface ModelWeights {
+  architecture: Architecture;
+  weights: Weights;
+}
+
+export interface Checkpoint extends ModelWeights {
+  layer: ModelLayer;
+  /** The layer-1 model a layer-2 model refines. */
+  layer1?: ModelWeights;
+  learningRate: number;
+  optimizer: { shape: number[]; data: Float32Array }[];
+  position: TrainingPosition;
+  metrics?: EpochMetrics;
+}
+
+const floats = z.string();
+const architectureSchema = z.object({
+  window: z.number().int().min(1).max(31),
+  hidden: z.tuple([z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]),
+});
+const weightsSchema = z.object({ architecture: architectureSchema, weights: z.record(z.string(), floats) });
+const fileSchema = weightsSchema.extend({
+  format: z.literal(CHECKPOINT_FORMAT),
+  layer: z.enum(['layer1', 'layer2']),
+  layer1: weightsSchema.optional(),
+  learningRate: z.number().positive(),
+  optimizer: z.array(z.object({ shape: z.array(z.number().int().min(0)), data: floats })),
+  position: z.object({
+    runId: z.string(),
+    epoch: z.number().int().min(0),
+    batch: z.number().int().min(0),
+    lossSum: z.number(),
+    samples: z.number().int().min(0),
+  }),
+  metrics: z.custom<EpochMetrics>().optional(),
+  savedAt: z.string(),
+});
+
+function encode(values: Float32Array): string {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
+}
+
+function decode(text: string): Float32Array {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length % 4 !== 0) throw new Error('an array is not a whole number of float32 values');
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return new Float32Array(copy.buffer);
+}
+
+function encodeWeights({ architecture, weights }: ModelWeights) {
+  return {
+    architecture,
+    weights: Object.fromEntries(WEIGHT_NAMES.map((name) => [name, encode(weights[name])])),
+  };
+}
+
+function decodeWeights(raw: z.output<typeof weightsSchema>): ModelWeights {
+  const architecture = { window: raw.architecture.window, hidden: raw.architecture.hidden } as Architecture;
+  if (architecture.window % 2 !== 1) throw new Error('the window size must be odd');
+  const shapes = weightShapes(architecture);
+  const weights = {} as Weights;
+  for (const name of WEIGHT_NAMES) {
+    const text = raw.weights[name];
+    if (text === undefined) throw new Error(`weight "${name}" is missing`);
+    const values = decode(text);
+    const expected = shapes[name].reduce((a, b) => a * b, 1);
+    if (values.length !== expected) {
+      throw new Error(`weight "${name}" has ${values.length} values where the architecture needs ${expected}`);
+    }
+    if (!values.every(Number.isFinite)) throw new Error(`weight "${name}" holds NaN or infinite values`);
+    weights[name] = values;
+  }
+  return { architecture, weights };
+}
+
+/** Writes `checkpoint` to `file` atomically (a reader sees the previous file or this one, never a part). */
+export async function writeCheckpoint(file: string, checkpoint: Checkpoint): Promise<void> {
+  const body = {
+    format: CHECKPOINT_FORMAT,
+    layer: checkpoint.layer,
+    ...encodeWeights(checkpoint),
+    ...(checkpoint.layer1 && { layer1: encodeWeights(checkpoint.layer1) }),
+    learningRate: checkpoint.learningRate,
+    optimizer: checkpoint.optimizer.map((entry) => ({ shape: entry.shape, data: encode(entry.data) })),
+    position: checkpoint.position,
+    ...(checkpoint.metrics && { metrics: checkpoint.metrics }),
+    savedAt: new Date().toISOString(),
+  };
+  await writeFileAtomic(file, JSON.stringify(body));
+}
+
+/**
+ * Reads a checkpoint (an absolute path); a missing file or a corrupt one is a non-retryable error that says which
+ * file and what is wrong with it.
+ */
+export async function readCheckpoint(file: string, what = 'checkpoint'): Promise<Checkpoint> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR') {
+      throw ApplicationFailure.nonRetryable(`The ${what} ${displayPath(file)} does not exist.`, 'FileNotFound');
+    }
+    throw err;
+  }
+  try {
+    const raw = fileSchema.parse(JSON.parse(text));
+    const model = decodeWeights(raw);
+    return {
+      layer: raw.layer,
+      ...model,
+      ...(raw.layer1 && { layer1: decodeWeights(raw.layer1) }),
+      learningRate: raw.learningRate,
+      optimizer: raw.optimizer.map((entry) => ({ shape: entry.shape, data: decode(entry.data) })),
+      position: raw.position,
+      ...(raw.metrics && { metrics: raw.metrics }),
+    };
+  } catch (err) {
+    const reason = err instanceof z.ZodError ? z.prettifyError(err).replace(/\n/g, ' ') : (err as Error).message;
+    throw ApplicationFailure.nonRetryable(
+      `The ${what} ${displayPath(file)} is corrupt (${reason}). Point to another checkpoint, or delete it and ` +
+        'train again.',
+      'CorruptCheckpoint',
+    );
+  }
+}
+
+/** Reads a checkpoint named by a job input (a path inside the data dir). */
+export async function readCheckpointInput(userPath: string, what: string): Promise<Checkpoint> {
+  return readCheckpoint(resolveDataPath(userPath, what), what);
+}

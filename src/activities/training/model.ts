@@ -1,0 +1,247 @@
+/**
+ * The restoration model: a small network that maps the 9×9 window around a pixel to that pixel's restored value.
+ *
+ * - Its first layer sees the window twice: as it is, and divided by the window's brightest pixel (the local paper
+ *   level). The second view is what lets it undo uneven lighting and stains, which a window alone cannot tell from
+ *   ink; the division is applied after the linear map, so it costs one extra convolution, not a new input.
+ * - Training runs it as dense layers over a batch of windows (the wasm backend has no convolution gradients);
+ *   inference runs the same weights as convolutions over whole images, which is far faster than cutting windows.
+ */
+import type * as tfTypes from '@tensorflow/tfjs-core';
+import type { GrayImage } from '../restoration/gray-image';
+import { tensorflow } from './tensorflow';
+
+/** Side of the pixel window the model sees. */
+export const WINDOW = 9;
+export const HIDDEN = [48, 24] as const;
+/** Brightness floor of the local paper level, so a black window does not divide by zero. */
+const MIN_PAPER = 1 / 255;
+
+export interface Architecture {
+  window: number;
+  hidden: readonly [number, number];
+}
+
+/** Weight names, in the order the optimiser keeps its state (it matches state to variables by position). */
+export const WEIGHT_NAMES = ['w1', 'w1n', 'b1', 'w2', 'b2', 'w3', 'b3'] as const;
+export type WeightName = (typeof WEIGHT_NAMES)[number];
+export type Weights = Record<WeightName, Float32Array>;
+
+export function weightShapes(architecture: Architecture): Record<WeightName, number[]> {
+  const inputs = architecture.window * architecture.window;
+  const [h1, h2] = architecture.hidden;
+  return { w1: [inputs, h1], w1n: [inputs, h1], b1: [h1], w2: [h1, h2], b2: [h2], w3: [h2, 1], b3: [1] };
+}
+
+export const DEFAULT_ARCHITECTURE: Architecture = { window: WINDOW, hidden: HIDDEN };
+
+let instances = 0;
+
+/** A model held in tfjs variables; dispose it when done (variables live outside tidy scopes). */
+export class WindowModel {
+  private readonly variables: tfTypes.Variable[];
+  private optimizer: tfTypes.Optimizer | undefined;
+
+  private constructor(
+    private readonly tf: typeof tfTypes,
+    readonly architecture: Architecture,
+    weights: Weights,
+  ) {
+    const shapes = weightShapes(architecture);
+    const prefix = `model${++instances}`;
+    this.variables = WEIGHT_NAMES.map((name) =>
+      tf.variable(tf.tensor(weights[name], shapes[name]), true, `${prefix}/${name}`),
+    );
+  }
+
+  /** Fresh He-initialised weights, reproducible from `seed`. */
+  static async initialise(seed: number, architecture = DEFAULT_ARCHITECTURE): Promise<WindowModel> {
+    const tf = await tensorflow();
+    const shapes = weightShapes(architecture);
+    const weights = {} as Weights;
+    WEIGHT_NAMES.forEach((name, index) => {
+      const shape = shapes[name];
+      if (shape.length === 1) weights[name] = new Float32Array(shape[0] ?? 0);
+      else {
+        const fanIn = name === 'w1' || name === 'w1n' ? 2 * (shape[0] ?? 1) : (shape[0] ?? 1);
+        weights[name] = tf
+          .tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + index))
+          .dataSync() as Float32Array;
+      }
+    });
+    return new WindowModel(tf, architecture, weights);
+  }
+
+  static async fromWeights(weights: Weights, architecture: Architecture): Promise<WindowModel> {
+    return new WindowModel(await tensorflow(), architecture, weights);
+  }
+
+  private get w(): Record<WeightName, tfTypes.Variable> {
+    return Object.fromEntries(WEIGHT_NAMES.map((name, i) => [name, this.variables[i]])) as Record<
+      WeightName,
+      tfTypes.Variable
+    >;
+  }
+
+  /** Dense form: `windows` is [n, window²] (0..1), `paper` [n, 1] the brightest pixel of each window. */
+  private forwardWindows(windows: tfTypes.Tensor2D, paper: tfTypes.Tensor2D): tfTypes.Tensor2D {
+    const { tf } = this;
+    const w = this.w;
+    const level = tf.maximum(paper, MIN_PAPER);
+    const first = tf.relu(tf.add(tf.add(tf.matMul(windows, w.w1), tf.div(tf.matMul(windows, w.w1n), level)), w.b1));
+    const second = tf.relu(tf.add(tf.matMul(first, w.w2), w.b2));
+    return tf.sigmoid(tf.add(tf.matMul(second, w.w3), w.b3));
+  }
+
+  /** The optimiser (Adam) and its learning rate; its state can be saved and restored with the weights. */
+  useOptimizer(learningRate: number): void {
+    this.optimizer?.dispose();
+    this.optimizer = this.tf.train.adam(learningRate);
+  }
+
+  /** One optimiser step on a batch (MSE against `targets`, 0..1); returns the batch loss. */
+  async trainBatch(batch: WindowBatch): Promise<number> {
+    const { tf } = this;
+    const optimizer = this.optimizer;
+    if (!optimizer) throw new Error('useOptimizer() before training');
+    const loss = tf.tidy((): tfTypes.Scalar => {
+      const windows = tf.tensor2d(batch.windows, [batch.count, this.architecture.window ** 2]);
+      const paper = tf.tensor2d(batch.paper, [batch.count, 1]);
+      const targets = tf.tensor2d(batch.targets, [batch.count, 1]);
+      const value = optimizer.minimize(
+        () => tf.mean(tf.squaredDifference(this.forwardWindows(windows, paper), targets)),
+        true,
+        this.variables,
+      );
+      if (!value) throw new Error('The optimiser returned no loss');
+      return value;
+    });
+    const [value] = await loss.data();
+    loss.dispose();
+    return value ?? NaN;
+  }
+
+  /**
+   * Convolution form over same-size images (edges replicated, as the training windows are), returning each
+   * output pixel in 0..1, row-major per image.
+   */
+  predict(images: readonly GrayImage[]): Float32Array[] {
+    const { tf } = this;
+    const first = images[0];
+    if (!first) return [];
+    const { width, height } = first;
+    const k = this.architecture.window;
+    const r = (k - 1) / 2;
+    const [h1] = this.architecture.hidden;
+    const output = tf.tidy(() => {
+      const w = this.w;
+      const padded = tf.tensor4d(padImages(images, r), [images.length, height + 2 * r, width + 2 * r, 1]);
+      const level = tf.maximum(tf.maxPool(padded, k, 1, 'valid'), MIN_PAPER);
+      const raw = tf.conv2d(padded, tf.reshape(w.w1, [k, k, 1, h1]) as tfTypes.Tensor4D, 1, 'valid');
+      const normalised = tf.div(
+        tf.conv2d(padded, tf.reshape(w.w1n, [k, k, 1, h1]) as tfTypes.Tensor4D, 1, 'valid'),
+        level,
+      );
+      const hidden1 = tf.reshape(tf.relu(tf.add(tf.add(raw, normalised), w.b1)), [-1, h1]);
+      const hidden2 = tf.relu(tf.add(tf.matMul(hidden1 as tfTypes.Tensor2D, w.w2), w.b2));
+      return tf.sigmoid(tf.add(tf.matMul(hidden2, w.w3), w.b3));
+    });
+    const values = output.dataSync() as Float32Array;
+    output.dispose();
+    const size = width * height;
+    return images.map((_, i) => values.slice(i * size, (i + 1) * size));
+  }
+
+  async weights(): Promise<Weights> {
+    const values = await Promise.all(this.variables.map((variable) => variable.data() as Promise<Float32Array>));
+    return Object.fromEntries(WEIGHT_NAMES.map((name, i) => [name, values[i]])) as Weights;
+  }
+
+  /** Adam's state (step count and moments), in the optimiser's order. */
+  async optimizerState(): Promise<{ shape: number[]; data: Float32Array }[]> {
+    if (!this.optimizer) return [];
+    const state = await this.optimizer.getWeights();
+    return Promise.all(
+      state.map(async ({ tensor }) => ({ shape: tensor.shape, data: (await tensor.data()) as Float32Array })),
+    );
+  }
+
+  async restoreOptimizerState(state: readonly { shape: number[]; data: Float32Array }[]): Promise<void> {
+    if (!this.optimizer || state.length === 0) return;
+    const { tf } = this;
+    // Adam names its moments after the variables; the names only label them, the order matches them up.
+    const names = ['iter', ...this.variables.map((v) => `${v.name}/m`), ...this.variables.map((v) => `${v.name}/v`)];
+    await this.optimizer.setWeights(
+      state.map((entry, i) => ({ name: names[i] ?? `state${i}`, tensor: tf.tensor(entry.data, entry.shape) })),
+    );
+  }
+
+  dispose(): void {
+    this.optimizer?.dispose();
+    for (const variable of this.variables) variable.dispose();
+  }
+}
+
+/** A training batch: pixel windows cut from images, each window's paper level, and the target pixel values. */
+export interface WindowBatch {
+  count: number;
+  windows: Float32Array;
+  paper: Float32Array;
+  targets: Float32Array;
+}
+
+/** Allocates a batch for `count` windows. */
+export function emptyBatch(count: number, window = WINDOW): WindowBatch {
+  return {
+    count,
+    windows: new Float32Array(count * window * window),
+    paper: new Float32Array(count),
+    targets: new Float32Array(count),
+  };
+}
+
+/**
+ * Writes the window around (x, y) of `image` into slot `slot` of `batch` (edges replicated, values 0..1) and its
+ * brightest pixel into `paper`.
+ */
+export function cutWindow(
+  image: GrayImage,
+  x: number,
+  y: number,
+  batch: WindowBatch,
+  slot: number,
+  window = WINDOW,
+): void {
+  const r = (window - 1) / 2;
+  let offset = slot * window * window;
+  let brightest = 0;
+  for (let dy = -r; dy <= r; dy++) {
+    const row = Math.min(image.height - 1, Math.max(0, y + dy)) * image.width;
+    for (let dx = -r; dx <= r; dx++) {
+      const value = image.data[row + Math.min(image.width - 1, Math.max(0, x + dx))] ?? 0;
+      if (value > brightest) brightest = value;
+      batch.windows[offset++] = value / 255;
+    }
+  }
+  batch.paper[slot] = brightest / 255;
+}
+
+/** Same-size images with `r` pixels of replicated edge on every side, as one [n, h+2r, w+2r] block (0..1). */
+function padImages(images: readonly GrayImage[], r: number): Float32Array {
+  const first = images[0];
+  if (!first) return new Float32Array(0);
+  const { width, height } = first;
+  const paddedWidth = width + 2 * r;
+  const paddedHeight = height + 2 * r;
+  const out = new Float32Array(images.length * paddedWidth * paddedHeight);
+  images.forEach((image, i) => {
+    if (image.width !== width || image.height !== height) throw new Error('predict() needs same-size images');
+    let offset = i * paddedWidth * paddedHeight;
+    for (let y = -r; y < height + r; y++) {
+      const row = Math.min(height - 1, Math.max(0, y)) * width;
+      for (let x = -r; x < width + r; x++)
+        out[offset++] = (image.data[row + Math.min(width - 1, Math.max(0, x))] ?? 0) / 255;
+    }
+  });
+  return out;
+}

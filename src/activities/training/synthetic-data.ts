@@ -1,0 +1,321 @@
+/**
+ * The three activities of `generateSyntheticData`, each resumable one page (or pair) at a time:
+ * 1. `renderDatasetPages`: clean pages and their degraded copies (lighting, stains, blur, noise, JPEG, but no skew:
+ *    the model restores pixels, deskewing is the classical pipeline's job, and the pair must stay aligned);
+ * 2. `cutDatasetPatches`: square patches, mostly where there is ink, plus an augmented copy of each training patch
+ *    (flips and a small rotation of both, extra noise and blur on the degraded one);
+ * 3. `validateDataset`: every pair present, same size, decodable and not blank; statistics; then the manifest.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { Resumable } from '../../shared/job-status';
+import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { runResumableLoop } from '../resumable-loop';
+import { readGray, type GrayImage } from '../restoration/gray-image';
+import { degradePage, randomDegradation, renderCleanPage, seededRandom } from '../restoration/page-generator';
+import { psnr } from '../restoration/quality';
+import {
+  DATASET_FORMAT,
+  pageName,
+  pagePaths,
+  valPageCount,
+  type DatasetManifest,
+  type PagePair,
+  type Split,
+} from './dataset';
+
+export interface DatasetSpec {
+  datasetId: string;
+  datasetDir: string;
+  pages: number;
+  patchSize: number;
+  patchesPerPage: number;
+  augment: boolean;
+  width: number;
+  height: number;
+  seed: number;
+}
+
+const pageSeed = (spec: DatasetSpec, index: number) => spec.seed * 1_000_003 + index;
+
+/** Step 1: renders and degrades page after page; a page already on disk (from an earlier attempt) is kept. */
+export async function renderDatasetPages(
+  request: DatasetSpec & { resumeFrom?: number },
+): Promise<Resumable<number, { pages: number }>> {
+  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
+  return runResumableLoop({
+    initial: 0,
+    resumeFrom: request.resumeFrom,
+    isDone: (done) => done >= request.pages,
+    step: async (index) => {
+      const seed = pageSeed(request, index);
+      const files = pagePaths(dir, index);
+      const clean = await renderCleanPage({ seed, width: request.width, height: request.height });
+      const degraded = await degradePage(clean, { ...randomDegradation(seed), skewDegrees: 0 }, seed);
+      await writeFileAtomic(files.clean, clean);
+      await writeFileAtomic(files.degraded, degraded);
+      return index + 1;
+    },
+    progress: (done) => ({ done, total: request.pages, unit: 'pages' }),
+    describe: (done) => `${done} of ${request.pages} pages rendered`,
+    finish: () => ({ pages: request.pages }),
+  });
+}
+
+/** Draws a normal variate from a uniform source. */
+function gaussian(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(Math.max(random(), 1e-12))) * Math.cos(2 * Math.PI * random());
+}
+
+interface Augmentation {
+  flipX: boolean;
+  flipY: boolean;
+  degrees: number;
+  noiseSigma: number;
+  blurSigma: number;
+}
+
+/** Cuts one square from `page` at (left, top), rotated about its centre and flipped as asked. */
+async function cutPatch(page: GrayImage, left: number, top: number, size: number, change?: Augmentation) {
+  const margin = Math.ceil(size * 0.1);
+  const region = { left: left - margin, top: top - margin, width: size + 2 * margin, height: size + 2 * margin };
+  let pipeline = sharp(page.data, { raw: { width: page.width, height: page.height, channels: 1 } }).extract(region);
+  if (change?.degrees) pipeline = pipeline.rotate(change.degrees, { background: '#ffffff' });
+  const rotated = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  let patch = sharp(rotated.data, {
+    raw: { width: rotated.info.width, height: rotated.info.height, channels: rotated.info.channels },
+  })
+    .extract({
+      left: Math.floor((rotated.info.width - size) / 2),
+      top: Math.floor((rotated.info.height - size) / 2),
+      width: size,
+      height: size,
+    })
+    .extractChannel(0);
+  if (change?.flipY) patch = patch.flip();
+  if (change?.flipX) patch = patch.flop();
+  const data = await patch.raw().toBuffer();
+  return { width: size, height: size, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** Extra noise and blur on a degraded patch: scans vary more than one generator's settings. */
+async function roughen(patch: GrayImage, change: Augmentation, random: () => number): Promise<GrayImage> {
+  const data = Uint8Array.from(patch.data, (value) =>
+    Math.max(0, Math.min(255, Math.round(value + change.noiseSigma * gaussian(random)))),
+  );
+  let image = sharp(data, { raw: { width: patch.width, height: patch.height, channels: 1 } });
+  if (change.blurSigma >= 0.3) image = image.blur(change.blurSigma);
+  const out = await image.raw().toBuffer();
+  return { ...patch, data: new Uint8Array(out.buffer, out.byteOffset, out.length) };
+}
+
+const png = (image: GrayImage) =>
+  sharp(image.data, { raw: { width: image.width, height: image.height, channels: 1 } })
+    .png()
+    .toBuffer();
+
+/** Picks patch corners: most where the clean page has ink, a few anywhere (blank paper must stay blank). */
+function patchCorners(clean: GrayImage, spec: DatasetSpec, random: () => number): { left: number; top: number }[] {
+  const size = spec.patchSize;
+  const margin = Math.ceil(size * 0.1);
+  const span = (length: number) => Math.max(1, length - size - 2 * margin);
+  const corners: { left: number; top: number }[] = [];
+  for (let tries = 0; corners.length < spec.patchesPerPage && tries < spec.patchesPerPage * 50; tries++) {
+    const left = margin + Math.floor(random() * span(clean.width));
+    const top = margin + Math.floor(random() * span(clean.height));
+    let ink = 0;
+    for (let y = top; y < top + size; y += 4) {
+      for (let x = left; x < left + size; x += 4) if ((clean.data[y * clean.width + x] ?? 255) < 128) ink++;
+    }
+    if (ink > 0 || random() < 0.15) corners.push({ left, top });
+  }
+  return corners;
+}
+
+/** Step 2: cuts the patches of page after page. */
+export async function cutDatasetPatches(
+  request: DatasetSpec & { resumeFrom?: number },
+): Promise<Resumable<number, { pages: number }>> {
+  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
+  const trainPages = request.pages - valPageCount(request.pages);
+  return runResumableLoop({
+    initial: 0,
+    resumeFrom: request.resumeFrom,
+    isDone: (done) => done >= request.pages,
+    step: async (index) => {
+      const files = pagePaths(dir, index);
+      const [clean, degraded] = await Promise.all([readGray(files.clean), readGray(files.degraded)]);
+      const split: Split = index < trainPages ? 'train' : 'val';
+      const random = seededRandom(pageSeed(request, index) ^ 0x9e3779b9);
+      const write = async (name: string, pair: { clean: GrayImage; degraded: GrayImage }) => {
+        const base = path.join(dir, 'patches', split, `${pageName(index)}-${name}`);
+        await writeFileAtomic(`${base}-clean.png`, await png(pair.clean));
+        await writeFileAtomic(`${base}-degraded.png`, await png(pair.degraded));
+      };
+      for (const [k, { left, top }] of patchCorners(clean, request, random).entries()) {
+        const name = String(k + 1).padStart(3, '0');
+        const cut = (page: GrayImage, change?: Augmentation) => cutPatch(page, left, top, request.patchSize, change);
+        await write(name, { clean: await cut(clean), degraded: await cut(degraded) });
+        if (split === 'train' && request.augment) {
+          const change: Augmentation = {
+            flipX: random() < 0.5,
+            flipY: random() < 0.5,
+            degrees: Math.round((random() * 6 - 3) * 10) / 10,
+            noiseSigma: random() * 10,
+            blurSigma: random() * 1.2,
+          };
+          await write(`${name}a`, {
+            clean: await cut(clean, change),
+            degraded: await roughen(await cut(degraded, change), change, random),
+          });
+        }
+      }
+      return index + 1;
+    },
+    progress: (done) => ({ done, total: request.pages, unit: 'pages' }),
+    describe: (done) => `patches cut from ${done} of ${request.pages} pages`,
+    finish: () => ({ pages: request.pages }),
+  });
+}
+
+export interface ValidationCursor {
+  index: number;
+  rejected: { name: string; reason: string }[];
+  sums: { psnr: number; clean: number; degraded: number; ink: number; pixels: number; pairs: number };
+}
+
+async function listPairs(dir: string, split: Split): Promise<{ name: string; clean?: string; degraded?: string }[]> {
+  const folder = path.join(dir, 'patches', split);
+  const names = (await readdir(folder).catch(() => [] as string[])).filter((file) => file.endsWith('.png')).sort();
+  const pairs = new Map<string, { name: string; clean?: string; degraded?: string }>();
+  for (const file of names) {
+    const match = /^(.*)-(clean|degraded)\.png$/.exec(file);
+    if (!match?.[1] || !match[2]) continue;
+    const name = `${split}/${match[1]}`;
+    const pair = pairs.get(name) ?? { name };
+    pair[match[2] as 'clean' | 'degraded'] = path.join('patches', split, file);
+    pairs.set(name, pair);
+  }
+  return [...pairs.values()];
+}
+
+/** Why a pair cannot be used, or the decoded pair. */
+async function checkPair(
+  dir: string,
+  pair: { name: string; clean?: string; degraded?: string },
+  patchSize: number,
+): Promise<{ reason: string } | { clean: GrayImage; degraded: GrayImage }> {
+  if (!pair.clean) return { reason: 'the clean patch is missing' };
+  if (!pair.degraded) return { reason: 'the degraded patch is missing' };
+  const images: GrayImage[] = [];
+  for (const [what, file] of [
+    ['clean', pair.clean],
+    ['degraded', pair.degraded],
+  ] as const) {
+    try {
+      images.push(await readGray(path.join(dir, file)));
+    } catch (err) {
+      return { reason: `the ${what} patch does not decode (${(err as Error).message})` };
+    }
+  }
+  const [clean, degraded] = images as [GrayImage, GrayImage];
+  if (clean.width !== degraded.width || clean.height !== degraded.height) {
+    return {
+      reason: `sizes differ: ${clean.width}×${clean.height} clean, ${degraded.width}×${degraded.height} degraded`,
+    };
+  }
+  if (clean.width !== patchSize || clean.height !== patchSize) {
+    return { reason: `${clean.width}×${clean.height} is not the dataset's ${patchSize}×${patchSize}` };
+  }
+  const flat = (image: GrayImage) => image.data.every((value) => value === image.data[0]);
+  if (flat(degraded) && (degraded.data[0] ?? 0) < 250)
+    return { reason: 'the degraded patch is one flat colour (empty)' };
+  return { clean, degraded };
+}
+
+/** Step 3: checks every pair, gathers statistics, and writes the manifest of the pairs that passed. */
+export async function validateDataset(
+  request: DatasetSpec & { resumeFrom?: ValidationCursor },
+): Promise<Resumable<ValidationCursor, { manifest: string; stats: DatasetManifest['stats']; rejected: number }>> {
+  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
+  const pairs = [...(await listPairs(dir, 'train')), ...(await listPairs(dir, 'val'))];
+  const result = await runResumableLoop<ValidationCursor, ValidationCursor>({
+    initial: { index: 0, rejected: [], sums: { psnr: 0, clean: 0, degraded: 0, ink: 0, pixels: 0, pairs: 0 } },
+    resumeFrom: request.resumeFrom,
+    isDone: (cursor) => cursor.index >= pairs.length,
+    step: async (cursor) => {
+      const pair = pairs[cursor.index];
+      if (!pair) return { ...cursor, index: cursor.index + 1 };
+      const checked = await checkPair(dir, pair, request.patchSize);
+      if ('reason' in checked) {
+        return {
+          ...cursor,
+          index: cursor.index + 1,
+          rejected: [...cursor.rejected, { name: pair.name, reason: checked.reason }],
+        };
+      }
+      const sums = { ...cursor.sums };
+      const similarity = psnr(checked.degraded, checked.clean);
+      sums.psnr += Number.isFinite(similarity) ? similarity : 100;
+      for (let i = 0; i < checked.clean.data.length; i++) {
+        const value = checked.clean.data[i] ?? 0;
+        sums.clean += value;
+        sums.degraded += checked.degraded.data[i] ?? 0;
+        if (value < 128) sums.ink++;
+      }
+      sums.pixels += checked.clean.data.length;
+      sums.pairs++;
+      return { ...cursor, index: cursor.index + 1, sums };
+    },
+    progress: (cursor) => ({ done: cursor.index, total: pairs.length, unit: 'pairs' }),
+    describe: (cursor) => `${cursor.index} of ${pairs.length} pairs checked, ${cursor.rejected.length} rejected`,
+    finish: (cursor) => cursor,
+  });
+  if (!result.finished) return result;
+  const { rejected, sums } = result.result;
+  // A retry re-checks from the heartbeat's position: names before it passed unless rejected.
+  const rejectedNames = new Set(rejected.map((entry) => entry.name));
+  const passed = (split: Split): PagePair[] =>
+    pairs
+      .filter(
+        (pair) => pair.name.startsWith(`${split}/`) && !rejectedNames.has(pair.name) && pair.clean && pair.degraded,
+      )
+      .map((pair) => ({ name: pair.name, clean: pair.clean ?? '', degraded: pair.degraded ?? '' }));
+  const valPages = valPageCount(request.pages);
+  const page = (index: number): PagePair => {
+    const files = pagePaths(dir, index);
+    return {
+      name: pageName(index),
+      clean: path.relative(dir, files.clean),
+      degraded: path.relative(dir, files.degraded),
+    };
+  };
+  const round = (value: number, digits = 3) => Math.round(value * 10 ** digits) / 10 ** digits;
+  const manifest: DatasetManifest = {
+    format: DATASET_FORMAT,
+    datasetId: request.datasetId,
+    createdAt: new Date().toISOString(),
+    patchSize: request.patchSize,
+    pageSize: { width: request.width, height: request.height },
+    seed: request.seed,
+    augment: request.augment,
+    pages: {
+      train: Array.from({ length: request.pages - valPages }, (_, i) => page(i)),
+      val: Array.from({ length: valPages }, (_, i) => page(request.pages - valPages + i)),
+    },
+    patches: { train: passed('train'), val: passed('val') },
+    stats: {
+      trainPairs: passed('train').length,
+      valPairs: passed('val').length,
+      degradedPsnr: round(sums.psnr / Math.max(1, sums.pairs)),
+      meanClean: round(sums.clean / Math.max(1, sums.pixels), 1),
+      meanDegraded: round(sums.degraded / Math.max(1, sums.pixels), 1),
+      inkFraction: round(sums.ink / Math.max(1, sums.pixels), 4),
+    },
+    rejected,
+  };
+  const file = path.join(dir, 'manifest.json');
+  await writeFileAtomic(file, JSON.stringify(manifest, null, 2));
+  return { finished: true, result: { manifest: displayPath(file), stats: manifest.stats, rejected: rejected.length } };
+}

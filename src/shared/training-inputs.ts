@@ -1,0 +1,87 @@
+/**
+ * Input schemas of the training jobs (see job-inputs.ts for why they are shared), and the per-epoch metrics that
+ * `trainModel` reports in its status. Paths are relative to the data dir.
+ */
+import { z } from 'zod';
+
+const path = z.string().min(1);
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'use 1-64 letters, digits, dots, dashes or underscores' });
+
+export const generateSyntheticDataInput = z.strictObject({
+  /** Names the dataset and its folder (`datasets/<datasetId>` unless `outputDir` says otherwise). */
+  datasetId: name,
+  /** Clean pages to render; a fifth of them (at least one) are held out for validation and evaluation. */
+  pages: z.number().int().min(2).max(2000),
+  /** Side of the square patches cut from the pages. */
+  patchSize: z.number().int().min(32).max(256).default(64),
+  /** Patches cut from each page (positions with ink are preferred). */
+  patchesPerPage: z.number().int().min(1).max(1000).default(48),
+  /** Adds a flipped / rotated / noisier / blurrier copy of every training patch. */
+  augment: z.boolean().default(true),
+  width: z.number().int().min(256).max(5000).default(1240),
+  height: z.number().int().min(256).max(7000).default(1754),
+  seed: z.number().int().min(0).default(1),
+  outputDir: path.optional(),
+});
+
+export const modelLayer = z.enum(['layer1', 'layer2']);
+
+export const trainModelInput = z
+  .strictObject({
+    /** `layer1` restores degraded pages toward clean ones; `layer2` turns layer 1's output into clean ink/paper. */
+    layer: modelLayer,
+    /** A dataset folder made by generateSyntheticData. */
+    dataset: path,
+    epochs: z.number().int({ error: 'must be a whole number' }).min(1).max(10_000),
+    /** Pixel windows per optimiser step. */
+    batchSize: z.number().int().min(1).max(65_536).default(1024),
+    learningRate: z
+      .number({ error: 'must be a number' })
+      .positive({ error: 'must be a positive number' })
+      .max(1)
+      .optional(),
+    /** Names the run: checkpoints go to `models/<runId>/`, and the workflow id is `train-<layer>-<runId>`. */
+    runId: name.optional(),
+    /** A checkpoint to continue from (new data or learning rate); its layer must match. */
+    fineTuneFrom: path.optional(),
+    /** Layer 2 only: the layer-1 model whose output it refines. */
+    layer1Model: path.optional(),
+    seed: z.number().int().min(0).default(1),
+    /** Evaluate on the held-out pages at the end (PSNR / SSIM against the degraded input and the classical pipeline). */
+    evaluate: z.boolean().default(true),
+    /** Epochs per run before continuing as new (keeps each run's history small). */
+    epochsPerRun: z.number().int().min(1).max(500).default(100),
+  })
+  .refine((value) => value.layer === 'layer1' || value.layer1Model !== undefined || value.fineTuneFrom !== undefined, {
+    error: 'a layer2 run refines a layer-1 model: give layer1Model (or fineTuneFrom a layer-2 checkpoint)',
+    path: ['layer1Model'],
+  });
+
+export const evaluateModelInput = z.strictObject({
+  /** A model checkpoint (`models/<runId>/best.json`). */
+  model: path,
+  /** The dataset whose held-out pages it is measured on. */
+  dataset: path,
+  /** Where the report goes (default: next to the model, `evaluation.json`). */
+  output: path.optional(),
+});
+
+/** One epoch of a training run, as `status` and the run's `metrics.jsonl` show it. */
+export interface EpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  /** PSNR (dB) of the model's output on the validation patches. */
+  valPsnr: number;
+  /** PSNR (dB) of the untouched input of those patches, the bar to beat. */
+  inputPsnr: number;
+  seconds: number;
+  checkpoint: string;
+}
+
+export type ModelLayer = z.output<typeof modelLayer>;
+export type GenerateSyntheticDataInput = z.input<typeof generateSyntheticDataInput>;
+export type TrainModelInput = z.input<typeof trainModelInput>;
+export type EvaluateModelInput = z.input<typeof evaluateModelInput>;

@@ -1,0 +1,242 @@
+/**
+ * Training jobs: `generateSyntheticData` (render → cut and augment → validate), `trainModel` (one resumable
+ * activity per epoch, then an evaluation) and `evaluateModel` (the evaluation alone). Weights never travel through
+ * the workflow: it passes paths, and keeps the per-epoch metrics for `status`.
+ */
+import { continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type * as activities from '../activities';
+import type { EvaluationCursor, EvaluationSummary } from '../activities/training/evaluate';
+import type { DatasetStats } from '../activities/training/dataset';
+import type { EpochCursor, PreparedRun } from '../activities/training/train-epoch';
+import type { ValidationCursor } from '../activities/training/synthetic-data';
+import type { JobCarryOver } from '../shared/job-status';
+import {
+  evaluateModelInput,
+  generateSyntheticDataInput,
+  trainModelInput,
+  type EpochMetrics,
+  type EvaluateModelInput,
+  type GenerateSyntheticDataInput,
+  type TrainModelInput,
+} from '../shared/training-inputs';
+import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+
+const quick = proxyActivities<typeof activities>({ startToCloseTimeout: '5 minutes', retry: boundedRetry });
+
+// A dead worker's epoch is retried (it resumes from its partial checkpoint); a bug is not retried forever.
+const long = proxyActivities<typeof activities>({
+  ...interruptibleActivityOptions,
+  retry: { ...boundedRetry, maximumAttempts: 10 },
+});
+
+/** How many epochs' metrics `status` and the result keep (every epoch's are in its checkpoint). */
+const EPOCHS_SHOWN = 100;
+
+export type GenerateSyntheticDataResult =
+  | { outcome: 'completed'; dataset: string; manifest: string; stats: DatasetStats; rejected: number }
+  | { outcome: 'cancelled'; dataset: string };
+
+/** Renders pages, cuts and augments patches, validates them and writes the dataset's manifest. */
+export async function generateSyntheticData(
+  rawInput: GenerateSyntheticDataInput,
+): Promise<GenerateSyntheticDataResult> {
+  const { outputDir, ...input } = validateInput('generateSyntheticData', generateSyntheticDataInput, rawInput);
+  const spec = { ...input, datasetDir: outputDir ?? `datasets/${input.datasetId}` };
+  const job = new JobControl<GenerateSyntheticDataResult>({
+    type: 'generateSyntheticData',
+    progress: { done: 0, total: input.pages, unit: 'pages' },
+    stage: 'rendering pages',
+  });
+  return job.run(
+    async () => {
+      await job.runResumable<number, unknown>((resumeFrom) => long.renderDatasetPages({ ...spec, resumeFrom }));
+      job.setStage('cutting patches', input.augment ? 'with augmented copies' : '');
+      job.setProgress(0, input.pages, 'pages');
+      await job.runResumable<number, unknown>((resumeFrom) => long.cutDatasetPatches({ ...spec, resumeFrom }));
+      job.setStage('validating');
+      job.setProgress(0, 0, 'pairs');
+      const validated = await job.runResumable<
+        ValidationCursor,
+        { manifest: string; stats: DatasetStats; rejected: number }
+      >((resumeFrom) => long.validateDataset({ ...spec, ...(resumeFrom && { resumeFrom }) }));
+      const { stats } = validated;
+      job.setCounts(stats.trainPairs + stats.valPairs, validated.rejected);
+      job.setMessage(
+        `${stats.trainPairs} training and ${stats.valPairs} validation pairs; degraded PSNR ${stats.degradedPsnr} dB` +
+          (validated.rejected ? `; ${validated.rejected} rejected` : ''),
+      );
+      return { outcome: 'completed', dataset: spec.datasetDir, ...validated };
+    },
+    () => ({ outcome: 'cancelled', dataset: spec.datasetDir }),
+  );
+}
+
+export interface TrainModelResult {
+  outcome: 'completed' | 'cancelled';
+  layer: string;
+  runId: string;
+  runDir: string;
+  epochsAsked: number;
+  epochsCompleted: number;
+  /** The checkpoint with the lowest validation loss (kept after a cancel too). */
+  bestCheckpoint?: string;
+  best?: EpochMetrics;
+  /** The metrics of the latest epochs. */
+  epochs: EpochMetrics[];
+  evaluation?: EvaluationSummary;
+}
+
+/** What one run of `trainModel` hands to the next when it continues as new. */
+export interface TrainModelCarry {
+  job: JobCarryOver;
+  runKey: string;
+  prepared: PreparedRun;
+  epochs: EpochMetrics[];
+  best?: EpochMetrics;
+  nextEpoch: number;
+}
+
+/** The run's name: the input's `runId`, else the workflow id without its `train-<layer>-` prefix. */
+function runName(runId: string | undefined, layer: string): string {
+  if (runId) return runId;
+  const id = workflowInfo().workflowId.replace(new RegExp(`^train-${layer}-`), '');
+  return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'run';
+}
+
+/**
+ * Trains a layer-1 or layer-2 model epoch by epoch. Each epoch is one resumable activity: pause or cancel stops it
+ * at its last partial checkpoint, a dead worker's retry resumes from there. Continues as new every `epochsPerRun`
+ * epochs.
+ */
+export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCarry): Promise<TrainModelResult> {
+  const input = validateInput('trainModel', trainModelInput, rawInput);
+  const runId = runName(input.runId, input.layer);
+  const runKey = carry?.runKey ?? workflowInfo().firstExecutionRunId;
+  const job = new JobControl<TrainModelResult>({
+    type: 'trainModel',
+    progress: { done: 0, total: input.epochs, unit: 'epochs' },
+    stage: carry ? 'training' : 'preparing',
+    carried: carry?.job,
+  });
+  let prepared = carry?.prepared;
+  const epochs = carry?.epochs ?? [];
+  let best = carry?.best;
+  let evaluation: EvaluationSummary | undefined;
+  job.status.epochs = epochs;
+
+  const result = (outcome: TrainModelResult['outcome']): TrainModelResult => ({
+    outcome,
+    layer: input.layer,
+    runId,
+    runDir: prepared?.runDir ?? `models/${runId}`,
+    epochsAsked: input.epochs,
+    epochsCompleted: epochs.at(-1)?.epoch ?? (carry?.nextEpoch ?? 1) - 1,
+    ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${runId}`}/best.json`, best }),
+    epochs,
+    ...(evaluation && { evaluation }),
+  });
+
+  return job.run(
+    async () => {
+      if (!prepared) {
+        await job.checkpoint();
+        prepared = await quick.prepareTrainingRun({
+          layer: input.layer,
+          dataset: input.dataset,
+          runId,
+          runKey,
+          batchSize: input.batchSize,
+          learningRate: input.learningRate,
+          fineTuneFrom: input.fineTuneFrom,
+          layer1Model: input.layer1Model,
+          seed: input.seed,
+        });
+      }
+      const run = prepared;
+      const firstEpoch = carry?.nextEpoch ?? 1;
+      job.setProgress((firstEpoch - 1) * run.batchesPerEpoch, input.epochs * run.batchesPerEpoch, 'batches');
+      for (let epoch = firstEpoch; epoch <= input.epochs; epoch++) {
+        if (epoch >= firstEpoch + input.epochsPerRun || workflowInfo().continueAsNewSuggested) {
+          await job.checkpoint();
+          await continueAsNew<typeof trainModel>(rawInput, {
+            job: job.carryOver(),
+            runKey,
+            prepared: run,
+            epochs,
+            ...(best && { best }),
+            nextEpoch: epoch,
+          });
+        }
+        job.setStage(
+          'training',
+          `epoch ${epoch}/${input.epochs} from ${epoch === 1 ? run.startedFrom : `epoch ${epoch - 1}`}`,
+        );
+        const metrics = await job.runResumable<EpochCursor, EpochMetrics>((resumeFrom) =>
+          long.trainEpoch({
+            layer: input.layer,
+            dataset: input.dataset,
+            runDir: run.runDir,
+            runKey,
+            epoch,
+            epochs: input.epochs,
+            batchSize: input.batchSize,
+            learningRate: run.learningRate,
+            seed: input.seed,
+            ...(resumeFrom && { resumeFrom }),
+          }),
+        );
+        epochs.push(metrics);
+        if (epochs.length > EPOCHS_SHOWN) epochs.shift();
+        if (!best || metrics.valLoss < best.valLoss) best = metrics;
+        job.setProgress(epoch * run.batchesPerEpoch);
+        job.setMessage(
+          `epoch ${epoch}/${input.epochs}: train loss ${metrics.trainLoss}, val loss ${metrics.valLoss}, ` +
+            `val PSNR ${metrics.valPsnr} dB (input ${metrics.inputPsnr} dB)`,
+        );
+      }
+      if (input.evaluate) {
+        job.setStage('evaluating', 'held-out pages: input, classical pipeline, model');
+        evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
+          long.evaluateHeldOutPages({
+            model: `${run.runDir}/best.json`,
+            dataset: input.dataset,
+            ...(resumeFrom && { resumeFrom }),
+          }),
+        );
+        job.setMessage(describeEvaluation(evaluation));
+      }
+      return result('completed');
+    },
+    () => result('cancelled'),
+  );
+}
+
+function describeEvaluation(evaluation: EvaluationSummary): string {
+  const { input, classical, model } = evaluation;
+  return (
+    `PSNR on ${evaluation.pages} held-out pages: input ${input.psnr} dB, classical ${classical.psnr} dB, ` +
+    `model ${model.psnr} dB (SSIM ${input.ssim} / ${classical.ssim} / ${model.ssim})`
+  );
+}
+
+export type EvaluateModelResult = (EvaluationSummary & { outcome: 'completed' }) | { outcome: 'cancelled' };
+
+/** Scores a trained model on a dataset's held-out pages against the degraded input and the classical pipeline. */
+export async function evaluateModel(rawInput: EvaluateModelInput): Promise<EvaluateModelResult> {
+  const input = validateInput('evaluateModel', evaluateModelInput, rawInput);
+  const job = new JobControl<EvaluateModelResult>({
+    type: 'evaluateModel',
+    progress: { done: 0, total: 0, unit: 'pages' },
+    stage: 'evaluating',
+  });
+  return job.run(
+    async () => {
+      const evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
+        long.evaluateHeldOutPages({ ...input, ...(resumeFrom && { resumeFrom }) }),
+      );
+      job.setMessage(describeEvaluation(evaluation));
+      return { outcome: 'completed', ...evaluation };
+    },
+    () => ({ outcome: 'cancelled' }),
+  );
+}
