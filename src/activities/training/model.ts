@@ -121,6 +121,20 @@ export class WindowModel {
     return value ?? NaN;
   }
 
+  /** Dense form at inference (what training optimises); `predict` must agree with it. */
+  predictWindows(batch: WindowBatch): Float32Array {
+    const { tf } = this;
+    const output = tf.tidy(() =>
+      this.forwardWindows(
+        tf.tensor2d(batch.windows, [batch.count, this.architecture.window ** 2]),
+        tf.tensor2d(batch.paper, [batch.count, 1]),
+      ),
+    );
+    const values = output.dataSync() as Float32Array;
+    output.dispose();
+    return values;
+  }
+
   /**
    * Convolution form over same-size images (edges replicated, as the training windows are), returning each
    * output pixel in 0..1, row-major per image.
@@ -157,12 +171,12 @@ export class WindowModel {
     return Object.fromEntries(WEIGHT_NAMES.map((name, i) => [name, values[i]])) as Weights;
   }
 
-  /** Adam's state (step count and moments), in the optimiser's order. */
+  /** Adam's state (step count and moments), in the optimiser's order; all float32 (the step count is int32 in tfjs). */
   async optimizerState(): Promise<{ shape: number[]; data: Float32Array }[]> {
     if (!this.optimizer) return [];
     const state = await this.optimizer.getWeights();
     return Promise.all(
-      state.map(async ({ tensor }) => ({ shape: tensor.shape, data: (await tensor.data()) as Float32Array })),
+      state.map(async ({ tensor }) => ({ shape: tensor.shape, data: Float32Array.from(await tensor.data()) })),
     );
   }
 

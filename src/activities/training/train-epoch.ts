@@ -32,7 +32,8 @@ import { WindowModel, cutWindow, emptyBatch } from './model';
 export const WINDOWS_PER_PATCH = 256;
 /** Default learning rates: from scratch, and when fine-tuning (smaller, to keep what the model knows). */
 const LEARNING_RATE = { fresh: 0.002, fineTune: 0.0005 };
-/** How much training happens between two partial checkpoints. */
+/** How much training happens between two partial checkpoints: this many batches, or a second if that is sooner. */
+const STEP_BATCHES = 16;
 const STEP_MS = 1000;
 
 export const epochFile = (runDir: string, epoch: number) =>
@@ -303,7 +304,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
       step: async (cursor) => {
         const next = { ...cursor };
         const until = performance.now() + STEP_MS;
-        while (next.batch < batches && performance.now() < until) {
+        while (next.batch < batches && next.batch - cursor.batch < STEP_BATCHES && performance.now() < until) {
           const windows = drawBatch(data.train, request, next.batch, request.batchSize);
           const loss = await model.trainBatch(windows);
           if (!Number.isFinite(loss)) {

@@ -1,0 +1,317 @@
+/**
+ * Unit tests of the training pipeline's activities on a tiny generated dataset: the model's two forms agree, the
+ * dataset is validated pair by pair, an epoch heartbeats its progress and loss, stops at a checkpoint when
+ * cancelled and resumes to exactly the weights of an uninterrupted epoch, and bad inputs fail with clear errors.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { readCheckpoint, writeCheckpoint } from '../../src/activities/training/checkpoint';
+import { WindowModel, cutWindow, emptyBatch } from '../../src/activities/training/model';
+import {
+  cutDatasetPatches,
+  renderDatasetPages,
+  validateDataset,
+  type DatasetSpec,
+} from '../../src/activities/training/synthetic-data';
+import {
+  prepareTrainingRun,
+  trainEpoch,
+  type EpochCursor,
+  type EpochRequest,
+  type PrepareRunRequest,
+} from '../../src/activities/training/train-epoch';
+import { restoreDocumentImage } from '../../src/activities/restoration/restore-document';
+import type { DatasetManifest } from '../../src/activities/training/dataset';
+import { JobInputError, parseJobInput } from '../../src/shared/job-catalog';
+import type { ActivityHeartbeat } from '../../src/shared/job-status';
+import { restoreDocumentInput } from '../../src/shared/restoration-inputs';
+import { trainModelInput } from '../../src/shared/training-inputs';
+import { runActivity } from '../helpers/activity';
+
+const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
+const activity = () => new MockActivityEnvironment(undefined, quiet);
+
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-unit-training-'));
+process.env.BACKROOM_DATA_DIR = dataDir;
+
+const spec: DatasetSpec = {
+  datasetId: 'tiny',
+  datasetDir: 'datasets/tiny',
+  pages: 3,
+  patchSize: 48,
+  patchesPerPage: 6,
+  augment: true,
+  width: 420,
+  height: 594,
+  seed: 3,
+};
+
+/** Makes a dataset with the three activities, as the workflow does. */
+async function makeDataset(datasetSpec: DatasetSpec) {
+  await runActivity(activity(), renderDatasetPages, datasetSpec);
+  await runActivity(activity(), cutDatasetPatches, datasetSpec);
+  return runActivity(activity(), validateDataset, datasetSpec);
+}
+
+const runRequest = (runId: string, extra: Partial<PrepareRunRequest> = {}): PrepareRunRequest => ({
+  layer: 'layer1',
+  dataset: spec.datasetDir,
+  runId,
+  runKey: `key-${runId}`,
+  batchSize: 128,
+  seed: 1,
+  ...extra,
+});
+
+const epochRequest = (runId: string, epoch: number): EpochRequest => ({
+  layer: 'layer1',
+  dataset: spec.datasetDir,
+  runDir: `models/${runId}`,
+  runKey: `key-${runId}`,
+  epoch,
+  epochs: 2,
+  batchSize: 128,
+  learningRate: 0.002,
+  seed: 1,
+});
+
+/** Asserts that `promise` rejects with a non-retryable ApplicationFailure of `type` whose message matches. */
+async function rejectsWith(promise: Promise<unknown>, type: string, message: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, type, err.message);
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+describe('training: model, dataset, epochs', () => {
+  let manifest: DatasetManifest;
+
+  before(async () => {
+    const validated = await makeDataset(spec);
+    assert.ok(validated.finished);
+    manifest = JSON.parse(
+      readFileSync(path.join(dataDir, spec.datasetDir, 'manifest.json'), 'utf8'),
+    ) as DatasetManifest;
+  });
+
+  it('runs the same weights as dense layers over windows and as convolutions over an image', async () => {
+    const model = await WindowModel.initialise(7);
+    const image = { width: 40, height: 30, data: Uint8Array.from({ length: 1200 }, (_, i) => (i * 37) % 256) };
+    const [convolved] = model.predict([image]);
+    const points = [
+      [0, 0],
+      [5, 7],
+      [39, 29],
+      [20, 3],
+    ] as const;
+    const batch = emptyBatch(points.length);
+    points.forEach(([x, y], slot) => cutWindow(image, x, y, batch, slot));
+    const dense = model.predictWindows(batch);
+    points.forEach(([x, y], slot) =>
+      assert.ok(Math.abs((convolved?.[y * 40 + x] ?? NaN) - (dense[slot] ?? NaN)) < 1e-5, `pixel ${x},${y}`),
+    );
+    model.dispose();
+  });
+
+  it('makes a dataset of aligned pairs, splits by page and writes statistics to the manifest', () => {
+    // 2 training pages × 6 patches × (original + augmented copy); 1 held-out page × 6 patches.
+    assert.equal(manifest.patches.train.length, 24);
+    assert.equal(manifest.patches.val.length, 6);
+    assert.deepEqual(
+      manifest.pages.val.map((page) => page.name),
+      ['page-0003'],
+    );
+    assert.ok(manifest.patches.val.every((pair) => pair.name.startsWith('val/page-0003')));
+    assert.ok(manifest.stats.degradedPsnr > 5 && manifest.stats.degradedPsnr < 30, JSON.stringify(manifest.stats));
+    assert.ok(manifest.stats.inkFraction > 0);
+  });
+
+  it('rejects a missing partner and a corrupt patch, names them, and keeps the rest', async () => {
+    const broken = { ...spec, datasetId: 'broken', datasetDir: 'datasets/broken', pages: 2, augment: false };
+    await runActivity(activity(), renderDatasetPages, broken);
+    await runActivity(activity(), cutDatasetPatches, broken);
+    const dir = path.join(dataDir, broken.datasetDir, 'patches', 'train');
+    rmSync(path.join(dir, 'page-0001-001-clean.png'));
+    writeFileSync(path.join(dir, 'page-0001-002-degraded.png'), 'not a png');
+    const validated = await runActivity(activity(), validateDataset, broken);
+    assert.ok(validated.finished);
+    const written = JSON.parse(
+      readFileSync(path.join(dataDir, broken.datasetDir, 'manifest.json'), 'utf8'),
+    ) as DatasetManifest;
+    assert.deepEqual(
+      written.rejected.map((entry) => entry.name),
+      ['train/page-0001-001', 'train/page-0001-002'],
+    );
+    assert.match(written.rejected[0]?.reason ?? '', /clean patch is missing/);
+    assert.match(written.rejected[1]?.reason ?? '', /degraded patch does not decode/);
+    assert.equal(written.patches.train.length, 4);
+  });
+
+  it('heartbeats batch progress and the running loss, and lowers the validation loss over two epochs', async () => {
+    const prepared = await runActivity(activity(), prepareTrainingRun, runRequest('beats'));
+    assert.equal(prepared.batchesPerEpoch, Math.ceil((24 * 256) / 128));
+    const env = activity();
+    const beats: ActivityHeartbeat<EpochCursor>[] = [];
+    env.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => beats.push(beat));
+    const first = await runActivity(env, trainEpoch, epochRequest('beats', 1));
+    const second = await runActivity(activity(), trainEpoch, epochRequest('beats', 2));
+    assert.ok(first.finished && second.finished);
+    assert.ok(
+      beats.some((beat) => /epoch 1\/2 · batch \d+\/48 · loss 0\.\d+/.test(beat.message ?? '')),
+      beats.at(-1)?.message,
+    );
+    assert.equal(beats.at(-1)?.progress.done, 48);
+    assert.equal(beats.at(-1)?.progress.total, 96);
+    assert.ok(second.result.valLoss < first.result.valLoss, `${first.result.valLoss} → ${second.result.valLoss}`);
+    const best = await readCheckpoint(path.join(dataDir, 'models/beats/best.json'));
+    assert.equal(best.metrics?.epoch, 2);
+  });
+
+  it('stops at a partial checkpoint when cancelled and resumes to the same weights as an uninterrupted epoch', async () => {
+    await runActivity(activity(), prepareTrainingRun, runRequest('straight'));
+    await runActivity(activity(), prepareTrainingRun, runRequest('stopped'));
+    const straight = await runActivity(activity(), trainEpoch, epochRequest('straight', 1));
+    assert.ok(straight.finished);
+
+    const env = activity();
+    env.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => {
+      if (beat.checkpoint.batch > 0) env.cancel();
+    });
+    const stopped = await runActivity(env, trainEpoch, epochRequest('stopped', 1));
+    assert.equal(stopped.finished, false);
+    const partial = await readCheckpoint(path.join(dataDir, 'models/stopped/partial.json'));
+    assert.ok(partial.position.batch > 0 && partial.position.batch < 48, `stopped at batch ${partial.position.batch}`);
+    assert.ok(partial.optimizer.length > 0, 'the optimiser state is saved with the weights');
+
+    // A retry after a dead worker (attempt 2, stale heartbeat) also starts from the partial checkpoint.
+    const resumedEnv = new MockActivityEnvironment(
+      { attempt: 2, heartbeatDetails: { checkpoint: { batch: 0 } } },
+      quiet,
+    );
+    const first: ActivityHeartbeat<EpochCursor>[] = [];
+    resumedEnv.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => first.push(beat));
+    const resumed = await runActivity(resumedEnv, trainEpoch, epochRequest('stopped', 1));
+    assert.ok(resumed.finished);
+    assert.equal(first[0]?.checkpoint.batch, partial.position.batch, 'resumed where the partial checkpoint stood');
+    const a = await readCheckpoint(path.join(dataDir, 'models/straight/epoch-0001.json'));
+    const b = await readCheckpoint(path.join(dataDir, 'models/stopped/epoch-0001.json'));
+    for (const name of ['w1', 'w1n', 'w3'] as const) {
+      const largest = a.weights[name].reduce(
+        (max, value, i) => Math.max(max, Math.abs(value - (b.weights[name][i] ?? 0))),
+        0,
+      );
+      assert.ok(largest < 1e-4, `${name} differs by ${largest}`);
+    }
+    assert.equal(resumed.result.trainLoss, straight.result.trainLoss);
+  });
+
+  it('fine-tunes from the given weights, with a smaller default learning rate', async () => {
+    const source = path.join(dataDir, 'models/beats/best.json');
+    const prepared = await runActivity(
+      activity(),
+      prepareTrainingRun,
+      runRequest('tuned', { fineTuneFrom: 'models/beats/best.json' }),
+    );
+    assert.equal(prepared.learningRate, 0.0005);
+    const start = await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'));
+    const from = await readCheckpoint(source);
+    assert.deepEqual(start.weights.w1, from.weights.w1);
+    assert.deepEqual(start.weights.b3, from.weights.b3);
+  });
+
+  it('refuses corrupt checkpoints, missing or empty datasets, and a layer-2 run without a layer-1 model', async () => {
+    const models = path.join(dataDir, 'models');
+    writeFileSync(
+      path.join(models, 'truncated.json'),
+      readFileSync(path.join(models, 'beats/best.json'), 'utf8').slice(0, 500),
+    );
+    await rejectsWith(
+      runActivity(activity(), prepareTrainingRun, runRequest('x', { fineTuneFrom: 'models/truncated.json' })),
+      'CorruptCheckpoint',
+      /models\/truncated\.json is corrupt/,
+    );
+    const wrongSize = await readCheckpoint(path.join(models, 'beats/best.json'));
+    await writeCheckpoint(path.join(models, 'short.json'), {
+      ...wrongSize,
+      weights: { ...wrongSize.weights, w2: new Float32Array(3) },
+    });
+    await rejectsWith(
+      runActivity(activity(), prepareTrainingRun, runRequest('x', { fineTuneFrom: 'models/short.json' })),
+      'CorruptCheckpoint',
+      /weight "w2" has 3 values/,
+    );
+    await rejectsWith(
+      runActivity(activity(), prepareTrainingRun, runRequest('x', { dataset: 'datasets/nowhere' })),
+      'DatasetNotFound',
+      /does not exist\. Make one with generateSyntheticData/,
+    );
+    mkdirSync(path.join(dataDir, 'datasets/empty'), { recursive: true });
+    await rejectsWith(
+      runActivity(activity(), prepareTrainingRun, runRequest('x', { dataset: 'datasets/empty' })),
+      'DatasetIncomplete',
+      /no readable manifest\.json/,
+    );
+    await rejectsWith(
+      runActivity(activity(), prepareTrainingRun, runRequest('x', { layer: 'layer2' })),
+      'Layer1Missing',
+      /train layer1 first/,
+    );
+    await rejectsWith(
+      runActivity(
+        activity(),
+        prepareTrainingRun,
+        runRequest('x', { layer: 'layer2', layer1Model: 'models/none.json' }),
+      ),
+      'FileNotFound',
+      /layer-1 model models\/none\.json does not exist/,
+    );
+  });
+
+  it('checks the numbers of a training input before anything runs', () => {
+    const issues = (input: Record<string, unknown>) => {
+      try {
+        parseJobInput('trainModel', trainModelInput, { layer: 'layer1', dataset: 'd', epochs: 3, ...input });
+        return '';
+      } catch (err) {
+        assert.ok(err instanceof JobInputError);
+        return err.issues.join('; ');
+      }
+    };
+    assert.match(issues({ epochs: 0 }), /epochs: .*>=1/);
+    assert.match(issues({ epochs: -2 }), /epochs/);
+    assert.match(issues({ epochs: 2.5 }), /epochs: must be a whole number/);
+    assert.match(issues({ batchSize: 0 }), /batchSize/);
+    assert.match(issues({ learningRate: 0 }), /learningRate: must be a positive number/);
+    assert.match(issues({ learningRate: 'fast' }), /learningRate: must be a number/);
+    assert.match(issues({ layer: 'layer2' }), /layer1Model: a layer2 run refines a layer-1 model/);
+    assert.equal(issues({ batchSize: 64, learningRate: 0.001 }), '');
+  });
+
+  it('runs a trained model as a restoreDocument step, and refuses the step without a model', async () => {
+    const page = manifest.pages.val[0];
+    assert.ok(page);
+    const result = await runActivity(activity(), restoreDocumentImage, {
+      input: path.join(spec.datasetDir, page.degraded),
+      reference: path.join(spec.datasetDir, page.clean),
+      output: 'restored/with-model.png',
+      steps: ['model'],
+      model: 'models/beats/best.json',
+      thresholds: { minPsnrGainDb: 0, minSsim: 0, maxResidualSkewDegrees: 0.5, maxNoiseSigma: 8 },
+    });
+    assert.match(result.steps[0]?.detail ?? '', /layer1 model, epoch 2/);
+    const reference = result.metrics.reference;
+    assert.ok(reference && reference.outputPsnr > reference.inputPsnr, JSON.stringify(reference));
+    assert.throws(
+      () => parseJobInput('restoreDocument', restoreDocumentInput, { input: 'a.png', steps: ['denoise', 'model'] }),
+      /model: the "model" step needs a model checkpoint/,
+    );
+  });
+});
