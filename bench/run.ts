@@ -6,12 +6,14 @@ import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
 import { stressBenchmark } from './stress';
+import { trainingBenchmark } from './training';
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   stress: stressBenchmark,
   restoration: restorationBenchmark,
   email: emailBenchmark,
   cuts: cutsBenchmark,
+  training: trainingBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {
