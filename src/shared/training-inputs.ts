@@ -59,14 +59,25 @@ export const trainModelInput = z
     path: ['layer1Model'],
   });
 
-export const evaluateModelInput = z.strictObject({
-  /** A model checkpoint (`models/<runId>/best.json`). */
-  model: path,
-  /** The dataset whose held-out pages it is measured on. */
-  dataset: path,
-  /** Where the report goes (default: next to the model, `evaluation.json`). */
-  output: path.optional(),
-});
+export const evaluateModelInput = z
+  .strictObject({
+    /** A model checkpoint (`models/<runId>/best.json`). */
+    model: path,
+    /** The dataset whose held-out pages it is measured on... */
+    dataset: path.optional(),
+    /** ...or pages of your own with their clean references (a real scan and its ground truth). */
+    pages: z
+      .array(z.strictObject({ input: path, reference: path }))
+      .min(1)
+      .max(1000)
+      .optional(),
+    /** Where the report goes (default: next to the model, `evaluation.json`). */
+    output: path.optional(),
+  })
+  .refine((value) => (value.dataset === undefined) !== (value.pages === undefined), {
+    error: 'give exactly one of dataset or pages',
+    path: ['dataset'],
+  });
 
 /** One epoch of a training run, as `status` and the run's `metrics.jsonl` show it. */
 export interface EpochMetrics {

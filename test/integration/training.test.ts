@@ -170,7 +170,7 @@ describe('training jobs on a dev server', () => {
       ).id,
     );
     assert.equal(layer2.evaluation?.layer, 'layer2');
-    assert.deepEqual(layer2.evaluation?.classicalSteps, ['denoise', 'deskew', 'normalize', 'binarize']);
+    assert.deepEqual(layer2.evaluation?.classicalSteps, ['denoise', 'normalize', 'binarize']);
   });
 
   it('fails at once, without retries, on a bad input or a missing dataset', async () => {

@@ -4,7 +4,7 @@
  * cancelled and resumes to exactly the weights of an uninterrupted epoch, and bad inputs fail with clear errors.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -26,12 +26,14 @@ import {
   type PrepareRunRequest,
 } from '../../src/activities/training/train-epoch';
 import { restoreDocumentImage } from '../../src/activities/restoration/restore-document';
+import { evaluateHeldOutPages } from '../../src/activities/training/evaluate';
 import type { DatasetManifest } from '../../src/activities/training/dataset';
 import { JobInputError, parseJobInput } from '../../src/shared/job-catalog';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
 import { restoreDocumentInput } from '../../src/shared/restoration-inputs';
 import { trainModelInput } from '../../src/shared/training-inputs';
 import { runActivity } from '../helpers/activity';
+import { sharedDataFile } from '../helpers/shared-data';
 
 const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
 const activity = () => new MockActivityEnvironment(undefined, quiet);
@@ -293,6 +295,38 @@ describe('training: model, dataset, epochs', () => {
     assert.match(issues({ learningRate: 'fast' }), /learningRate: must be a number/);
     assert.match(issues({ layer: 'layer2' }), /layer1Model: a layer2 run refines a layer-1 model/);
     assert.equal(issues({ batchSize: 64, learningRate: 0.001 }), '');
+  });
+
+  it('evaluates a layer-2 model on a real manuscript page against its hand-made ground truth', async (t) => {
+    mkdirSync(path.join(dataDir, 'real'), { recursive: true });
+    for (const name of ['2JohnC1V3.png', '2JohnC1V3-GroundTruth.png']) {
+      copyFileSync(sharedDataFile(`documents/${name}`), path.join(dataDir, 'real', name));
+    }
+    await runActivity(
+      activity(),
+      prepareTrainingRun,
+      runRequest('binary', { layer: 'layer2', layer1Model: 'models/beats/best.json' }),
+    );
+    const trained = await runActivity(activity(), trainEpoch, { ...epochRequest('binary', 1), layer: 'layer2' });
+    assert.ok(trained.finished);
+    const evaluated = await runActivity(activity(), evaluateHeldOutPages, {
+      model: 'models/binary/best.json',
+      pages: [{ input: 'real/2JohnC1V3.png', reference: 'real/2JohnC1V3-GroundTruth.png' }],
+    });
+    assert.ok(evaluated.finished);
+    const { input, classical, model, classicalSteps } = evaluated.result;
+    assert.deepEqual(classicalSteps, ['denoise', 'normalize', 'binarize']);
+    for (const scores of [input, classical, model]) assert.ok(Number.isFinite(scores.psnr) && scores.psnr > 0);
+    assert.ok(existsSync(path.join(dataDir, 'models/binary/evaluation/001-2JohnC1V3.png')));
+    t.diagnostic(`2JohnC1V3 PSNR: input ${input.psnr}, classical ${classical.psnr}, model ${model.psnr} dB`);
+    await rejectsWith(
+      runActivity(activity(), evaluateHeldOutPages, {
+        model: 'models/binary/best.json',
+        pages: [{ input: 'real/2JohnC1V3.png', reference: 'real/missing.png' }],
+      }),
+      'FileNotFound',
+      /reference real\/missing\.png does not exist/,
+    );
   });
 
   it('runs a trained model as a restoreDocument step, and refuses the step without a model', async () => {
