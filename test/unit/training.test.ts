@@ -162,7 +162,8 @@ describe('training: model, dataset, epochs', () => {
     assert.equal(prepared.batchesPerEpoch, Math.ceil((24 * 256) / 128));
     const env = activity();
     const beats: ActivityHeartbeat<EpochCursor>[] = [];
-    env.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => beats.push(beat));
+    // Heartbeats without details only keep the activity alive while it loads or validates.
+    env.on('heartbeat', (beat?: ActivityHeartbeat<EpochCursor>) => beat && beats.push(beat));
     const first = await runActivity(env, trainEpoch, epochRequest('beats', 1));
     const second = await runActivity(activity(), trainEpoch, epochRequest('beats', 2));
     assert.ok(first.finished && second.finished);
@@ -184,8 +185,8 @@ describe('training: model, dataset, epochs', () => {
     assert.ok(straight.finished);
 
     const env = activity();
-    env.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => {
-      if (beat.checkpoint.batch > 0) env.cancel();
+    env.on('heartbeat', (beat?: ActivityHeartbeat<EpochCursor>) => {
+      if (beat && beat.checkpoint.batch > 0) env.cancel();
     });
     const stopped = await runActivity(env, trainEpoch, epochRequest('stopped', 1));
     assert.equal(stopped.finished, false);
@@ -199,7 +200,7 @@ describe('training: model, dataset, epochs', () => {
       quiet,
     );
     const first: ActivityHeartbeat<EpochCursor>[] = [];
-    resumedEnv.on('heartbeat', (beat: ActivityHeartbeat<EpochCursor>) => first.push(beat));
+    resumedEnv.on('heartbeat', (beat?: ActivityHeartbeat<EpochCursor>) => beat && first.push(beat));
     const resumed = await runActivity(resumedEnv, trainEpoch, epochRequest('stopped', 1));
     assert.ok(resumed.finished);
     assert.equal(first[0]?.checkpoint.batch, partial.position.batch, 'resumed where the partial checkpoint stood');
@@ -227,6 +228,16 @@ describe('training: model, dataset, epochs', () => {
     const from = await readCheckpoint(source);
     assert.deepEqual(start.weights.w1, from.weights.w1);
     assert.deepEqual(start.weights.b3, from.weights.b3);
+    // A retry of the same run keeps its start; a new run under the same runId starts over from its own weights.
+    await runActivity(activity(), prepareTrainingRun, runRequest('tuned', { fineTuneFrom: 'models/beats/best.json' }));
+    assert.deepEqual(
+      (await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'))).weights.w1,
+      from.weights.w1,
+    );
+    await runActivity(activity(), prepareTrainingRun, { ...runRequest('tuned'), runKey: 'another run' });
+    const restarted = await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'));
+    assert.equal(restarted.position.runId, 'another run');
+    assert.notDeepEqual(restarted.weights.w1, from.weights.w1);
   });
 
   it('refuses corrupt checkpoints, missing or empty datasets, and a layer-2 run without a layer-1 model', async () => {

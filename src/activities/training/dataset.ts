@@ -114,18 +114,25 @@ const loaded = new Map<string, Promise<LoadedDataset>>();
 
 /**
  * The dataset's patches decoded into memory (degraded → inputs, clean → targets). Kept per process, keyed by the
- * manifest's time, so the epochs of a run decode them once.
+ * manifest's time, so the epochs of a run decode them once. `onProgress` is called as chunks of them load.
  */
-export async function loadDataset(datasetInput: string): Promise<LoadedDataset> {
+export async function loadDataset(datasetInput: string, onProgress?: () => void): Promise<LoadedDataset> {
   const { dir, manifest } = await readManifest(datasetInput);
   const key = `${dir}@${(await stat(path.join(dir, 'manifest.json'))).mtimeMs}`;
   let entry = loaded.get(key);
   if (!entry) {
     entry = (async () => {
-      const read = async (pairs: PagePair[]): Promise<PatchSet> => ({
-        inputs: await Promise.all(pairs.map((pair) => readGray(path.join(dir, pair.degraded)))),
-        targets: await Promise.all(pairs.map((pair) => readGray(path.join(dir, pair.clean)))),
-      });
+      const read = async (pairs: PagePair[]): Promise<PatchSet> => {
+        const set: PatchSet = { inputs: [], targets: [] };
+        // A few at a time (sharp decodes on the thread pool), with a heartbeat between, however big the dataset.
+        for (let i = 0; i < pairs.length; i += 32) {
+          const chunk = pairs.slice(i, i + 32);
+          set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
+          set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
+          onProgress?.();
+        }
+        return set;
+      };
       return { dir, manifest, train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
     })();
     loaded.clear(); // one dataset at a time: a worker trains one run after another

@@ -10,7 +10,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
@@ -62,7 +63,7 @@ export interface PreparedRun {
   startedFrom: string;
 }
 
-/** Checks the run's inputs and writes its starting checkpoint (kept if it exists: a retry or a new run of the job). */
+/** Checks the run's inputs and writes its starting checkpoint (kept when this run wrote it already). */
 export async function prepareTrainingRun(request: PrepareRunRequest): Promise<PreparedRun> {
   const { manifest } = await readManifest(request.dataset);
   const runDir = resolveDataPath(path.join('models', request.runId), 'run dir');
@@ -94,11 +95,12 @@ export async function prepareTrainingRun(request: PrepareRunRequest): Promise<Pr
     );
   }
   const learningRate = request.learningRate ?? (fineTune ? LEARNING_RATE.fineTune : LEARNING_RATE.fresh);
-  const exists = await stat(start).then(
-    () => true,
-    () => false,
+  // Kept on a retry of this run; a new run under the same runId starts over from its own weights.
+  const existing = await stat(start).then(
+    () => readCheckpoint(start, 'starting checkpoint').catch(() => undefined),
+    () => undefined,
   );
-  if (!exists) {
+  if (existing?.position.runId !== request.runKey) {
     const model = fineTune
       ? await WindowModel.fromWeights(fineTune.weights, fineTune.architecture)
       : await WindowModel.initialise(request.seed);
@@ -174,6 +176,7 @@ async function layerData(
       try {
         const inputs: GrayImage[] = [];
         for (let i = 0; i < set.inputs.length; i += 64) {
+          await breathe();
           const chunk = set.inputs.slice(i, i + 64);
           model.predict(chunk).forEach((values, j) => {
             const source = chunk[j];
@@ -215,17 +218,18 @@ function drawBatch(set: PatchSet, request: EpochRequest, batch: number, count: n
  * Validation: the loss over every pixel of the validation patches, the PSNR of the 8-bit output, and the PSNR of
  * the degraded patches against the same targets (the bar to beat).
  */
-function validate(
+async function validate(
   model: WindowModel,
   layer: ModelLayer,
   val: PatchSet,
   degraded: GrayImage[],
-): { loss: number; psnr: number; inputPsnr: number } {
+): Promise<{ loss: number; psnr: number; inputPsnr: number }> {
   let squared = 0;
   let pixelError = 0;
   let inputError = 0;
   let pixels = 0;
   for (let i = 0; i < val.inputs.length; i += 64) {
+    await breathe();
     const outputs = model.predict(val.inputs.slice(i, i + 64));
     outputs.forEach((values, j) => {
       const target = val.targets[i + j];
@@ -243,6 +247,15 @@ function validate(
   }
   const db = (error: number) => (error === 0 ? 99 : 10 * Math.log10((255 * 255 * pixels) / error));
   return { loss: squared / pixels, psnr: db(pixelError), inputPsnr: db(inputError) };
+}
+
+/**
+ * Lets a heartbeat out between CPU-bound chunks (loading, layer 1's outputs, validation), so a big dataset does not
+ * look like a dead worker. Resume does not need the details: it reads `partial.json`.
+ */
+async function breathe(): Promise<void> {
+  Context.current().heartbeat();
+  await yieldToEventLoop();
 }
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -268,7 +281,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const start = await readCheckpoint(startFile, `checkpoint of epoch ${request.epoch - 1}`);
   const partial = await readPartial(partialFile, request);
   const from = partial ?? start;
-  const dataset = await loadDataset(request.dataset);
+  const dataset = await loadDataset(request.dataset, () => Context.current().heartbeat());
   // A run's layer-1 model never changes, so its outputs are computed once per run and process.
   const data = await layerData(request.layer, dataset, start, `${dataset.dir}:${request.runKey}`);
   const batches = Math.ceil((data.train.inputs.length * WINDOWS_PER_PATCH) / request.batchSize);
@@ -329,7 +342,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
     });
     if (!outcome.finished) return outcome;
     const cursor = outcome.result;
-    const measured = validate(model, request.layer, data.val, dataset.val.inputs);
+    const measured = await validate(model, request.layer, data.val, dataset.val.inputs);
     const file = epochFile(runDir, request.epoch);
     const metrics: EpochMetrics = {
       epoch: request.epoch,
