@@ -1,4 +1,5 @@
 /** How jobs look in a terminal: status blocks, list rows and the progress line. */
+import type { EpochMetrics } from '../shared/training-inputs';
 import type { ReceivedMessage } from '../mail-sink/sink';
 import type { JobListEntry, JobView } from './jobs';
 
@@ -28,9 +29,24 @@ export function formatStatus(view: JobView): string {
     lines.push(`  activity  ${activity.type}${retry}${progress}${activity.message ? ` · ${activity.message}` : ''}`);
     if (activity.lastFailure) lines.push(`            last failure: ${activity.lastFailure}`);
   }
+  if (view.epochs?.length) lines.push(...formatEpochs(view.epochs.slice(-10)));
   lines.push(`  started   ${view.startedAt}`, `  updated   ${view.updatedAt}`);
   if (view.result !== undefined) lines.push(`  result    ${JSON.stringify(view.result)}`);
   return lines.join('\n');
+}
+
+/** A training job's latest epochs, one row each, under the status. */
+function formatEpochs(epochs: EpochMetrics[]): string[] {
+  const rows = epochs.map((e) => [
+    String(e.epoch),
+    e.trainLoss.toFixed(5),
+    e.valLoss.toFixed(5),
+    `${e.valPsnr.toFixed(2)} dB`,
+    `${e.inputPsnr.toFixed(2)} dB`,
+    `${e.seconds.toFixed(1)} s`,
+  ]);
+  const table = formatTable(['EPOCH', 'TRAIN LOSS', 'VAL LOSS', 'VAL PSNR', 'INPUT PSNR', 'TIME'], rows);
+  return table.split('\n').map((line, i) => `${i === 0 ? '  epochs    ' : '            '}${line}`);
 }
 
 function formatTable(header: string[], rows: string[][]): string {

@@ -92,6 +92,38 @@ describe('the backroom CLI against a dev server and a worker process', () => {
     );
   });
 
+  it('makes a dataset, trains a model on it and shows its epochs, all with `backroom start ... --watch`', async () => {
+    const made = await cli(
+      'start',
+      'generateSyntheticData',
+      '--input',
+      '{"datasetId":"e2e","pages":2,"width":400,"height":566,"patchesPerPage":8}',
+      '--watch',
+    );
+    assert.equal(made.code, 0, made.stdout);
+    assert.match(made.stdout, /Started generateSyntheticData as dataset-e2e/);
+    assert.match(made.stdout, /16 training and 8 validation pairs/);
+    const trained = await cli(
+      'start',
+      'trainModel',
+      '--layer',
+      'layer1',
+      '--dataset',
+      'datasets/e2e',
+      '--epochs',
+      '2',
+      '--run-id',
+      'e2e',
+      '--watch',
+    );
+    assert.equal(trained.code, 0, trained.stdout);
+    assert.match(trained.stdout, /Started trainModel as train-layer1-e2e/);
+    assert.match(trained.stdout, /epochs\s+EPOCH\s+TRAIN LOSS\s+VAL LOSS\s+VAL PSNR\s+INPUT PSNR\s+TIME/);
+    assert.match(trained.stdout, /^\s+2\s+0\.\d{5}\s+0\.\d{5}\s+[\d.]+ dB/m);
+    assert.match(trained.stdout, /PSNR on 1 held-out pages: input [\d.]+ dB, classical [\d.]+ dB, model [\d.]+ dB/);
+    assert.ok(existsSync(path.join(env.BACKROOM_DATA_DIR ?? '', 'models/e2e/best.json')));
+  });
+
   it('generates sample pages with `backroom generate-pages`', async () => {
     const { code, stdout } = await cli('generate-pages', '--count', '2', '--output-dir', 'e2e-samples');
     assert.equal(code, 0, stdout);
