@@ -1,6 +1,7 @@
 /**
- * The `npm start` demo: starts each diagnostics job, shows their progress side by side, pauses and resumes one of
- * them on the way, and prints where to look in the Temporal UI.
+ * The `npm start` demo: starts each kind of job, shows their progress side by side, pauses and resumes one of them
+ * on the way, and prints where to look in the Temporal UI. Jobs that need another's output (restoration needs the
+ * sample pages, training needs its dataset) start when that one completes.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +14,8 @@ import type { JobView, Jobs } from './jobs';
 /** Each demo run sends its own campaign (a campaign id that was sent already would have nothing left to send). */
 const DEMO_CAMPAIGN = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
 const DEMO_RECIPIENTS = 'demo/recipients.csv';
+/** Each demo run trains its own model, so an earlier run's checkpoints are left as they were. */
+const DEMO_RUN = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
 
 const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'simpleTest', input: { message: 'demo', durationSeconds: 12 } },
@@ -21,6 +24,11 @@ const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'stressTest', input: { count: 200, concurrency: 20, mode: 'activities', rounds: 1000 } },
   { type: 'stressTest', input: { count: 40, concurrency: 10, mode: 'children', rounds: 1000 } },
   { type: 'generateSamplePages', input: { outputDir: 'demo/samples', count: 6, seed: 42 } },
+  // Half-size pages keep the demo's dataset and training to about a minute on two cores.
+  {
+    type: 'generateSyntheticData',
+    input: { datasetId: 'demo', outputDir: 'demo/dataset', pages: 5, width: 620, height: 877, patchesPerPage: 32 },
+  },
   {
     type: 'sendBulkEmail',
     input: {
@@ -45,24 +53,29 @@ async function writeDemoRecipients(): Promise<void> {
   await writeFile(file, `email,name\n${rows.join('\n')}\n`);
 }
 
-/** Jobs that need the sample pages: started once `generateSamplePages` has completed. */
-const AFTER_SAMPLES: { type: JobType; input: Record<string, unknown> }[] = [
-  {
-    type: 'restoreBatch',
-    input: { inputDir: 'demo/samples/degraded', outputDir: 'demo/restored', referenceDir: 'demo/samples/clean' },
-  },
-  {
-    type: 'processMedia',
-    input: {
-      input: 'demo/samples/clean/page-0001.png',
-      outputDir: 'demo/media',
-      operations: [
-        { op: 'thumbnail', width: 300, height: 300 },
-        { op: 'optimize', format: 'webp' },
-      ],
+/** Jobs that need another's output: started once that job has completed. */
+const FOLLOWERS: Partial<Record<JobType, { type: JobType; input: Record<string, unknown> }[]>> = {
+  generateSyntheticData: [
+    { type: 'trainModel', input: { layer: 'layer1', dataset: 'demo/dataset', epochs: 4, runId: DEMO_RUN } },
+  ],
+  generateSamplePages: [
+    {
+      type: 'restoreBatch',
+      input: { inputDir: 'demo/samples/degraded', outputDir: 'demo/restored', referenceDir: 'demo/samples/clean' },
     },
-  },
-];
+    {
+      type: 'processMedia',
+      input: {
+        input: 'demo/samples/clean/page-0001.png',
+        outputDir: 'demo/media',
+        operations: [
+          { op: 'thumbnail', width: 300, height: 300 },
+          { op: 'optimize', format: 'webp' },
+        ],
+      },
+    },
+  ],
+};
 
 export function workflowUrl(uiUrl: string, namespace: string, id: string): string {
   return `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(id)}`;
@@ -77,7 +90,7 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
   const started = [];
   for (const { type, input } of DEMO_JOBS) started.push(await jobs.start(type, input));
   const link = (id: string) => (options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, id) : id);
-  console.log(`Started ${started.length} demo jobs (restoration jobs follow once the sample pages exist):`);
+  console.log(`Started ${started.length} demo jobs (restoration and training follow once their data exists):`);
   for (const job of started) console.log(`  ${job.type.padEnd(20)} ${link(job.id)}`);
 
   const bars = out.isTTY
@@ -125,9 +138,10 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
     await Promise.all(
       started.map(async (job) => {
         const final = await watch(job.id);
-        if (job.type !== 'generateSamplePages' || final.state !== 'completed') return [final];
+        const next = FOLLOWERS[job.type] ?? [];
+        if (next.length === 0 || final.state !== 'completed') return [final];
         const followers = [];
-        for (const { type, input } of AFTER_SAMPLES) {
+        for (const { type, input } of next) {
           const follower = await jobs.start(type, input);
           say(`started ${type}: ${link(follower.id)}`);
           followers.push(follower);
@@ -168,6 +182,18 @@ function summarise(view: JobView): string {
         `${String(result.sent)} sent, ${String(result.failed)} refused, ${String(result.skipped)} skipped; ` +
         `report ${String(result.reportText)}; bin/backroom mail --campaign ${String(result.campaignId)}`
       );
+    case 'generateSyntheticData': {
+      const stats = result.stats as Record<string, number> | undefined;
+      return `${String(stats?.trainPairs)} training + ${String(stats?.valPairs)} validation pairs in ${String(result.dataset)}`;
+    }
+    case 'trainModel': {
+      const evaluation = result.evaluation as Record<string, Record<string, number>> | undefined;
+      const scores = evaluation
+        ? `; held-out PSNR: input ${evaluation.input?.psnr} dB, classical ${evaluation.classical?.psnr} dB, ` +
+          `model ${evaluation.model?.psnr} dB`
+        : '';
+      return `${String(result.epochsCompleted)} epochs → ${String(result.bestCheckpoint)}${scores}`;
+    }
     case 'processMedia':
       return `${(result.outputs as unknown[]).length} outputs in demo/media`;
     default:

@@ -36,10 +36,16 @@ describe('npm start', () => {
       'restoreBatch',
       'processMedia',
       'sendBulkEmail',
+      'generateSyntheticData',
+      'trainModel',
     ]) {
       assert.match(results, new RegExp(`${type}\\s+completed`), results);
     }
     assert.match(results, /all checks passed/);
+    assert.match(
+      results,
+      /trainModel\s+completed\s+4 epochs → models\/demo-\d+\/best\.json; held-out PSNR: input [\d.]+ dB/,
+    );
     assert.match(results, /restoreBatch\s+completed\s+Restored 6 of 6 documents/);
     assert.ok(existsSync(path.join(dataDir, 'demo/restored/report.json')), 'the demo batch wrote its report');
     assert.match(stdout, /Mail sink on smtp:\/\/127\.0\.0\.1:\d+/);
