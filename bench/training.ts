@@ -4,11 +4,13 @@
  *      server and worker: samples per second, and what the epoch activities, their partial checkpoints and their
  *      validation passes cost;
  *   2. how long training takes to beat the classical pipeline: every epoch's checkpoint restores the held-out pages,
- *      its PSNR against the classical pipeline's, and the time at the first epoch that wins.
+ *      its PSNR against the classical pipeline's, and the time at the first epoch that wins;
+ *   3. a layer-2 model on layer 1's best: PSNR on the held-out pages and on the real manuscript page in
+ *      ../shared/data against its hand-made ground truth, next to the classical pipeline with Sauvola.
  * Sizes: BENCH_TRAINING_PAGES (default 10) pages of 1240×1754, BENCH_TRAINING_EPOCHS (default 6), and
- * BENCH_TRAINING_BATCHES (default 60) batches of 1024 windows for the bare loop.
+ * BENCH_TRAINING_BATCHES (default 60) batches of 1024 windows for the bare loop, BENCH_TRAINING_LAYER2_EPOCHS (3).
  */
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +72,7 @@ export async function trainingBenchmark(): Promise<void> {
   const pages = intFromEnv('BENCH_TRAINING_PAGES', 10);
   const epochs = intFromEnv('BENCH_TRAINING_EPOCHS', 6);
   const bareBatches = intFromEnv('BENCH_TRAINING_BATCHES', 60);
+  const layer2Epochs = intFromEnv('BENCH_TRAINING_LAYER2_EPOCHS', 3);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-bench-training-'));
   process.env.BACKROOM_DATA_DIR = dataDir;
   console.log(`\nTraining benchmark: ${pages} pages of 1240×1754, ${epochs} epochs of layer 1 (generating data...)`);
@@ -104,6 +107,7 @@ export async function trainingBenchmark(): Promise<void> {
   const worker = await createTestWorker(env, taskQueue);
   const running = worker.run();
   let result: TrainModelResult;
+  let layer2: TrainModelResult;
   let jobSeconds: number;
   let jobStartedAt: number; // wall clock, to compare with the checkpoints' modification times
   try {
@@ -114,6 +118,14 @@ export async function trainingBenchmark(): Promise<void> {
     const { id } = await jobs.start('trainModel', input);
     result = await jobs.result<TrainModelResult>(id);
     jobSeconds = secondsSince(started);
+    const second = await jobs.start('trainModel', {
+      layer: 'layer2',
+      dataset: DATASET,
+      epochs: layer2Epochs,
+      runId: 'bench-layer2',
+      layer1Model: 'models/bench/best.json',
+    });
+    layer2 = await jobs.result<TrainModelResult>(second.id);
   } finally {
     worker.shutdown();
     await running;
@@ -167,4 +179,33 @@ export async function trainingBenchmark(): Promise<void> {
     const both = (scores: { psnr: number; ssim: number }) => `PSNR ${scores.psnr.toFixed(2)} dB, SSIM ${scores.ssim}`;
     console.log(`  last epoch: input ${both(input)} · classical ${both(classical)} · model ${both(model)}`);
   }
+  await layer2Figures(layer2, dataDir);
+}
+
+/** Layer 2 (black and white) on the held-out pages, and on the real manuscript page against its ground truth. */
+async function layer2Figures(layer2: TrainModelResult, dataDir: string): Promise<void> {
+  const row = (name: string, summary: EvaluationSummary) =>
+    console.log(
+      `  ${name.padEnd(44)} PSNR input ${summary.input.psnr.toFixed(2)} · Sauvola pipeline ` +
+        `${summary.classical.psnr.toFixed(2)} · model ${summary.model.psnr.toFixed(2)} dB`,
+    );
+  const seconds = layer2.epochs.reduce((sum, epoch) => sum + epoch.seconds, 0);
+  console.log(`  layer 2: ${layer2.epochsCompleted} epochs in ${seconds.toFixed(1)} s of training`);
+  if (layer2.evaluation) row('held-out pages vs the binarised clean page', layer2.evaluation);
+  const real = path.join(dataDir, 'real');
+  mkdirSync(real, { recursive: true });
+  try {
+    for (const name of ['2JohnC1V3.png', '2JohnC1V3-GroundTruth.png']) {
+      copyFileSync(path.join(__dirname, '../../shared/data/documents', name), path.join(real, name));
+    }
+  } catch {
+    console.log('  (the real manuscript in ../shared/data/documents is missing: skipped)');
+    return;
+  }
+  const evaluated = (await activity().run(evaluateHeldOutPages, {
+    model: 'models/bench-layer2/best.json',
+    pages: [{ input: 'real/2JohnC1V3.png', reference: 'real/2JohnC1V3-GroundTruth.png' }],
+    output: 'models/bench-layer2/manuscript.json',
+  })) as Awaited<ReturnType<typeof evaluateHeldOutPages>>;
+  if (evaluated.finished) row('real manuscript 2JohnC1V3 vs its ground truth', evaluated.result);
 }
