@@ -12,7 +12,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Resumable } from '../../shared/job-status';
+import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { runResumableLoop } from '../resumable-loop';
@@ -165,6 +165,7 @@ async function layerData(
   dataset: LoadedDataset,
   start: Checkpoint,
   key: string,
+  breathe: () => Promise<void>,
 ): Promise<LayerData> {
   if (layer === 'layer1') return { train: dataset.train, val: dataset.val };
   const layer1 = start.layer1;
@@ -223,6 +224,7 @@ async function validate(
   layer: ModelLayer,
   val: PatchSet,
   degraded: GrayImage[],
+  breathe: () => Promise<void>,
 ): Promise<{ loss: number; psnr: number; inputPsnr: number }> {
   let squared = 0;
   let pixelError = 0;
@@ -249,15 +251,6 @@ async function validate(
   return { loss: squared / pixels, psnr: db(pixelError), inputPsnr: db(inputError) };
 }
 
-/**
- * Lets a heartbeat out between CPU-bound chunks (loading, layer 1's outputs, validation), so a big dataset does not
- * look like a dead worker. Resume does not need the details: it reads `partial.json`.
- */
-async function breathe(): Promise<void> {
-  Context.current().heartbeat();
-  await yieldToEventLoop();
-}
-
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Reads a partial checkpoint of this run and epoch, if there is one. */
@@ -281,10 +274,35 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const start = await readCheckpoint(startFile, `checkpoint of epoch ${request.epoch - 1}`);
   const partial = await readPartial(partialFile, request);
   const from = partial ?? start;
-  const dataset = await loadDataset(request.dataset, () => Context.current().heartbeat());
+  const { manifest } = await readManifest(request.dataset);
+  const batches = Math.ceil((manifest.patches.train.length * WINDOWS_PER_PATCH) / request.batchSize);
+  const done = (cursor: EpochCursor) => (request.epoch - 1) * batches + cursor.batch;
+  const recovered: EpochCursor = partial
+    ? { batch: partial.position.batch, lossSum: partial.position.lossSum, samples: partial.position.samples }
+    : { batch: 0, lossSum: 0, samples: 0 };
+  /**
+   * Lets a heartbeat out between CPU-bound chunks (loading, layer 1's outputs, validation), so a big dataset does
+   * not look like a dead worker; it carries where the epoch stands, so the progress users see never goes back.
+   */
+  let standing = recovered;
+  const breathe = (message: string) => async () => {
+    const details: ActivityHeartbeat<EpochCursor> = {
+      checkpoint: standing,
+      progress: { done: done(standing), total: request.epochs * batches, unit: 'batches' },
+      message: `epoch ${request.epoch}/${request.epochs} · ${message}`,
+    };
+    Context.current().heartbeat(details);
+    await yieldToEventLoop();
+  };
+  const dataset = await loadDataset(request.dataset, () => void breathe('loading the dataset')());
   // A run's layer-1 model never changes, so its outputs are computed once per run and process.
-  const data = await layerData(request.layer, dataset, start, `${dataset.dir}:${request.runKey}`);
-  const batches = Math.ceil((data.train.inputs.length * WINDOWS_PER_PATCH) / request.batchSize);
+  const data = await layerData(
+    request.layer,
+    dataset,
+    start,
+    `${dataset.dir}:${request.runKey}`,
+    breathe('running layer 1 over the dataset'),
+  );
   const model = await WindowModel.fromWeights(from.weights, from.architecture);
   model.useOptimizer(request.learningRate);
   await model.restoreOptimizerState(from.optimizer);
@@ -305,14 +323,11 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
       position: position(cursor),
       ...(metrics && { metrics }),
     });
-  const done = (cursor: EpochCursor) => (request.epoch - 1) * batches + cursor.batch;
 
   try {
     const outcome = await runResumableLoop<EpochCursor, EpochCursor>({
       initial: { batch: 0, lossSum: 0, samples: 0 },
-      recovered: partial
-        ? { batch: partial.position.batch, lossSum: partial.position.lossSum, samples: partial.position.samples }
-        : { batch: 0, lossSum: 0, samples: 0 },
+      recovered,
       isDone: (cursor) => cursor.batch >= batches,
       step: async (cursor) => {
         const next = { ...cursor };
@@ -342,7 +357,8 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
     });
     if (!outcome.finished) return outcome;
     const cursor = outcome.result;
-    const measured = await validate(model, request.layer, data.val, dataset.val.inputs);
+    standing = cursor;
+    const measured = await validate(model, request.layer, data.val, dataset.val.inputs, breathe('validating'));
     const file = epochFile(runDir, request.epoch);
     const metrics: EpochMetrics = {
       epoch: request.epoch,
