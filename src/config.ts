@@ -23,6 +23,14 @@ export function dataDir(): string {
   return path.resolve(process.env.BACKROOM_DATA_DIR || path.join(PROJECT_ROOT, 'data'));
 }
 
+/** Resolves a job's path against the data dir; undefined when it leaves the data dir. */
+export function pathInDataDir(userPath: string): string | undefined {
+  const root = dataDir();
+  const resolved = path.resolve(root, userPath);
+  const relative = path.relative(root, resolved);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? undefined : resolved;
+}
+
 export function taskQueue(): string {
   return process.env.BACKROOM_TASK_QUEUE || DEFAULT_TASK_QUEUE;
 }
@@ -89,5 +97,24 @@ export function devServerSettings(): DevServerSettings {
     uiPort: intFromEnv('BACKROOM_DEV_UI_PORT', port + 1000),
     dbFile: path.join(dataDir(), 'temporal.db'),
     namespace: process.env.TEMPORAL_NAMESPACE || 'default',
+  };
+}
+
+export interface ApiSettings {
+  host: string;
+  port: number;
+  /** When set, every route but /healthz needs `Authorization: Bearer <key>` (or `X-API-Key: <key>`). */
+  apiKey?: string;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+}
+
+export function apiSettings(): ApiSettings {
+  const apiKey = process.env.BACKROOM_API_KEY;
+  return {
+    host: process.env.BACKROOM_API_HOST || '127.0.0.1',
+    port: intFromEnv('BACKROOM_API_PORT', 8088),
+    ...(apiKey && { apiKey }),
+    bodyLimit: intFromEnv('BACKROOM_API_BODY_LIMIT', 1024 * 1024),
   };
 }

@@ -6,19 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { dataDir } from '../config';
+import { dataDir, pathInDataDir } from '../config';
 
 /**
  * Resolves a job's path (relative to the data dir, or absolute inside it). A path that leaves the data dir is
  * refused with a non-retryable error: jobs never touch files outside it.
  */
 export function resolveDataPath(userPath: string, what = 'path'): string {
-  const root = dataDir();
-  const resolved = path.resolve(root, userPath);
-  const relative = path.relative(root, resolved);
-  if (relative.startsWith('..') || path.isAbsolute(relative)) {
+  const resolved = pathInDataDir(userPath);
+  if (resolved === undefined) {
     throw ApplicationFailure.nonRetryable(
-      `The ${what} "${userPath}" is outside the data dir (${root}); jobs may only use files inside it.`,
+      `The ${what} "${userPath}" is outside the data dir (${dataDir()}); jobs may only use files inside it.`,
       'PathOutsideDataDir',
     );
   }

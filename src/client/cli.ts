@@ -10,7 +10,14 @@ import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
 import { mailSinkDir } from '../config';
 import { readMailbox } from '../mail-sink/mailbox';
 import { formatList, formatMailbox, formatStatus } from './format';
-import { JobAlreadyRunningError, JobInputError, JobNotFoundError, Jobs, UnknownJobTypeError } from './jobs';
+import {
+  JobAlreadyRunningError,
+  JobEndedError,
+  JobInputError,
+  JobNotFoundError,
+  Jobs,
+  UnknownJobTypeError,
+} from './jobs';
 import { exitCodeFor, watchJob } from './watch-view';
 
 /** Errors users can fix, shown without a stack trace, and their exit code. */
@@ -237,7 +244,14 @@ export async function main(argv = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    const known = [UsageError, JobInputError, UnknownJobTypeError, JobAlreadyRunningError, JobNotFoundError];
+    const known = [
+      UsageError,
+      JobInputError,
+      UnknownJobTypeError,
+      JobAlreadyRunningError,
+      JobNotFoundError,
+      JobEndedError,
+    ];
     if (known.some((type) => err instanceof type)) {
       console.error(`backroom: ${(err as Error).message}`);
       process.exitCode = 2;

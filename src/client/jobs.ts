@@ -8,8 +8,10 @@ import {
   type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
+  type WorkflowExecutionInfo,
   type WorkflowExecutionStatusName,
 } from '@temporalio/client';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import type { SignalDefinition } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import {
@@ -30,10 +32,18 @@ import {
 } from '../shared/job-status';
 import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
-import { taskQueue as configuredTaskQueue } from '../config';
+import { confineDataPaths } from '../shared/data-path';
+import { dataDir, pathInDataDir, taskQueue as configuredTaskQueue } from '../config';
 import { connectClient } from './connection';
 
 export { JobInputError };
+
+// A path outside the data dir is refused before the job starts (the activities would refuse it later anyway).
+confineDataPaths((value) =>
+  pathInDataDir(value) === undefined
+    ? `"${value}" is outside the data dir (${dataDir()}); jobs may only use files inside it`
+    : undefined,
+);
 
 /** The job id is already taken by a running job (starting the same job twice is refused, not duplicated). */
 export class JobAlreadyRunningError extends Error {
@@ -47,6 +57,17 @@ export class JobNotFoundError extends Error {
   constructor(readonly id: string) {
     super(`No job with id "${id}". \`backroom list\` shows the recent ones.`);
     this.name = 'JobNotFoundError';
+  }
+}
+
+/** The job exists but has ended, so it cannot be paused, resumed or cancelled any more. */
+export class JobEndedError extends Error {
+  constructor(
+    readonly id: string,
+    readonly state: JobState,
+  ) {
+    super(`The job "${id}" has already ended (${state}); there is nothing left to pause, resume or cancel.`);
+    this.name = 'JobEndedError';
   }
 }
 
@@ -87,6 +108,18 @@ export interface JobView extends JobStatus {
   activities: ActivityView[];
 }
 
+/** One page of {@link Jobs.listPage}; pass `nextPageToken` back for the next one. */
+export interface JobListPage {
+  jobs: JobListEntry[];
+  nextPageToken?: string;
+}
+
+export interface JobListFilter {
+  state?: JobState;
+  type?: string;
+  limit?: number;
+}
+
 export interface JobListEntry {
   id: string;
   runId: string;
@@ -99,7 +132,8 @@ export interface JobListEntry {
 
 const QUERY_TIMEOUT_MS = 10_000;
 
-function executionToState(status: WorkflowExecutionStatusName): JobState {
+/** The job state that Temporal's execution status implies (when no query answers). */
+export function executionToState(status: WorkflowExecutionStatusName): JobState {
   switch (status) {
     case 'COMPLETED':
       return 'completed';
@@ -111,6 +145,28 @@ function executionToState(status: WorkflowExecutionStatusName): JobState {
     default:
       return 'failed';
   }
+}
+
+/** How a visibility record shows in a job list: the memo carries paused, cancelling and graceful endings. */
+function listEntry(execution: WorkflowExecutionInfo): JobListEntry {
+  const running = execution.status.name === 'RUNNING';
+  const fromMemo = memoState(execution.memo);
+  const state = running
+    ? fromMemo && !TERMINAL_STATES.includes(fromMemo)
+      ? fromMemo
+      : 'running'
+    : fromMemo && TERMINAL_STATES.includes(fromMemo)
+      ? fromMemo
+      : executionToState(execution.status.name);
+  return {
+    id: execution.workflowId,
+    runId: execution.runId,
+    type: execution.type,
+    state,
+    execution: execution.status.name,
+    startedAt: execution.startTime.toISOString(),
+    ...(execution.closeTime && { closedAt: execution.closeTime.toISOString() }),
+  };
 }
 
 function memoState(memo: Record<string, unknown> | undefined): JobState | undefined {
@@ -239,35 +295,45 @@ export class Jobs {
   }
 
   /** Recent jobs on this task queue, newest first, optionally filtered by state and type. */
-  async list(filter: { state?: JobState; type?: string; limit?: number } = {}): Promise<JobListEntry[]> {
-    const clauses = [`TaskQueue = '${this.taskQueue}'`];
-    if (filter.type) clauses.push(`WorkflowType = '${filter.type.replace(/'/g, '')}'`);
-    if (filter.state && !TERMINAL_STATES.includes(filter.state)) clauses.push(`ExecutionStatus = 'Running'`);
+  async list(filter: JobListFilter = {}): Promise<JobListEntry[]> {
     const limit = filter.limit ?? 20;
     const entries: JobListEntry[] = [];
-    for await (const execution of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      const running = execution.status.name === 'RUNNING';
-      const fromMemo = memoState(execution.memo);
-      const state = running
-        ? fromMemo && !TERMINAL_STATES.includes(fromMemo)
-          ? fromMemo
-          : 'running'
-        : fromMemo && TERMINAL_STATES.includes(fromMemo)
-          ? fromMemo
-          : executionToState(execution.status.name);
-      if (filter.state && state !== filter.state) continue;
-      entries.push({
-        id: execution.workflowId,
-        runId: execution.runId,
-        type: execution.type,
-        state,
-        execution: execution.status.name,
-        startedAt: execution.startTime.toISOString(),
-        ...(execution.closeTime && { closedAt: execution.closeTime.toISOString() }),
-      });
+    for await (const execution of this.client.workflow.list({ query: this.visibilityQuery(filter) })) {
+      const entry = listEntry(execution);
+      if (filter.state && entry.state !== filter.state) continue;
+      entries.push(entry);
       if (entries.length >= limit) break;
     }
     return entries;
+  }
+
+  /**
+   * One page of recent jobs, newest first, straight from Temporal's visibility; `nextPageToken` (opaque) fetches
+   * the next. A state filter that visibility cannot express (paused, cancelling, the kind of ending) is applied to
+   * the page, so a filtered page can hold fewer than `limit` jobs while more pages follow.
+   */
+  async listPage(filter: JobListFilter & { pageToken?: string } = {}): Promise<JobListPage> {
+    const response = await this.client.workflowService.listWorkflowExecutions({
+      namespace: this.client.options.namespace,
+      query: this.visibilityQuery(filter),
+      pageSize: filter.limit ?? 20,
+      ...(filter.pageToken && { nextPageToken: Buffer.from(filter.pageToken, 'base64url') }),
+    });
+    const executions = await Promise.all(
+      (response.executions ?? []).map((raw) =>
+        executionInfoFromRaw(raw, this.client.options.loadedDataConverter, raw, this.client.options.namespace),
+      ),
+    );
+    const jobs = executions.map(listEntry).filter((entry) => !filter.state || entry.state === filter.state);
+    const token = response.nextPageToken;
+    return { jobs, ...(token?.length && { nextPageToken: Buffer.from(token).toString('base64url') }) };
+  }
+
+  private visibilityQuery(filter: JobListFilter): string {
+    const clauses = [`TaskQueue = '${this.taskQueue.replace(/'/g, '')}'`];
+    if (filter.type) clauses.push(`WorkflowType = '${filter.type.replace(/'/g, '')}'`);
+    if (filter.state && !TERMINAL_STATES.includes(filter.state)) clauses.push(`ExecutionStatus = 'Running'`);
+    return clauses.join(' AND ');
   }
 
   /**
@@ -292,8 +358,16 @@ export class Jobs {
     return this.withNotFound(id, () => this.client.workflow.getHandle(id).describe());
   }
 
+  /** Signals a running job; a job that has ended is a {@link JobEndedError}, an unknown one a {@link JobNotFoundError}. */
   private async signal(id: string, signal: SignalDefinition<[]>): Promise<void> {
-    await this.withNotFound(id, () => this.client.workflow.getHandle(id).signal(signal));
+    try {
+      await this.client.workflow.getHandle(id).signal(signal);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // Temporal answers "not found" for a closed execution as well: tell the two apart.
+      const description = await this.describe(id);
+      throw new JobEndedError(id, memoState(description.memo) ?? executionToState(description.status.name));
+    }
   }
 
   private async withNotFound<T>(id: string, call: () => Promise<T>): Promise<T> {

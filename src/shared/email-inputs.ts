@@ -3,6 +3,7 @@
  * email syntax, the same check the recipients of a campaign go through.
  */
 import { z } from 'zod';
+import { dataPath } from './data-path';
 import { parseRate } from './send-plan';
 
 /** Syntax of one address (no display name): what a recipient row or `to` must hold. */
@@ -20,7 +21,6 @@ const rate = z.string().refine((value) => parseRate(value) !== undefined, {
   error: 'must read like "10/min", "5/s" or "1000/h"',
 });
 
-const path = z.string().min(1);
 
 export const sendEmailInput = z
   .strictObject({
@@ -45,11 +45,11 @@ export const sendBulkEmailInput = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: 'use letters, digits, ".", "_" and "-" (up to 100)' })
       .optional(),
     /** CSV with a header row and an `email` column, or a JSON array of objects with `email` (or of addresses). */
-    recipientsFile: path,
+    recipientsFile: dataPath,
     /** Subject template: `{{name}}` takes each recipient's `name` column. */
     subject: z.string().min(1).max(998),
     template: z.string().min(1).max(1_000_000).optional(),
-    templateFile: path.optional(),
+    templateFile: dataPath.optional(),
     /** Body format; default `html` for a `.html` template file, else `text`. */
     format: z.enum(['text', 'html']).optional(),
     /** Campaign-wide limit, such as "10/min", "5/s" or "1000/h"; none means as fast as the server accepts. */

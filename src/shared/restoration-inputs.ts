@@ -3,8 +3,8 @@
  * to the data dir (or absolute inside it); activities refuse anything outside.
  */
 import { z } from 'zod';
+import { dataPath } from './data-path';
 
-const path = z.string().min(1);
 
 export const mediaOperation = z.discriminatedUnion('op', [
   z.strictObject({
@@ -27,9 +27,9 @@ export const mediaOperation = z.discriminatedUnion('op', [
 ]);
 
 export const processMediaInput = z.strictObject({
-  input: path,
+  input: dataPath,
   /** Where outputs go (default: next to the input, in `processed/`). */
-  outputDir: path.optional(),
+  outputDir: dataPath.optional(),
   operations: z.array(mediaOperation).min(1).max(50),
 });
 
@@ -59,7 +59,7 @@ const steps = z
   .default([...DEFAULT_RESTORATION_STEPS]);
 
 /** A trained model's checkpoint, for the `model` step (e.g. `models/<runId>/best.json`). */
-const model = path.optional();
+const model = dataPath.optional();
 
 /** The `model` step and the `model` field go together. */
 const modelStepRule: [(value: { steps: string[]; model?: string | undefined }) => boolean, z.core.$ZodCustomParams] = [
@@ -69,11 +69,11 @@ const modelStepRule: [(value: { steps: string[]; model?: string | undefined }) =
 
 export const restoreDocumentInput = z
   .strictObject({
-    input: path,
+    input: dataPath,
     /** Default: `<input dir>/restored/<input name>.png`. */
-    output: path.optional(),
+    output: dataPath.optional(),
     /** A clean version of the page, for PSNR and SSIM. */
-    reference: path.optional(),
+    reference: dataPath.optional(),
     steps,
     model,
     thresholds: qualityThresholds,
@@ -82,11 +82,11 @@ export const restoreDocumentInput = z
 
 export const restoreBatchInput = z
   .strictObject({
-    inputDir: path.optional(),
-    inputs: z.array(path).min(1).max(100_000).optional(),
-    outputDir: path,
+    inputDir: dataPath.optional(),
+    inputs: z.array(dataPath).min(1).max(100_000).optional(),
+    outputDir: dataPath,
     /** Clean references, matched to inputs by file name without extension. */
-    referenceDir: path.optional(),
+    referenceDir: dataPath.optional(),
     concurrency: z.number().int().min(1).max(64).default(4),
     steps,
     model,
@@ -101,7 +101,7 @@ export const restoreBatchInput = z
   .refine(...modelStepRule);
 
 export const generateSamplePagesInput = z.strictObject({
-  outputDir: path.default('samples'),
+  outputDir: dataPath.default('samples'),
   count: z.number().int().min(1).max(10_000).default(12),
   seed: z.number().int().min(0).default(1),
   width: z.number().int().min(200).max(5000).default(1240),

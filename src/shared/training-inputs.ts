@@ -3,8 +3,8 @@
  * `trainModel` reports in its status. Paths are relative to the data dir.
  */
 import { z } from 'zod';
+import { dataPath } from './data-path';
 
-const path = z.string().min(1);
 const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'use 1-64 letters, digits, dots, dashes or underscores' });
@@ -23,7 +23,7 @@ export const generateSyntheticDataInput = z.strictObject({
   width: z.number().int().min(256).max(5000).default(1240),
   height: z.number().int().min(256).max(7000).default(1754),
   seed: z.number().int().min(0).default(1),
-  outputDir: path.optional(),
+  outputDir: dataPath.optional(),
 });
 
 export const modelLayer = z.enum(['layer1', 'layer2']);
@@ -33,7 +33,7 @@ export const trainModelInput = z
     /** `layer1` restores degraded pages toward clean ones; `layer2` turns layer 1's output into clean ink/paper. */
     layer: modelLayer,
     /** A dataset folder made by generateSyntheticData. */
-    dataset: path,
+    dataset: dataPath,
     epochs: z.number().int({ error: 'must be a whole number' }).min(1).max(10_000),
     /** Pixel windows per optimiser step. */
     batchSize: z.number().int().min(1).max(65_536).default(1024),
@@ -45,9 +45,9 @@ export const trainModelInput = z
     /** Names the run: checkpoints go to `models/<runId>/`, and the workflow id is `train-<layer>-<runId>`. */
     runId: name.optional(),
     /** A checkpoint to continue from (new data or learning rate); its layer must match. */
-    fineTuneFrom: path.optional(),
+    fineTuneFrom: dataPath.optional(),
     /** Layer 2 only: the layer-1 model whose output it refines. */
-    layer1Model: path.optional(),
+    layer1Model: dataPath.optional(),
     seed: z.number().int().min(0).default(1),
     /** Evaluate on the held-out pages at the end (PSNR / SSIM against the degraded input and the classical pipeline). */
     evaluate: z.boolean().default(true),
@@ -62,17 +62,17 @@ export const trainModelInput = z
 export const evaluateModelInput = z
   .strictObject({
     /** A model checkpoint (`models/<runId>/best.json`). */
-    model: path,
+    model: dataPath,
     /** The dataset whose held-out pages it is measured on... */
-    dataset: path.optional(),
+    dataset: dataPath.optional(),
     /** ...or pages of your own with their clean references (a real scan and its ground truth). */
     pages: z
-      .array(z.strictObject({ input: path, reference: path }))
+      .array(z.strictObject({ input: dataPath, reference: dataPath }))
       .min(1)
       .max(1000)
       .optional(),
     /** Where the report goes (default: next to the model, `evaluation.json`). */
-    output: path.optional(),
+    output: dataPath.optional(),
   })
   .refine((value) => (value.dataset === undefined) !== (value.pages === undefined), {
     error: 'give exactly one of dataset or pages',

@@ -1,12 +1,13 @@
 /** Input schema of the video jobs (see job-inputs.ts for why they are shared). */
 import { z } from 'zod';
+import { dataPath } from './data-path';
 
 export const analyzeCutsInput = z
   .strictObject({
     /** The video, inside the data dir. */
-    video: z.string().min(1),
+    video: dataPath,
     /** Where cuts.json and the thumbnails go (default: `<video dir>/<video name>-cuts`). */
-    outputDir: z.string().min(1).optional(),
+    outputDir: dataPath.optional(),
     /** Longer shots are split into even parts no longer than this. */
     maxClipSeconds: z.number().min(1).max(3600).default(20),
     /** Shorter shots join a neighbour. */
