@@ -1,0 +1,229 @@
+/**
+ * The API's OpenAPI 3.1 document, built from the job catalog: each job type's request body is its input schema
+ * (the one the CLI and the workflows validate with), so the document cannot drift from what the API accepts.
+ */
+import { z } from 'zod';
+import { JOB_CATALOG, JOB_TYPES, type JobType } from '../shared/job-catalog';
+import { JOB_STATES } from '../shared/job-status';
+import { PRIORITY_KEYS } from '../shared/names';
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Job id' };
+
+const COMMON_ERRORS = {
+  '401': errorResponse('Missing or wrong API key (only when BACKROOM_API_KEY is set)'),
+  '503': errorResponse('Temporal is unreachable; try again (the API reconnects by itself)'),
+};
+
+function inputSchema(type: JobType): Record<string, unknown> {
+  const schema = z.toJSONSchema(JOB_CATALOG[type].schema, { io: 'input' }) as Record<string, unknown>;
+  delete schema.$schema;
+  return schema;
+}
+
+function startOperation(type: JobType) {
+  const definition = JOB_CATALOG[type];
+  return {
+    post: {
+      operationId: `start_${type}`,
+      tags: ['start'],
+      summary: `Start ${type}`,
+      description: definition.summary,
+      parameters: [
+        { name: 'id', in: 'query', schema: { type: 'string' }, description: 'Workflow id (default: generated)' },
+        { name: 'priority', in: 'query', schema: { type: 'string', enum: Object.keys(PRIORITY_KEYS) } },
+      ],
+      requestBody: {
+        required: false,
+        content: {
+          'application/json': { schema: { $ref: `#/components/schemas/${type}Input` }, example: definition.example },
+        },
+      },
+      responses: {
+        '202': {
+          description: 'Temporal accepted the start',
+          headers: { Location: { schema: { type: 'string' }, description: 'The status URL' } },
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/StartedJob' } } },
+        },
+        '400': errorResponse('The input is invalid; `issues` names each bad field'),
+        '409': errorResponse('A job with this id is already running'),
+        '413': errorResponse('The body is over the limit (BACKROOM_API_BODY_LIMIT)'),
+        ...COMMON_ERRORS,
+      },
+    },
+  };
+}
+
+function signalOperation(name: 'pause' | 'resume', description: string) {
+  return {
+    post: {
+      operationId: name,
+      tags: ['control'],
+      summary: description,
+      parameters: [idParameter],
+      responses: {
+        '202': { description: 'Signal sent', content: { 'application/json': { schema: { type: 'object' } } } },
+        '404': errorResponse('No such job'),
+        '409': errorResponse('The job has already ended'),
+        ...COMMON_ERRORS,
+      },
+    },
+  };
+}
+
+/** The document served at `/openapi.json`. */
+export function openApiDocument(options: { apiKey: boolean }): Record<string, unknown> {
+  const inputs = Object.fromEntries(JOB_TYPES.map((type) => [`${type}Input`, inputSchema(type)]));
+  const jobStatus = {
+    type: 'object',
+    description: "The job's `status` query merged with its running activities' latest heartbeats",
+    properties: {
+      id: { type: 'string' },
+      runId: { type: 'string' },
+      type: { type: 'string' },
+      state: { type: 'string', enum: JOB_STATES },
+      execution: { type: 'string', description: "Temporal's execution status (RUNNING, COMPLETED, ...)" },
+      progress: {
+        type: 'object',
+        properties: { done: { type: 'number' }, total: { type: 'number' }, unit: { type: 'string' } },
+      },
+      stage: { type: 'string' },
+      message: { type: 'string' },
+      succeeded: { type: 'integer' },
+      failed: { type: 'integer' },
+      errors: {
+        type: 'array',
+        items: { type: 'object', properties: { item: { type: 'string' }, reason: { type: 'string' } } },
+      },
+      startedAt: { type: 'string', format: 'date-time' },
+      updatedAt: { type: 'string', format: 'date-time' },
+      activities: { type: 'array', items: { type: 'object' } },
+      result: { description: 'The result summary once the job has ended' },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Backroom jobs API',
+      version: '1',
+      description:
+        'Start durable background jobs on Temporal, follow their progress live (Server-Sent Events), pause, ' +
+        'resume and cancel them. Paths in job inputs are inside the data dir.',
+    },
+    ...(options.apiKey && { security: [{ bearer: [] }, { apiKeyHeader: [] }] }),
+    paths: {
+      ...Object.fromEntries(JOB_TYPES.map((type) => [`/jobs/${type}`, startOperation(type)])),
+      '/jobs': {
+        get: {
+          operationId: 'listJobs',
+          tags: ['read'],
+          summary: "A page of recent jobs, newest first, from Temporal's visibility",
+          parameters: [
+            { name: 'type', in: 'query', schema: { type: 'string', enum: JOB_TYPES } },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: JOB_STATES } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'pageToken', in: 'query', schema: { type: 'string' }, description: 'From the previous page' },
+          ],
+          responses: {
+            '200': { description: 'A page of jobs', content: { 'application/json': { schema: { type: 'object' } } } },
+            '400': errorResponse('A bad filter'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/jobs/{id}': {
+        get: {
+          operationId: 'jobStatus',
+          tags: ['read'],
+          summary: 'The status of a job',
+          parameters: [idParameter],
+          responses: {
+            '200': {
+              description: 'The status',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/JobStatus' } } },
+            },
+            '404': errorResponse('No such job'),
+            ...COMMON_ERRORS,
+          },
+        },
+        delete: {
+          operationId: 'cancel',
+          tags: ['control'],
+          summary:
+            'Cancel gracefully (the job stops at a safe point and keeps a partial result); ?hard=true uses ' +
+            "Temporal's own cancellation",
+          parameters: [idParameter, { name: 'hard', in: 'query', schema: { type: 'boolean' } }],
+          responses: {
+            '202': { description: 'Cancel sent', content: { 'application/json': { schema: { type: 'object' } } } },
+            '404': errorResponse('No such job'),
+            '409': errorResponse('The job has already ended'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/jobs/{id}/pause': signalOperation('pause', 'Hold the job at its next safe point'),
+      '/jobs/{id}/resume': signalOperation('resume', 'Continue a paused job'),
+      '/jobs/{id}/events': {
+        get: {
+          operationId: 'jobEvents',
+          tags: ['read'],
+          summary:
+            'Live progress (Server-Sent Events): `status` on every change, `unavailable` while Temporal is ' +
+            'unreachable, then one final `completed`, `failed` or `cancelled` event, and the stream ends',
+          parameters: [idParameter],
+          responses: {
+            '200': {
+              description: 'The event stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '404': errorResponse('No such job'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      '/healthz': {
+        get: {
+          operationId: 'health',
+          tags: ['service'],
+          summary: 'The API is up; says whether Temporal answers (needs no API key)',
+          security: [],
+          responses: { '200': { description: 'Up', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        ...inputs,
+        JobStatus: jobStatus,
+        StartedJob: {
+          type: 'object',
+          required: ['id', 'runId', 'type', 'statusUrl', 'eventsUrl'],
+          properties: {
+            id: { type: 'string' },
+            runId: { type: 'string' },
+            type: { type: 'string', enum: JOB_TYPES },
+            statusUrl: { type: 'string', format: 'uri' },
+            eventsUrl: { type: 'string', format: 'uri' },
+          },
+        },
+        Error: {
+          type: 'object',
+          required: ['error', 'message'],
+          properties: {
+            error: { type: 'string', description: 'A stable code: InvalidInput, JobNotFound, JobAlreadyRunning, ...' },
+            message: { type: 'string', description: 'What went wrong and what to do, in words' },
+            issues: { type: 'array', items: { type: 'string' }, description: 'Each invalid field and why' },
+          },
+        },
+      },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'BACKROOM_API_KEY' },
+        apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
+    },
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * The HTTP API: web apps start jobs, read and follow their progress, pause, resume and cancel them. It is a thin
+ * layer on the typed jobs API (`src/client/jobs.ts`) and validates with the same input schemas as the CLI.
+ * Routes and error codes are listed in `openapi.ts` (served at /openapi.json) and in the README.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  JobAlreadyRunningError,
+  JobEndedError,
+  JobInputError,
+  JobNotFoundError,
+  UnknownJobTypeError,
+} from '../client/jobs';
+import type { ApiSettings } from '../config';
+import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-catalog';
+import { JOB_STATES } from '../shared/job-status';
+import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import { sseEvent, streamJobEvents } from './job-events';
+import { openApiDocument } from './openapi';
+import { TemporalLink, isUnavailable } from './temporal-link';
+
+/** A request the client has to fix (bad JSON, a bad query parameter). */
+class BadRequestError extends Error {
+  constructor(
+    message: string,
+    readonly issues: string[] = [],
+  ) {
+    super(message);
+    this.name = 'BadRequestError';
+  }
+}
+
+export interface ApiOptions extends Omit<ApiSettings, 'host' | 'port'> {
+  link: TemporalLink;
+  /** How often event streams read the status. */
+  eventIntervalMs?: number;
+  /** A keep-alive comment goes out on an idle event stream after this long. */
+  keepAliveMs?: number;
+}
+
+interface ErrorBody {
+  error: string;
+  message: string;
+  issues?: string[];
+}
+
+/** Maps an error to its HTTP status and a body that says what went wrong and what to do. */
+function httpError(err: unknown, bodyLimit: number): { status: number; body: ErrorBody } {
+  if (err instanceof JobInputError)
+    return { status: 400, body: { error: 'InvalidInput', message: err.message, issues: err.issues } };
+  if (err instanceof BadRequestError) {
+    return {
+      status: 400,
+      body: { error: 'BadRequest', message: err.message, ...(err.issues.length && { issues: err.issues }) },
+    };
+  }
+  if (err instanceof UnknownJobTypeError)
+    return { status: 404, body: { error: 'UnknownJobType', message: err.message } };
+  if (err instanceof JobNotFoundError) {
+    return {
+      status: 404,
+      body: { error: 'JobNotFound', message: `No job with id "${err.id}". GET /jobs lists the recent ones.` },
+    };
+  }
+  if (err instanceof JobAlreadyRunningError) {
+    const message = `A job with id "${err.id}" is already running: follow it at /jobs/${encodeURIComponent(err.id)}, or start with another ?id=.`;
+    return { status: 409, body: { error: 'JobAlreadyRunning', message } };
+  }
+  if (err instanceof JobEndedError) return { status: 409, body: { error: 'JobEnded', message: err.message } };
+  if (isUnavailable(err)) {
+    return {
+      status: 503,
+      body: { error: 'TemporalUnavailable', message: err instanceof Error ? err.message : String(err) },
+    };
+  }
+  const fastifyError = err as { code?: string; statusCode?: number; message?: string };
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const message = `The request body is over the limit of ${bodyLimit} bytes (BACKROOM_API_BODY_LIMIT). Pass large data as files in the data dir and send their paths.`;
+    return { status: 413, body: { error: 'BodyTooLarge', message } };
+  }
+  if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return {
+      status: fastifyError.statusCode,
+      body: { error: 'BadRequest', message: fastifyError.message ?? 'Bad request' },
+    };
+  }
+  return { status: 500, body: { error: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
+}
+
+/** Parses a query string with a schema; a bad parameter is a 400 naming it. */
+function parseQuery<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
+  try {
+    return parseJobInput('query', schema, raw);
+  } catch (err) {
+    if (err instanceof JobInputError) throw new BadRequestError(`Invalid query: ${err.issues.join('; ')}`, err.issues);
+    throw err;
+  }
+}
+
+const startQuery = z.strictObject({
+  id: z.string().min(1).max(255).optional(),
+  priority: z.enum(Object.keys(PRIORITY_KEYS) as [PriorityName, ...PriorityName[]]).optional(),
+});
+
+const listQuery = z.strictObject({
+  type: z.enum(JOB_TYPES as [string, ...string[]]).optional(),
+  state: z.enum(JOB_STATES as [string, ...string[]]).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  pageToken: z.string().min(1).optional(),
+});
+
+const cancelQuery = z.strictObject({ hard: z.enum(['true', 'false']).optional() });
+
+/** Constant-time comparison of an API key (hashing first makes the lengths equal). */
+function sameKey(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function givenKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization;
+  if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
+  const header = request.headers['x-api-key'];
+  return typeof header === 'string' ? header : undefined;
+}
+
+/** Absolute links to a job, so a client can follow them as they are. */
+function jobLinks(request: FastifyRequest, id: string) {
+  const statusUrl = `${request.protocol}://${request.host}/jobs/${encodeURIComponent(id)}`;
+  return { statusUrl, eventsUrl: `${statusUrl}/events` };
+}
+
+/** Builds the API (not listening yet). */
+export function buildApi(options: ApiOptions): FastifyInstance {
+  const { link, bodyLimit } = options;
+  const app = Fastify({ bodyLimit, logger: false });
+  const streams = new Set<AbortController>();
+
+  // Bodies are JSON whatever the content type says: `curl -d '{...}'` sends form-urlencoded.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(
+        new BadRequestError(`The body is not valid JSON (${(err as Error).message}); send a JSON object.`),
+        undefined,
+      );
+    }
+  });
+
+  if (options.apiKey) {
+    const apiKey = options.apiKey;
+    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (request.url.split('?')[0] === '/healthz') return;
+      const given = givenKey(request);
+      if (given !== undefined && sameKey(given, apiKey)) return;
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="backroom"')
+        .send({
+          error: 'Unauthorized',
+          message: `${given === undefined ? 'This API needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or "X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process).`,
+        });
+    });
+  }
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body } = httpError(err, bodyLimit);
+    if (status === 500) console.error(`${request.method} ${request.url} failed:`, err);
+    if (status === 503) void reply.header('retry-after', '5');
+    void reply.code(status).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: 'NotFound',
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The routes are listed at /openapi.json.`,
+    });
+  });
+
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.abort();
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok', temporal: { address: link.address, ...(await link.reachable()) } }));
+
+  const document = openApiDocument({ apiKey: Boolean(options.apiKey) });
+  app.get('/openapi.json', async () => document);
+
+  app.post<{ Params: { type: string } }>('/jobs/:type', async (request, reply) => {
+    const { type } = request.params;
+    const query = parseQuery(startQuery, request.query);
+    if (!isJobType(type)) throw new UnknownJobTypeError(type);
+    // Validate before touching Temporal: a bad input is a 400 even while Temporal is down.
+    parseJobInput(type, JOB_CATALOG[type].schema, request.body);
+    const started = await link.use((jobs) =>
+      jobs.start(type, request.body, {
+        ...(query.id && { id: query.id }),
+        ...(query.priority && { priority: query.priority }),
+      }),
+    );
+    const links = jobLinks(request, started.id);
+    return reply
+      .code(202)
+      .header('location', links.statusUrl)
+      .send({ ...started, ...links });
+  });
+
+  app.get('/jobs', async (request) => {
+    const query = parseQuery(listQuery, request.query);
+    const page = await link.use((jobs) =>
+      jobs.listPage({
+        limit: query.limit,
+        ...(query.type && { type: query.type }),
+        ...(query.state && { state: query.state as (typeof JOB_STATES)[number] }),
+        ...(query.pageToken && { pageToken: query.pageToken }),
+      }),
+    );
+    const next = new URLSearchParams(request.query as Record<string, string>);
+    if (page.nextPageToken) next.set('pageToken', page.nextPageToken);
+    return {
+      jobs: page.jobs.map((job) => ({ ...job, ...jobLinks(request, job.id) })),
+      ...(page.nextPageToken && {
+        nextPageToken: page.nextPageToken,
+        nextUrl: `${request.protocol}://${request.host}/jobs?${next.toString()}`,
+      }),
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
+    const view = await link.use((jobs) => jobs.status(request.params.id));
+    return { ...view, ...jobLinks(request, view.id) };
+  });
+
+  for (const signal of ['pause', 'resume'] as const) {
+    app.post<{ Params: { id: string } }>(`/jobs/:id/${signal}`, async (request, reply) => {
+      const { id } = request.params;
+      await link.use((jobs) => jobs[signal](id));
+      return reply.code(202).send({ id, sent: signal, ...jobLinks(request, id) });
+    });
+  }
+
+  app.delete<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
+    const { id } = request.params;
+    const hard = parseQuery(cancelQuery, request.query).hard === 'true';
+    await link.use((jobs) => jobs.cancel(id, { hard }));
+    return reply.code(202).send({ id, sent: hard ? 'temporal-cancel' : 'cancel', ...jobLinks(request, id) });
+  });
+
+  app.get<{ Params: { id: string } }>('/jobs/:id/events', async (request, reply) => {
+    const { id } = request.params;
+    // An unknown job or an unreachable Temporal is a plain HTTP error before the stream starts.
+    await link.use((jobs) => jobs.status(id));
+    reply.hijack();
+    const response = reply.raw;
+    response.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const stop = new AbortController();
+    streams.add(stop);
+    response.on('close', () => stop.abort());
+    try {
+      await streamJobEvents(link, id, (chunk) => response.write(chunk), {
+        intervalMs: options.eventIntervalMs ?? 1000,
+        keepAliveMs: options.keepAliveMs ?? 15_000,
+        signal: stop.signal,
+      });
+    } catch (err) {
+      response.write(sseEvent(0, 'error', httpError(err, bodyLimit).body));
+    } finally {
+      streams.delete(stop);
+      response.end();
+    }
+  });
+
+  return app;
+}
+
+export interface RunningApi {
+  url: string;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** Starts the API on `settings.host:settings.port` (0 picks a free port). */
+export async function startApi(settings: ApiSettings, options: Partial<ApiOptions> = {}): Promise<RunningApi> {
+  const ownLink = options.link === undefined;
+  const link = options.link ?? new TemporalLink();
+  const app = buildApi({
+    ...options,
+    link,
+    bodyLimit: options.bodyLimit ?? settings.bodyLimit,
+    ...(settings.apiKey && { apiKey: settings.apiKey }),
+  });
+  await app.listen({ host: settings.host, port: settings.port });
+  const { port } = app.server.address() as AddressInfo;
+  const host = ['0.0.0.0', '::'].includes(settings.host) ? 'localhost' : settings.host;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    app,
+    async close() {
+      await app.close();
+      if (ownLink) await link.close();
+    },
+  };
+}

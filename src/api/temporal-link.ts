@@ -1,0 +1,102 @@
+/**
+ * The API's way to Temporal: it connects on first use, not at start-up, so the API comes up (and says 503) while
+ * Temporal is down, and recovers by itself when Temporal returns. Every call has a deadline, so a request never
+ * hangs on a server that does not answer.
+ */
+import { isGrpcServiceError } from '@temporalio/client';
+import { connectClient, temporalTarget } from '../client/connection';
+import { Jobs } from '../client/jobs';
+
+/** Temporal cannot be reached (or did not answer in time); the request may be tried again later. */
+export class TemporalUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TemporalUnavailableError';
+  }
+}
+
+/** gRPC's UNAVAILABLE (14) and DEADLINE_EXCEEDED (4). */
+const UNAVAILABLE_CODES = new Set<number>([14, 4]);
+
+/** Whether an error (or one of its causes) says that Temporal did not answer. */
+export function isUnavailable(err: unknown): boolean {
+  for (let cause = err, depth = 0; cause && depth < 5; depth++) {
+    if (cause instanceof TemporalUnavailableError) return true;
+    if (isGrpcServiceError(cause) && UNAVAILABLE_CODES.has(cause.code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The innermost message of an error chain (gRPC's own words, under the SDK's "Failed to start Workflow"). */
+function rootCause(err: unknown): string {
+  let message = err instanceof Error ? err.message : String(err);
+  for (let cause = (err as { cause?: unknown }).cause, depth = 0; cause && depth < 5; depth++) {
+    if (cause instanceof Error) message = cause.message;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return message;
+}
+
+export interface TemporalLinkOptions {
+  /** Makes the jobs API; the default connects with the configured profile and environment. */
+  connect?: () => Promise<Jobs>;
+  /** How long one call may take before the request gets a 503. */
+  callTimeoutMs?: number;
+}
+
+export class TemporalLink {
+  private jobs: Promise<Jobs> | undefined;
+  private readonly connect: () => Promise<Jobs>;
+  private readonly callTimeoutMs: number;
+
+  constructor(options: TemporalLinkOptions = {}) {
+    this.connect = options.connect ?? (async () => new Jobs(await connectClient()));
+    // Long enough for a busy cluster, short enough that a client hears 503 before it gives up itself.
+    this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
+  }
+
+  /** The address the link connects to, for messages. */
+  get address(): string {
+    return temporalTarget().connectionOptions.address;
+  }
+
+  /**
+   * Runs `call` with the jobs API under a deadline. A failed connection is forgotten, so the next request tries
+   * again; once connected, the gRPC channel reconnects by itself after the server comes back.
+   */
+  async use<T>(call: (jobs: Jobs) => Promise<T>): Promise<T> {
+    this.jobs ??= this.connect().catch((err: unknown) => {
+      this.jobs = undefined;
+      throw new TemporalUnavailableError(err instanceof Error ? err.message : String(err));
+    });
+    const jobs = await this.jobs;
+    try {
+      return await jobs.client.withDeadline(Date.now() + this.callTimeoutMs, () => call(jobs));
+    } catch (err) {
+      if (isUnavailable(err) && !(err instanceof TemporalUnavailableError)) {
+        throw new TemporalUnavailableError(
+          `Temporal at ${this.address} did not answer within ${this.callTimeoutMs / 1000} s (${rootCause(err)}). ` +
+            'Check that the server is up; the API reconnects by itself when it is back.',
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Whether Temporal answers a health check now. */
+  async reachable(): Promise<{ reachable: boolean; message?: string }> {
+    try {
+      await this.use((jobs) => jobs.client.workflowService.getSystemInfo({}));
+      return { reachable: true };
+    } catch (err) {
+      return { reachable: false, message: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    const jobs = await this.jobs?.catch(() => undefined);
+    this.jobs = undefined;
+    await jobs?.client.connection.close();
+  }
+}
