@@ -2,6 +2,7 @@
  * Benchmark dispatcher: `npm run bench` runs every benchmark, `npm run bench -- <name>...` only the named ones.
  * Add a benchmark with one line in BENCHMARKS.
  */
+import { apiBenchmark } from './api';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
@@ -14,6 +15,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   email: emailBenchmark,
   cuts: cutsBenchmark,
   training: trainingBenchmark,
+  api: apiBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -1,13 +1,15 @@
 /**
  * `npm start`: everything on one machine. Uses the Temporal server at TEMPORAL_ADDRESS if one answers, else starts
- * the local dev server; runs a worker in this process; runs the demo; serves until Ctrl-C, then stops cleanly.
+ * the local dev server; runs a worker and the HTTP API in this process; runs the demo; serves until Ctrl-C, then
+ * stops cleanly.
  * With BACKROOM_DEMO_EXIT=1 it stops after the demo (used by the end-to-end test).
  */
 import path from 'node:path';
+import { startApi, type RunningApi } from './api/server';
 import { temporalTarget } from './client/connection';
 import { runDemo, workflowUrl } from './client/demo';
 import { Jobs } from './client/jobs';
-import { devServerSettings, mailSinkDir, mailSinkPort, smtpUrl, workerSettings } from './config';
+import { apiSettings, devServerSettings, mailSinkDir, mailSinkPort, smtpUrl, workerSettings } from './config';
 import { startDevServer, type RunningDevServer } from './devserver/dev-server';
 import { startMailSink, type RunningMailSink } from './mail-sink/sink';
 import { isListening } from './ports';
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
   }).catch(() => startHealthServer({ worker, host: '127.0.0.1', port: 0, runtimeMetricsUrl }));
   const running = worker.run();
   console.log(`Worker polling "${settings.taskQueue}"; health ${health.url}/healthz, metrics ${health.url}/metrics`);
+  const api = await startApiOnFreePort();
+  console.log(`HTTP API: ${api.url} (OpenAPI: ${api.url}/openapi.json)`);
   if (uiUrl) console.log(`Temporal UI: ${uiUrl}/namespaces/${target.namespace}/workflows\n`);
 
   const jobs = await Jobs.connect();
@@ -59,6 +63,7 @@ async function main(): Promise<void> {
     console.log('\nShutting down: worker first (running activities get to checkpoint), then the server...');
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch((err: unknown) => console.error(`Worker stopped with an error: ${String(err)}`));
+    await api.close();
     await health.close();
     await sink?.close();
     await jobs.client.connection.close();
@@ -77,11 +82,26 @@ async function main(): Promise<void> {
     if (first) console.log(`For example: ${workflowUrl(uiUrl, target.namespace, first.id)}`);
   }
   console.log('Try: bin/backroom start simpleTest --duration-seconds 60 --watch   (and `bin/backroom --help`)');
+  console.log(
+    `  or: curl -X POST ${api.url}/jobs/simpleTest -d '{"durationSeconds":30}'   (then curl -N its eventsUrl)`,
+  );
   if (process.env.BACKROOM_DEMO_EXIT === '1') {
     await stop(allCompleted ? 0 : 1);
     return;
   }
   console.log('\nServing jobs. Press Ctrl-C to stop.');
+}
+
+/** The HTTP API on its configured port, or on a free one when that is taken (say, by another `npm start`). */
+async function startApiOnFreePort(): Promise<RunningApi> {
+  const settings = apiSettings();
+  try {
+    return await startApi(settings);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+    console.log(`Port ${settings.port} is taken (BACKROOM_API_PORT): the HTTP API takes a free one.`);
+    return startApi({ ...settings, port: 0 });
+  }
 }
 
 /**

@@ -256,7 +256,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.get<{ Params: { id: string } }>('/jobs/:id/events', async (request, reply) => {
     const { id } = request.params;
     // An unknown job or an unreachable Temporal is a plain HTTP error before the stream starts.
-    await link.use((jobs) => jobs.status(id));
+    await link.use((jobs) => jobs.assertExists(id));
     reply.hijack();
     const response = reply.raw;
     response.writeHead(200, {

@@ -4,7 +4,7 @@
  * hangs on a server that does not answer.
  */
 import { isGrpcServiceError } from '@temporalio/client';
-import { connectClient, temporalTarget } from '../client/connection';
+import { connectClient, temporalTarget, type TemporalTarget } from '../client/connection';
 import { Jobs } from '../client/jobs';
 
 /** Temporal cannot be reached (or did not answer in time); the request may be tried again later. */
@@ -39,7 +39,11 @@ function rootCause(err: unknown): string {
 }
 
 export interface TemporalLinkOptions {
-  /** Makes the jobs API; the default connects with the configured profile and environment. */
+  /** Where Temporal is (default: the configured profile and environment). */
+  target?: TemporalTarget;
+  /** The task queue jobs start on (default: BACKROOM_TASK_QUEUE). */
+  taskQueue?: string;
+  /** Makes the jobs API some other way (tests share their client). */
   connect?: () => Promise<Jobs>;
   /** How long one call may take before the request gets a 503. */
   callTimeoutMs?: number;
@@ -49,16 +53,15 @@ export class TemporalLink {
   private jobs: Promise<Jobs> | undefined;
   private readonly connect: () => Promise<Jobs>;
   private readonly callTimeoutMs: number;
+  /** The address the link connects to, for messages. */
+  readonly address: string;
 
   constructor(options: TemporalLinkOptions = {}) {
-    this.connect = options.connect ?? (async () => new Jobs(await connectClient()));
+    const target = options.target ?? temporalTarget();
+    this.address = target.connectionOptions.address;
+    this.connect = options.connect ?? (async () => new Jobs(await connectClient(target), options.taskQueue));
     // Long enough for a busy cluster, short enough that a client hears 503 before it gives up itself.
     this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
-  }
-
-  /** The address the link connects to, for messages. */
-  get address(): string {
-    return temporalTarget().connectionOptions.address;
   }
 
   /**

@@ -354,6 +354,11 @@ export class Jobs {
     }
   }
 
+  /** Throws {@link JobNotFoundError} unless a job with this id exists (running or ended); asks no worker. */
+  async assertExists(id: string): Promise<void> {
+    await this.describe(id);
+  }
+
   private async describe(id: string) {
     return this.withNotFound(id, () => this.client.workflow.getHandle(id).describe());
   }

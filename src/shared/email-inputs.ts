@@ -21,7 +21,6 @@ const rate = z.string().refine((value) => parseRate(value) !== undefined, {
   error: 'must read like "10/min", "5/s" or "1000/h"',
 });
 
-
 export const sendEmailInput = z
   .strictObject({
     to: z.union([emailAddress, z.array(emailAddress).min(1).max(50)]),

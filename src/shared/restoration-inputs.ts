@@ -5,7 +5,6 @@
 import { z } from 'zod';
 import { dataPath } from './data-path';
 
-
 export const mediaOperation = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('thumbnail'),

@@ -13,6 +13,7 @@ describe('npm start', () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-start-'));
     const port = await freePort();
     const uiPort = await freePort();
+    const apiPort = await freePort();
     const { code, stdout, stderr } = await runProcess('npm', ['start'], {
       TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
       BACKROOM_DEV_SERVER_PORT: String(port),
@@ -21,10 +22,12 @@ describe('npm start', () => {
       BACKROOM_HEALTH_PORT: '0',
       BACKROOM_DEMO_EXIT: '1',
       BACKROOM_MAIL_SINK_PORT: String(await freePort()),
+      BACKROOM_API_PORT: String(apiPort),
     });
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     assert.match(stdout, /starting the local dev server/);
     assert.match(stdout, new RegExp(`Temporal UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows`));
+    assert.match(stdout, new RegExp(`HTTP API: http://127\\.0\\.0\\.1:${apiPort} `));
     assert.match(stdout, /paused simple-test-.* for 3 s/);
     const results = stdout.slice(stdout.indexOf('Results:'));
     for (const type of [
@@ -54,6 +57,7 @@ describe('npm start', () => {
     assert.equal(new Set(received.map((m) => m.to[0])).size, 80, 'the sink has every demo message');
     assert.match(stdout, /Stopped cleanly\./);
     assert.equal(await isListening('127.0.0.1', port), false, 'the dev server is gone');
+    assert.equal(await isListening('127.0.0.1', apiPort), false, 'the HTTP API is gone');
     assert.ok(existsSync(path.join(dataDir, 'temporal.db')), 'the dev server kept its database in the data dir');
   });
 });
