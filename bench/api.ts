@@ -1,11 +1,13 @@
 /**
- * HTTP API benchmark: what `POST /jobs/{type}` → 202 costs over the bare client's `workflow.start`, measured in one
- * run, side by side, under the same concurrent load on loopback. Rounds alternate between the two so that a noisy
- * moment hits both. No worker polls the queue: the jobs only need Temporal to accept them, so both sides measure
- * the start alone, not the machine running the jobs. Sizes come from BENCH_API_* variables. Nothing asserts timings.
+ * HTTP API benchmark: what `POST /jobs/{type}` → 202 costs over the bare client's `workflow.start` and over the typed
+ * jobs API it wraps, measured in one run, side by side, alone (1 in flight) and under concurrent load on loopback.
+ * Rounds alternate between the kinds so that a noisy moment hits all of them. No worker polls the queue: the jobs
+ * only need Temporal to accept them, so every kind measures the start alone, not the machine running the jobs.
+ * Sizes come from BENCH_API_* variables. Nothing asserts on timings.
  */
 import { performance } from 'node:perf_hooks';
-import { startApi } from '../src/api/server';
+import type { AddressInfo } from 'node:net';
+import { buildApi } from '../src/api/server';
 import { TemporalLink } from '../src/api/temporal-link';
 import { Jobs } from '../src/client/jobs';
 import { startTestServer, uniqueTaskQueue } from '../test/helpers/temporal';
@@ -60,65 +62,123 @@ function summary(measured: Measured[]) {
   };
 }
 
+type Starter = (index: number) => Promise<void>;
+
+/** Alternates rounds of each starter at one concurrency; returns each one's summary, in order. */
+async function sideBySide(starters: Starter[], total: number, concurrency: number, rounds: number) {
+  const perRound = Math.ceil(total / rounds);
+  const runs: Measured[][] = starters.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const [which, start] of starters.entries()) {
+      const offset = round * perRound;
+      runs[which]?.push(await underLoad(perRound, concurrency, (index) => start(offset + index)));
+    }
+  }
+  return runs.map(summary);
+}
+
+const fixed = (value: number, digits = 1) => value.toFixed(digits);
+
 export async function apiBenchmark(): Promise<void> {
   const total = intFromEnv('BENCH_API_STARTS', 600);
   const concurrency = intFromEnv('BENCH_API_CONCURRENCY', 16);
   const rounds = intFromEnv('BENCH_API_ROUNDS', 6);
-  const perRound = Math.ceil(total / rounds);
   console.log(
-    `\nHTTP API benchmark: ${perRound * rounds} starts each way, ${concurrency} in flight, ${rounds} alternating rounds`,
+    `\nHTTP API benchmark: ${total} starts of each kind, alone (1 in flight) and under load (${concurrency} in flight)`,
   );
-  console.log('  (load generator, API and client in this process; Temporal dev server in a child process; loopback)');
+  console.log(
+    `  ${rounds} rounds alternate the kinds; load generator, API and client share this process; dev server in a child`,
+  );
   console.log('  set with BENCH_API_STARTS, BENCH_API_CONCURRENCY, BENCH_API_ROUNDS\n');
 
   const env = await startTestServer();
   const taskQueue = uniqueTaskQueue('bench-api');
-  // Both sides share one client connection, so the difference is the API's own work: HTTP, JSON, validation.
-  const link = new TemporalLink({ connect: async () => new Jobs(env.client, taskQueue) });
-  const api = await startApi({ host: '127.0.0.1', port: 0, bodyLimit: 1024 * 1024 }, { link });
+  const jobs = new Jobs(env.client, taskQueue);
+  // All three share one client connection, so the differences are the layers' own work.
+  const link = new TemporalLink({ connect: async () => jobs });
+  const app = buildApi({ link, bodyLimit: 1024 * 1024 });
+  // Time inside the API (request in → response out), to tell its own cost from the HTTP client's.
+  const arrivals = new WeakMap<object, number>();
+  let inServer = { ms: 0, count: 0 };
+  app.addHook('onRequest', async (request) => void arrivals.set(request, performance.now()));
+  app.addHook('onResponse', async (request) => {
+    inServer.ms += performance.now() - (arrivals.get(request) ?? performance.now());
+    inServer.count++;
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  let typedMs = { ms: 0, count: 0 };
   const input = { message: 'bench', durationSeconds: 60 };
+  let batch = 0;
   try {
-    const bare = async (index: number) => {
-      await env.client.workflow.start('simpleTest', { taskQueue, workflowId: `bench-bare-${index}`, args: [input] });
-    };
-    const viaApi = async (index: number) => {
-      const response = await fetch(`${api.url}/jobs/simpleTest?id=bench-api-${index}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(input),
-      });
-      if (response.status !== 202)
-        throw new Error(`POST /jobs/simpleTest answered ${response.status}: ${await response.text()}`);
-      await response.body?.cancel();
-    };
-    // Warm up both paths (connections, JIT) before measuring.
-    await underLoad(concurrency * 2, concurrency, (index) => bare(-1 - index));
-    await underLoad(concurrency * 2, concurrency, (index) => viaApi(-1 - index));
-    const bareRuns: Measured[] = [];
-    const apiRuns: Measured[] = [];
-    for (let round = 0; round < rounds; round++) {
-      const offset = round * perRound;
-      bareRuns.push(await underLoad(perRound, concurrency, (index) => bare(offset + index)));
-      apiRuns.push(await underLoad(perRound, concurrency, (index) => viaApi(offset + index)));
-      process.stdout.write(`  round ${round + 1}/${rounds} done\r`);
-    }
-    const b = summary(bareRuns);
-    const a = summary(apiRuns);
-    const fixed = (value: number, digits = 1) => value.toFixed(digits);
-    console.log('measure                          starts  p50 ms  p99 ms  starts/s');
-    console.log('-------------------------------  ------  ------  ------  --------');
-    const line = (what: string, s: typeof a) =>
-      console.log(
-        `${what.padEnd(31)}  ${String(s.count).padStart(6)}  ${fixed(s.p50).padStart(6)}  ${fixed(s.p99).padStart(6)}  ${fixed(s.perSecond).padStart(8)}`,
+    const kinds: [string, (id: string) => Promise<void>][] = [
+      [
+        'client workflow.start (bare)',
+        async (id) => {
+          await env.client.workflow.start('simpleTest', { taskQueue, workflowId: id, args: [input] });
+        },
+      ],
+      [
+        'typed jobs API (Jobs.start)',
+        async (id) => {
+          const before = performance.now();
+          await jobs.start('simpleTest', input, { id });
+          typedMs.ms += performance.now() - before;
+          typedMs.count++;
+        },
+      ],
+      [
+        'POST /jobs/simpleTest -> 202',
+        async (id) => {
+          const response = await fetch(`${apiUrl}/jobs/simpleTest?id=${id}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(input),
+          });
+          if (response.status !== 202) {
+            throw new Error(`POST /jobs/simpleTest answered ${response.status}: ${await response.text()}`);
+          }
+          await response.body?.cancel();
+        },
+      ],
+    ];
+    const starters = () => {
+      batch++;
+      return kinds.map(
+        ([, start], which): Starter =>
+          (index) =>
+            start(`bench-${batch}-${which}-${index}`),
       );
-    line('client workflow.start (bare)', b);
-    line('POST /jobs/simpleTest -> 202', a);
-    console.log(
-      `\nratios API / bare: p50 ${fixed(a.p50 / b.p50, 2)} (+${fixed(a.p50 - b.p50)} ms), ` +
-        `p99 ${fixed(a.p99 / b.p99, 2)} (+${fixed(a.p99 - b.p99)} ms), throughput ${fixed(a.perSecond / b.perSecond, 2)}\n`,
-    );
+    };
+    // Warm up every path (connections, JIT) before measuring.
+    await sideBySide(starters(), concurrency * 4, concurrency, 1);
+    console.log('measure                          in flight  starts  p50 ms  p99 ms  starts/s');
+    console.log('-------------------------------  ---------  ------  ------  ------  --------');
+    const ratios: string[] = [];
+    for (const inFlight of [1, concurrency]) {
+      inServer = { ms: 0, count: 0 };
+      typedMs = { ms: 0, count: 0 };
+      const [bare, typed, viaApi] = await sideBySide(starters(), total, inFlight, rounds);
+      for (const [index, measured] of [bare, typed, viaApi].entries()) {
+        if (!measured) continue;
+        console.log(
+          `${(kinds[index]?.[0] ?? '').padEnd(31)}  ${String(inFlight).padStart(9)}  ${String(measured.count).padStart(6)}  ` +
+            `${fixed(measured.p50).padStart(6)}  ${fixed(measured.p99).padStart(6)}  ${fixed(measured.perSecond).padStart(8)}`,
+        );
+      }
+      if (bare && typed && viaApi) {
+        ratios.push(
+          `  ${inFlight} in flight: API / bare p50 ${fixed(viaApi.p50 / bare.p50, 2)} (+${fixed(viaApi.p50 - bare.p50)} ms), ` +
+            `p99 ${fixed(viaApi.p99 / bare.p99, 2)}, throughput ${fixed(viaApi.perSecond / bare.perSecond, 2)}; ` +
+            `API / typed jobs API p50 ${fixed(viaApi.p50 / typed.p50, 2)} (+${fixed(viaApi.p50 - typed.p50)} ms)`,
+          `    mean time inside the API per POST ${fixed(inServer.ms / inServer.count, 2)} ms vs Jobs.start ` +
+            `${fixed(typedMs.ms / typedMs.count, 2)} ms: the API's own work is the difference, the rest is the HTTP client`,
+        );
+      }
+    }
+    console.log(`\nratios:\n${ratios.join('\n')}\n`);
   } finally {
-    await api.close();
+    await app.close();
     await env.teardown();
   }
 }
