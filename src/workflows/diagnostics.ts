@@ -51,6 +51,8 @@ export async function simpleTest(rawInput: SimpleTestInput): Promise<SimpleTestR
         countSeconds({ ...input, resumeFrom }),
       );
       job.setProgress(counted.secondsCounted);
+      // Progress reports are throttled: the last one may be a second behind the end.
+      job.setMessage(`${input.message}: ${counted.secondsCounted} s of ${input.durationSeconds} s`);
       return { outcome: 'completed', ...counted };
     },
     () => ({ outcome: 'cancelled', message: input.message, secondsCounted: job.status.progress.done }),

@@ -114,6 +114,11 @@ describe('HTTP API on a real dev server and worker', () => {
     const final = events.at(-1);
     assert.equal(final?.event, 'completed', JSON.stringify(events));
     assert.equal(final?.data.state, 'completed');
+    assert.equal(
+      final?.data.message,
+      'hi: 3 s of 3 s',
+      'the final status tells the end, not the last throttled report',
+    );
     assert.deepEqual(final?.data.result && (final.data.result as { secondsCounted: number }).secondsCounted, 3);
     const updates = events.slice(0, -1);
     assert.ok(updates.length >= 2, `progress events before the end: ${updates.length}`);
