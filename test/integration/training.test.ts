@@ -115,17 +115,19 @@ describe('training jobs on a dev server', () => {
       const reached = status.progress.done;
       worker = await startWorkerProcess(env);
       // Progress must never fall back below where it stood before the kill (the partial is ahead of the status).
+      // One poll at a time, all finished before the test ends: a status call still in flight (and in the client's
+      // retry backoff) when the server stops at teardown would throw from a timer and crash the test process.
       let lowest = Infinity;
-      const watch = setInterval(() => {
-        jobs.status(id).then(
-          (view) => {
-            if (view.state === 'running' && view.epochs?.length) lowest = Math.min(lowest, view.progress.done);
-          },
-          () => {},
-        );
-      }, 300);
-      const result = await jobs.result<TrainModelResult>(id);
-      clearInterval(watch);
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const view = await jobs.status(id).catch(() => undefined);
+          if (view?.state === 'running' && view.epochs?.length) lowest = Math.min(lowest, view.progress.done);
+          await sleep(300);
+        }
+      })();
+      const result = await jobs.result<TrainModelResult>(id).finally(() => (watching = false));
+      await watcher;
       assert.deepEqual(
         result.epochs.map((e) => e.epoch),
         [1, 2, 3],

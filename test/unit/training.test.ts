@@ -12,6 +12,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { readCheckpoint, writeCheckpoint } from '../../src/activities/training/checkpoint';
 import { WindowModel, cutWindow, emptyBatch } from '../../src/activities/training/model';
+import { tensorflow } from '../../src/activities/training/tensorflow';
 import {
   cutDatasetPatches,
   renderDatasetPages,
@@ -121,6 +122,13 @@ describe('training: model, dataset, epochs', () => {
       assert.ok(Math.abs((convolved?.[y * 40 + x] ?? NaN) - (dense[slot] ?? NaN)) < 1e-5, `pixel ${x},${y}`),
     );
     model.dispose();
+  });
+
+  it("leaves the process's error handlers alone (the wasm glue adds ones that rethrow)", async () => {
+    await tensorflow();
+    const listeners = [...process.listeners('uncaughtException'), ...process.listeners('unhandledRejection')];
+    const rethrowers = listeners.filter((listener) => String(listener).includes('ExitStatus'));
+    assert.equal(rethrowers.length, 0, rethrowers.map(String).join('\n'));
   });
 
   it('makes a dataset of aligned pairs, splits by page and writes statistics to the manifest', () => {
