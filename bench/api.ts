@@ -11,14 +11,7 @@ import { buildApi } from '../src/api/server';
 import { TemporalLink } from '../src/api/temporal-link';
 import { Jobs } from '../src/client/jobs';
 import { startTestServer, uniqueTaskQueue } from '../test/helpers/temporal';
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
+import { intFromEnv, percentile } from './settings';
 
 interface Measured {
   latencies: number[];
@@ -44,11 +37,6 @@ async function underLoad(
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, lane));
   return { latencies, seconds: (performance.now() - started) / 1000 };
-}
-
-/** Nearest-rank percentile. */
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
 }
 
 function summary(measured: Measured[]) {

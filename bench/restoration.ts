@@ -18,12 +18,7 @@ import { DEFAULT_RESTORATION_STEPS } from '../src/shared/restoration-inputs';
 import type { RestoreBatchResult } from '../src/workflows/restoration';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
 import { SHARED_DATA_DIR } from '../test/helpers/shared-data';
-
-function intFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
-  return value;
-}
+import { intFromEnv } from './settings';
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 

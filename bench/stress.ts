@@ -12,6 +12,7 @@ import { chainedSha256 } from '../src/activities/diagnostics';
 import { workerSettings } from '../src/config';
 import type { StressTestResult, stressChild } from '../src/workflows/diagnostics';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
+import { intFromEnv, percentile } from './settings';
 
 interface Sizes {
   /** Items in the bare loop and in the stressTest workflow. */
@@ -40,14 +41,6 @@ interface Row {
   latencyOf?: string;
 }
 
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
-
 // Defaults finish in about a minute on 2 cores.
 function readSizes(): Sizes {
   return {
@@ -57,11 +50,6 @@ function readSizes(): Sizes {
     workflows: intFromEnv('BENCH_STRESS_WORKFLOWS', 300),
     startConcurrency: intFromEnv('BENCH_STRESS_START_CONCURRENCY', 10),
   };
-}
-
-/** Nearest-rank percentile, the same definition the stressTest workflow reports. */
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
 }
 
 function latencyOf(values: number[]): Latency {

@@ -23,16 +23,11 @@ import { cutDatasetPatches, renderDatasetPages, validateDataset } from '../src/a
 import { WINDOWS_PER_PATCH, epochFile } from '../src/activities/training/train-epoch';
 import type { TrainModelResult } from '../src/workflows/training';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
+import { intFromEnv } from './settings';
 
 const DATASET = 'datasets/bench';
 const BATCH = 1024;
 const WARMUP_BATCHES = 5;
-
-function intFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
-  return value;
-}
 
 const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
 const activity = () => new MockActivityEnvironment(undefined, quiet);
