@@ -169,6 +169,14 @@ function listEntry(execution: WorkflowExecutionInfo): JobListEntry {
   };
 }
 
+/** How a closed execution ended, as users see it (a graceful cancel completes the workflow as `cancelled`). */
+function endedState(description: {
+  memo?: Record<string, unknown>;
+  status: { name: WorkflowExecutionStatusName };
+}): JobState {
+  return memoState(description.memo) ?? executionToState(description.status.name);
+}
+
 function memoState(memo: Record<string, unknown> | undefined): JobState | undefined {
   const state = memo?.backroomState;
   return typeof state === 'string' && (JOB_STATES as string[]).includes(state) ? (state as JobState) : undefined;
@@ -283,7 +291,10 @@ export class Jobs {
    */
   async cancel(id: string, options: { hard?: boolean } = {}): Promise<void> {
     if (options.hard) {
-      await this.withNotFound(id, () => this.client.workflow.getHandle(id).cancel());
+      // Temporal accepts a cancel request for a closed workflow without a word: look first.
+      const description = await this.describe(id);
+      if (description.status.name !== 'RUNNING') throw new JobEndedError(id, endedState(description));
+      await this.whileRunning(id, () => this.client.workflow.getHandle(id).cancel());
       return;
     }
     await this.signal(id, cancelSignal);
@@ -363,15 +374,18 @@ export class Jobs {
     return this.withNotFound(id, () => this.client.workflow.getHandle(id).describe());
   }
 
-  /** Signals a running job; a job that has ended is a {@link JobEndedError}, an unknown one a {@link JobNotFoundError}. */
   private async signal(id: string, signal: SignalDefinition<[]>): Promise<void> {
+    await this.whileRunning(id, () => this.client.workflow.getHandle(id).signal(signal));
+  }
+
+  /** Steers a running job; a job that has ended is a {@link JobEndedError}, an unknown one a {@link JobNotFoundError}. */
+  private async whileRunning(id: string, call: () => Promise<unknown>): Promise<void> {
     try {
-      await this.client.workflow.getHandle(id).signal(signal);
+      await call();
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       // Temporal answers "not found" for a closed execution as well: tell the two apart.
-      const description = await this.describe(id);
-      throw new JobEndedError(id, memoState(description.memo) ?? executionToState(description.status.name));
+      throw new JobEndedError(id, endedState(await this.describe(id)));
     }
   }
 

@@ -182,6 +182,7 @@ describe('HTTP API on a real dev server and worker', () => {
     // An ended job cannot be steered any more: 409, not 404.
     for (const [method, path] of [
       ['DELETE', `/jobs/${id}`],
+      ['DELETE', `/jobs/${id}?hard=true`],
       ['POST', `/jobs/${id}/pause`],
       ['POST', `/jobs/${id}/resume`],
     ] as const) {
