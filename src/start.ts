@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { startApi, type RunningApi } from './api/server';
+import { TemporalLink } from './api/temporal-link';
 import { temporalTarget } from './client/connection';
 import { runDemo, workflowUrl } from './client/demo';
 import { Jobs } from './client/jobs';
@@ -51,11 +52,11 @@ async function main(): Promise<void> {
   }).catch(() => startHealthServer({ worker, host: '127.0.0.1', port: 0, runtimeMetricsUrl }));
   const running = worker.run();
   console.log(`Worker polling "${settings.taskQueue}"; health ${health.url}/healthz, metrics ${health.url}/metrics`);
-  const api = await startApiOnFreePort();
+  const jobs = await Jobs.connect();
+  // The API shares the demo's client connection: one process, one connection to Temporal.
+  const api = await startApiOnFreePort(new TemporalLink({ connect: async () => jobs }));
   console.log(`HTTP API: ${api.url} (OpenAPI: ${api.url}/openapi.json)`);
   if (uiUrl) console.log(`Temporal UI: ${uiUrl}/namespaces/${target.namespace}/workflows\n`);
-
-  const jobs = await Jobs.connect();
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -93,14 +94,14 @@ async function main(): Promise<void> {
 }
 
 /** The HTTP API on its configured port, or on a free one when that is taken (say, by another `npm start`). */
-async function startApiOnFreePort(): Promise<RunningApi> {
+async function startApiOnFreePort(link: TemporalLink): Promise<RunningApi> {
   const settings = apiSettings();
   try {
-    return await startApi(settings);
+    return await startApi(settings, { link });
   } catch (err) {
     if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
     console.log(`Port ${settings.port} is taken (BACKROOM_API_PORT): the HTTP API takes a free one.`);
-    return startApi({ ...settings, port: 0 });
+    return startApi({ ...settings, port: 0 }, { link });
   }
 }
 
