@@ -33,17 +33,17 @@ import {
 import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
 import { confineDataPaths } from '../shared/data-path';
-import { dataDir, pathInDataDir, taskQueue as configuredTaskQueue } from '../config';
+import { taskQueue as configuredTaskQueue } from '../config';
+import { locateInDataDir } from '../data-paths';
 import { connectClient } from './connection';
 
 export { JobInputError };
 
 // A path outside the data dir is refused before the job starts (the activities would refuse it later anyway).
-confineDataPaths((value) =>
-  pathInDataDir(value) === undefined
-    ? `"${value}" is outside the data dir (${dataDir()}); jobs may only use files inside it`
-    : undefined,
-);
+confineDataPaths((value) => {
+  const located = locateInDataDir(value);
+  return 'problem' in located ? located.problem : undefined;
+});
 
 /** The job id is already taken by a running job (starting the same job twice is refused, not duplicated). */
 export class JobAlreadyRunningError extends Error {

@@ -2,9 +2,30 @@
  * The schema of every file or folder a job names: relative to the data dir, or absolute inside it. Activities always
  * confine paths themselves (`resolveDataPath`); a client that knows the data dir (the CLI, the HTTP API) installs a
  * check here as well, so a path outside it is refused at the door, naming the field, before any job starts.
- * Workflows never install one: they cannot see the data dir.
+ * Workflows never install one: they cannot see the data dir, but they do refuse paths no file system should see.
  */
 import { z } from 'zod';
+
+/** Longer paths are refused: they are never a real document's name and only ever reach a system limit. */
+export const MAX_PATH_LENGTH = 1024;
+/** The longest name one folder entry may have (Linux's NAME_MAX, counted in characters here). */
+export const MAX_NAME_LENGTH = 255;
+
+/** Why a path's text is refused (NUL or other control characters, too long), or undefined when it is fine. */
+export function pathTextProblem(value: string): string | undefined {
+  const control = /[\u0000-\u001f\u007f]/.exec(value);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, '0');
+    return `the path contains a control character (U+${code} at position ${control.index}); paths are plain text`;
+  }
+  if (value.length > MAX_PATH_LENGTH) {
+    return `the path is ${value.length} characters long; paths may have up to ${MAX_PATH_LENGTH}`;
+  }
+  if (value.split(/[\\/]/).some((name) => name.length > MAX_NAME_LENGTH)) {
+    return `a name in the path is longer than ${MAX_NAME_LENGTH} characters`;
+  }
+  return undefined;
+}
 
 /** Returns why a path is refused, or undefined when it is fine. */
 export type DataPathCheck = (value: string) => string | undefined;
@@ -20,7 +41,7 @@ export const dataPath = z
   .string()
   .min(1)
   .superRefine((value, context) => {
-    const problem = installedCheck?.(value);
+    const problem = pathTextProblem(value) ?? installedCheck?.(value);
     if (problem) context.addIssue({ code: 'custom', message: problem });
   })
   .meta({ description: 'A path inside the data dir: relative to it, or absolute inside it.' });

@@ -257,7 +257,7 @@ describe('training: model, dataset, epochs', () => {
     await rejectsWith(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { fineTuneFrom: 'models/truncated.json' })),
       'CorruptCheckpoint',
-      /models\/truncated\.json is corrupt/,
+      /models\/truncated\.json is not a valid checkpoint \(not JSON/,
     );
     const wrongSize = await readCheckpoint(path.join(models, 'beats/best.json'));
     await writeCheckpoint(path.join(models, 'short.json'), {

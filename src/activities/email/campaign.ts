@@ -8,11 +8,11 @@
  * Workflows pass only the folder and indexes around: payloads stay small whatever the campaign size.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { dataDir, defaultMailFrom } from '../../config';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { confirmInDataDir, displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { parseRecipients, type Recipient, type SkippedRecipient } from './recipients';
 import { readAllSendLogs } from './send-log';
 import { senderDomain } from './smtp';
@@ -67,7 +67,8 @@ export const sendLogDir = (dir: string) => path.join(dir, 'sends');
 
 async function readInput(file: string, what: string): Promise<{ absolute: string; text: string }> {
   const absolute = resolveDataPath(file, what);
-  const text = await readFile(absolute, 'utf8').catch((err: NodeJS.ErrnoException) => {
+  const text = await readDataFile(absolute, what, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err instanceof ApplicationFailure) throw err;
     const why =
       err.code === 'ENOENT' ? 'does not exist' : err.code === 'EISDIR' ? 'is a folder' : `cannot be read (${err.code})`;
     throw ApplicationFailure.nonRetryable(`The ${what} ${file} ${why}.`, 'EmailInputMissing');
@@ -107,7 +108,7 @@ export async function prepareCampaign(request: PrepareCampaignRequest): Promise<
     .update(JSON.stringify([recipientsFile.text, request.subject, body, format, from]))
     .digest('hex');
 
-  const dir = path.join(dataDir(), 'email', request.campaignId);
+  const dir = confirmInDataDir(path.join(dataDir(), 'email', request.campaignId), 'campaign dir');
   const existing = await loadCampaign(dir).catch(() => undefined);
   if (existing && existing.fingerprint !== fingerprint) {
     throw ApplicationFailure.nonRetryable(
@@ -163,7 +164,7 @@ export async function loadCampaign(dir: string): Promise<Campaign> {
   const { mtimeMs } = await stat(file);
   const cached = cache.get(file);
   if (cached?.mtimeMs === mtimeMs) return cached.campaign;
-  const campaign = readFile(file, 'utf8').then((text) => JSON.parse(text) as Campaign);
+  const campaign = readDataFile(file, 'campaign', 'utf8').then((text) => JSON.parse(text) as Campaign);
   cache.set(file, { mtimeMs, campaign });
   if (cache.size > 8) cache.delete(cache.keys().next().value!);
   return campaign;

@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { MAX_CAMPAIGN_RECIPIENTS, emailAddress } from '../../shared/email-inputs';
+import { jsonSyntaxPlace } from '../parse-errors';
 
 export interface Recipient {
   email: string;
@@ -71,12 +72,18 @@ function csvRows(text: string, file: string): Rows {
   try {
     records = parseCsv(text, { bom: true, skip_empty_lines: true, trim: true, relax_column_count: true });
   } catch (err) {
-    throw invalid(file, `is not valid CSV: ${(err as Error).message}`);
+    // csv-parse's own message quotes the offending text: say where, never what (the file may not be ours to show).
+    const { code, lines } = err as { code?: string; lines?: number };
+    throw invalid(file, `is not valid CSV (${code ?? 'parse error'}${lines ? ` at line ${lines}` : ''}).`);
   }
   const header = (records[0] ?? []).map((name) => name.trim());
   const emailColumn = header.findIndex((name) => name.toLowerCase() === 'email');
   if (emailColumn < 0) {
-    throw invalid(file, `has no "email" column in its header row (found: ${header.join(', ') || 'nothing'}).`);
+    throw invalid(
+      file,
+      `has no "email" column in its header row (it has ${header.length} column${header.length === 1 ? '' : 's'}); ` +
+        'name the column that holds the addresses "email".',
+    );
   }
   const columns = header.map((name, i) => (i === emailColumn ? 'email' : name));
   const items = records.slice(1).map((record, i) => ({
@@ -91,7 +98,7 @@ function jsonRows(text: string, file: string): Rows {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw invalid(file, `is not valid JSON: ${(err as Error).message}`);
+    throw invalid(file, `is not valid JSON (${jsonSyntaxPlace(err, text)}).`);
   }
   if (!Array.isArray(data)) throw invalid(file, 'must hold a JSON array of recipients.');
   const items = data.map((entry: unknown, i) => {

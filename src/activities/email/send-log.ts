@@ -8,9 +8,10 @@
  * Lines go to the OS right away (a killed process loses none); they are not fsynced per message, so a power loss
  * may lose the last few and duplicate them.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { closeSync, mkdirSync, writeSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { openAppendSync, readDataFile } from '../files';
 
 export type SendOutcome = 'accepted' | 'rejected' | 'not-sent';
 
@@ -58,7 +59,7 @@ function safeJson(text: string): string {
 }
 
 export async function readSendLog(file: string): Promise<Map<number, LoggedMessage>> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+  const text = await readDataFile(file, 'send log', 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return '';
     throw err;
   });
@@ -70,7 +71,7 @@ export async function readAllSendLogs(dir: string): Promise<Map<number, LoggedMe
   const names = await readdir(dir).catch(() => [] as string[]);
   const merged = new Map<number, LoggedMessage>();
   for (const name of names.filter((n) => n.endsWith('.log')).sort()) {
-    parseSendLog(await readFile(path.join(dir, name), 'utf8'), merged);
+    parseSendLog(await readDataFile(path.join(dir, name), 'send log', 'utf8'), merged);
   }
   return merged;
 }
@@ -81,7 +82,7 @@ export class SendLogWriter {
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
-    this.fd = openSync(file, 'a');
+    this.fd = openAppendSync(file, 'send log');
   }
 
   sending(index: number): void {

@@ -6,11 +6,12 @@
  * - `writes.log`: one line per output written (an audit trail: duplicates would show there).
  * Workflows pass only the manifest path and indexes: payloads stay small whatever the batch size.
  */
-import { appendFile, readdir, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { dataDir } from '../../config';
+import { appendDataFile, displayPath, listDataFiles, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { restoreDocumentFile, type RestoreDocumentResult } from './restore-document';
 
 export interface BatchItem {
@@ -62,26 +63,24 @@ export async function prepareBatch(request: PrepareBatchRequest): Promise<{ mani
   const outputDir = resolveDataPath(request.outputDir, 'output dir');
   const manifestFile = path.join(stateDir(outputDir), 'manifest.json');
   if (await exists(manifestFile)) {
-    const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as BatchManifest;
+    const manifest = JSON.parse(await readDataFile(manifestFile, 'manifest', 'utf8')) as BatchManifest;
     return { manifest: displayPath(manifestFile), count: manifest.items.length };
   }
   let inputs: string[];
   if (request.inputDir) {
     const inputDir = resolveDataPath(request.inputDir, 'input dir');
-    const entries = await readdir(inputDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    inputs = await listDataFiles(inputDir).catch((err: NodeJS.ErrnoException) => {
       throw ApplicationFailure.nonRetryable(
         err.code === 'ENOENT'
           ? `The input dir ${request.inputDir} does not exist.`
-          : `Cannot list ${request.inputDir}: ${err.message}`,
+          : `Cannot list ${request.inputDir} (${err.code ?? 'unknown error'}).`,
         'InputDirUnreadable',
       );
     });
-    inputs = entries
-      .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
-      .map((entry) => path.join(inputDir, entry.name))
-      .sort();
   } else {
-    inputs = (request.inputs ?? []).map((input) => resolveDataPath(input, 'input'));
+    // Not confined here: an input that leads outside the data dir is one failed item (refused when it is restored
+    // with the reason), not a failed batch.
+    inputs = (request.inputs ?? []).map((input) => path.resolve(dataDir(), input));
   }
   if (inputs.length === 0) {
     throw ApplicationFailure.nonRetryable(
@@ -93,8 +92,8 @@ export async function prepareBatch(request: PrepareBatchRequest): Promise<{ mani
   const references = new Map<string, string>();
   if (request.referenceDir) {
     const referenceDir = resolveDataPath(request.referenceDir, 'reference dir');
-    for (const name of await readdir(referenceDir).catch(() => [] as string[])) {
-      references.set(path.parse(name).name, path.join(referenceDir, name));
+    for (const file of await listDataFiles(referenceDir).catch(() => [] as string[])) {
+      references.set(path.parse(file).name, file);
     }
   }
   // Outputs are PNG under the input's name; two inputs with the same stem keep their extension to stay apart.
@@ -121,7 +120,7 @@ function loadManifest(manifestPath: string): Promise<BatchManifest> {
   const file = resolveDataPath(manifestPath, 'manifest');
   let cached = manifestCache.get(file);
   if (!cached) {
-    cached = readFile(file, 'utf8').then((text) => JSON.parse(text) as BatchManifest);
+    cached = readDataFile(file, 'manifest', 'utf8').then((text) => JSON.parse(text) as BatchManifest);
     cached.catch(() => manifestCache.delete(file));
     manifestCache.set(file, cached);
   }
@@ -152,7 +151,7 @@ export async function restoreBatchItem(request: BatchItemRequest): Promise<Batch
   if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
   const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
   const done = resultFile(outputDir, request.index);
-  if (await exists(done)) return summarize(JSON.parse(await readFile(done, 'utf8')) as BatchItemResult);
+  if (await exists(done)) return summarize(JSON.parse(await readDataFile(done, 'result', 'utf8')) as BatchItemResult);
 
   let record: BatchItemResult;
   try {
@@ -166,7 +165,7 @@ export async function restoreBatchItem(request: BatchItemRequest): Promise<Batch
         thresholds: request.thresholds,
       },
       async (output) =>
-        appendFile(path.join(stateDir(outputDir), 'writes.log'), `${request.index}\t${displayPath(output)}\n`),
+        appendDataFile(path.join(stateDir(outputDir), 'writes.log'), `${request.index}\t${displayPath(output)}\n`),
     );
     record = {
       index: request.index,
@@ -254,7 +253,7 @@ export async function writeBatchReport(request: { manifest: string }): Promise<B
       });
       continue;
     }
-    const record = JSON.parse(await readFile(file, 'utf8')) as BatchItemResult;
+    const record = JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
     if (record.ok && record.result) {
       succeeded++;
       if (record.result.passed) passed++;

@@ -4,11 +4,11 @@
  * any checkpoint is a complete model. Files are written atomically; a file that does not parse or whose arrays do
  * not fit its architecture is refused with a clear, non-retryable error rather than a crash loop.
  */
-import { readFile } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import { jsonSyntaxPlace } from '../parse-errors';
 import { WEIGHT_NAMES, weightShapes, type Architecture, type Weights } from './model';
 
 export const CHECKPOINT_FORMAT = 'backroom-restoration-model/1';
@@ -121,7 +121,7 @@ export async function writeCheckpoint(file: string, checkpoint: Checkpoint): Pro
 export async function readCheckpoint(file: string, what = 'checkpoint'): Promise<Checkpoint> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readDataFile(file, what, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'EISDIR') {
@@ -129,8 +129,14 @@ export async function readCheckpoint(file: string, what = 'checkpoint'): Promise
     }
     throw err;
   }
+  let json: unknown;
   try {
-    const raw = fileSchema.parse(JSON.parse(text));
+    json = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(file, what, `not JSON: ${jsonSyntaxPlace(err, text)}`);
+  }
+  try {
+    const raw = fileSchema.parse(json);
     const model = decodeWeights(raw);
     return {
       layer: raw.layer,
@@ -142,13 +148,24 @@ export async function readCheckpoint(file: string, what = 'checkpoint'): Promise
       ...(raw.metrics && { metrics: raw.metrics }),
     };
   } catch (err) {
-    const reason = err instanceof z.ZodError ? z.prettifyError(err).replace(/\n/g, ' ') : (err as Error).message;
-    throw ApplicationFailure.nonRetryable(
-      `The ${what} ${displayPath(file)} is corrupt (${reason}). Point to another checkpoint, or delete it and ` +
-        'train again.',
-      'CorruptCheckpoint',
-    );
+    // Name the fields that are wrong, never their values: the file may not be a checkpoint at all.
+    const reason =
+      err instanceof z.ZodError
+        ? err.issues
+            .slice(0, 5)
+            .map((issue) => `${issue.path.join('.') || 'the top level'}: ${issue.code.replace(/_/g, ' ')}`)
+            .join('; ')
+        : (err as Error).message; // decodeWeights' own words: counts and names, no values
+    throw corrupt(file, what, reason);
   }
+}
+
+function corrupt(file: string, what: string, reason: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(
+    `The ${what} ${displayPath(file)} is not a valid checkpoint (${reason}). Point to another checkpoint, or ` +
+      'delete it and train again.',
+    'CorruptCheckpoint',
+  );
 }
 
 /** Reads a checkpoint named by a job input (a path inside the data dir). */

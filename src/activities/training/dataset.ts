@@ -6,10 +6,10 @@
  * - `manifest.json`: written last, by validation, listing only pairs that passed; a folder without it is unfinished.
  * Pages are split, not patches, so no validation patch comes from a page the model trained on.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import { displayPath, resolveDataPath } from '../files';
+import { displayPath, readDataFile, resolveDataPath } from '../files';
 import { readGray, type GrayImage } from '../restoration/gray-image';
 
 export const DATASET_FORMAT = 'backroom-dataset/1';
@@ -74,8 +74,9 @@ export async function readManifest(datasetInput: string): Promise<{ dir: string;
   }
   let manifest: DatasetManifest;
   try {
-    manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as DatasetManifest;
-  } catch {
+    manifest = JSON.parse(await readDataFile(path.join(dir, 'manifest.json'), 'manifest', 'utf8')) as DatasetManifest;
+  } catch (err) {
+    if (err instanceof ApplicationFailure) throw err;
     throw ApplicationFailure.nonRetryable(
       `The dataset ${displayPath(dir)} has no readable manifest.json: it is empty or its generation did not ` +
         'finish. Run generateSyntheticData for it again.',

@@ -8,13 +8,13 @@
  *   heartbeat that announces it, so it is never behind the heartbeat. At the end it measures the validation patches,
  *   writes `epoch-NNNN.json`, and copies it to `best.json` when its validation loss is the lowest so far.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { seededRandom } from '../restoration/page-generator';
 import type { GrayImage } from '../restoration/gray-image';
@@ -380,11 +380,11 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
 /** Copies an epoch's checkpoint to `best.json` when its validation loss beats the best one of this run. */
 async function keepBest(runDir: string, file: string, metrics: EpochMetrics, runKey: string): Promise<void> {
   const bestFile = path.join(runDir, 'best.json');
-  const best = await readFile(bestFile, 'utf8').then(
+  const best = await readDataFile(bestFile, 'best checkpoint', 'utf8').then(
     (text) => JSON.parse(text) as { metrics?: EpochMetrics; position?: TrainingPosition },
     () => undefined,
   );
   const bestLoss = best?.position?.runId === runKey ? best.metrics?.valLoss : undefined;
   if (bestLoss !== undefined && bestLoss <= metrics.valLoss) return;
-  await writeFileAtomic(bestFile, await readFile(file));
+  await writeFileAtomic(bestFile, await readDataFile(file, 'checkpoint'));
 }
