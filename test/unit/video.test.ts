@@ -221,6 +221,19 @@ describe('video activities on generated videos', () => {
     await refuses('../elsewhere.mp4', /outside the data dir/);
   });
 
+  it('refuses a playlist that would make ffmpeg read a video outside the data dir', async () => {
+    const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'backroom-elsewhere-'));
+    copyFileSync(path.join(dataDir, 'short.mp4'), path.join(elsewhere, 'private.mp4'));
+    const playlist = ['#EXTM3U', '#EXT-X-TARGETDURATION:12', '#EXTINF:12,', path.join(elsewhere, 'private.mp4')];
+    writeFileSync(path.join(dataDir, 'playlist.m3u8'), `${[...playlist, '#EXT-X-ENDLIST'].join('\n')}\n`);
+    await refuses('playlist.m3u8', /is a hls file, which video jobs do not read/);
+    await assert.rejects(
+      runActivity(new MockActivityEnvironment(undefined, quiet), detectShots, { video: 'playlist.m3u8', info }),
+      // Without the demuxer allow-list ffmpeg would open the other file and analyse it.
+      (err: unknown) => err instanceof ApplicationFailure && /could not be decoded/.test(err.message),
+    );
+  });
+
   it('refuses a stream that ends long before the duration it declares', async () => {
     const file = path.join(dataDir, 'cut-short.mp4');
     execFileSync(ffmpegPath(), [

@@ -10,7 +10,7 @@ import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { buildClips, shotsFromSegments } from './clips';
 import { frameQuality, motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import type { DetectedShots } from './detect-shots';
-import { ffmpegPath } from './ffmpeg';
+import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
 import type { VideoInfo } from './probe';
 
 export interface AnalyzeClipsRequest {
@@ -54,7 +54,7 @@ const THUMB_WIDTH = 320;
 function grabFrames(file: string, times: number[], width: number, height: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const args = ['-nostdin', '-v', 'error'];
-    for (const ms of times) args.push('-ss', String(ms / 1000), '-i', file);
+    for (const ms of times) args.push('-ss', String(ms / 1000), ...SAFE_INPUT_OPTIONS, '-i', file);
     const chains = times.map((_, i) => `[${i}:v:0]trim=end_frame=1,scale=${width}:${height},setsar=1[f${i}]`);
     const joined = `${times.map((_, i) => `[f${i}]`).join('')}concat=n=${times.length}:v=1:a=0[out]`;
     args.push('-filter_complex', `${chains.join(';')};${joined}`, '-map', '[out]');

@@ -40,3 +40,35 @@ function locate(tool: 'ffmpeg' | 'ffprobe'): string {
 
 export const ffmpegPath = () => locate('ffmpeg');
 export const ffprobePath = () => locate('ffprobe');
+
+/**
+ * The containers video jobs read. A playlist (HLS `.m3u8`), a concat list or an image sequence is a text file
+ * that makes ffmpeg open other files, anywhere on the machine, so a video inside the data dir could read videos
+ * outside it: ffmpeg and ffprobe refuse every demuxer not listed here, and every protocol but local files.
+ */
+export const VIDEO_DEMUXERS = [
+  'mov,mp4,m4a,3gp,3g2,mj2',
+  'matroska,webm',
+  'mpegts',
+  'avi',
+  'flv',
+  'ogg',
+  'mpeg',
+  'mpegvideo',
+  'mxf',
+  'asf',
+  'h264',
+  'hevc',
+  'm4v',
+  'dv',
+  'nut',
+  'yuv4mpegpipe',
+].join(',');
+
+/** Input options that go before every video input (`-i` for ffmpeg, the file for ffprobe). */
+export const SAFE_INPUT_OPTIONS = ['-protocol_whitelist', 'file', '-format_whitelist', VIDEO_DEMUXERS];
+
+/** The demuxer ffmpeg refused when a file is a playlist or another format it may not read, else undefined. */
+export function refusedFormat(stderr: string): string | undefined {
+  return /\[(\w+) @ [^\]]*\] Format not on whitelist/.exec(stderr)?.[1];
+}

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ffmpegPath } from './ffmpeg';
+import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
 
 export interface DecodedFrame {
   /** Ordinal of the frame in the video (0-based). */
@@ -37,7 +37,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
   args.push('-copyts');
   const startMs = options.startMs ?? 0;
-  args.push('-i', file, '-map', '0:v:0', '-an', '-sn', '-vsync', '0');
+  args.push(...SAFE_INPUT_OPTIONS, '-i', file, '-map', '0:v:0', '-an', '-sn', '-vsync', '0');
   args.push('-vf', `scale=${options.width}:${options.height}:flags=area,showinfo`);
   args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
   const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { displayPath, resolveDataPath } from '../files';
 import { assertReadableFile } from '../images/image-errors';
-import { ffprobePath } from './ffmpeg';
+import { SAFE_INPUT_OPTIONS, ffprobePath, refusedFormat } from './ffmpeg';
 
 const run = promisify(execFile);
 
@@ -52,7 +52,7 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   const name = displayPath(file);
   let output: string;
   try {
-    const args = ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', file];
+    const args = ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', ...SAFE_INPUT_OPTIONS, file];
     output = (await run(ffprobePath(), args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
   } catch (err) {
     const crash = (err as { signal?: string }).signal;
@@ -65,6 +65,14 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
       );
     }
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    const refused = refusedFormat(stderr);
+    if (refused) {
+      throw ApplicationFailure.nonRetryable(
+        `The video ${name} is a ${refused} file, which video jobs do not read (a playlist or list makes ffmpeg open ` +
+          'other files). Give the video itself: MP4, MOV, MKV, WebM, MPEG-TS, AVI and the like.',
+        'UnsupportedVideoFormat',
+      );
+    }
     const reason = stderr.split('\n').at(-1)?.replace(`${file}: `, '') || (err as Error).message;
     throw ApplicationFailure.nonRetryable(
       `The video ${name} cannot be read: ${reason} (is it a video file, complete and not corrupt?).`,
