@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import type { MediaOperation } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
-import { assertReadableFile, describeImageError, maxInputPixels } from './image-errors';
+import { openImage } from './open-image';
 
 export interface ProcessImageInput {
   input: string;
@@ -33,6 +33,8 @@ export interface ProcessImageResult {
   height: number;
   operations: OperationRecord[];
   outputs: { path: string; width: number; height: number; bytes: number; format: string }[];
+  /** How the input was read, when the user should know (e.g. "animated GIF with 12 frames: only the first …"). */
+  warnings?: string[];
 }
 
 interface RawImage {
@@ -93,27 +95,25 @@ export async function processImage(request: ProcessImageInput): Promise<ProcessI
     ? resolveDataPath(request.outputDir, 'output dir')
     : path.join(path.dirname(input), 'processed');
   const base = path.parse(input).name;
-  const inputBytes = await assertReadableFile(input);
+  const opened = await openImage(input);
 
   let image: RawImage;
-  let inputFormat: string;
   try {
     // Upright (EXIF orientation applied) and in sRGB (CMYK and ICC profiles converted), as browsers show it.
-    const source = sharp(input, { limitInputPixels: maxInputPixels(), failOn: 'error' });
-    const metadata = await source.metadata();
-    inputFormat = metadata.format ?? 'png';
-    image = await toRaw(source.rotate().toColourspace('srgb'));
+    image = await toRaw(opened.image.rotate().toColourspace('srgb'));
   } catch (err) {
-    throw describeImageError(err, input);
+    throw opened.failure(err);
   }
+  const inputFormat = opened.metadata.format ?? 'png';
 
   const result: ProcessImageResult = {
     input: displayPath(input),
-    inputBytes,
+    inputBytes: opened.bytes,
     width: image.info.width,
     height: image.info.height,
     operations: [],
     outputs: [],
+    ...(opened.warnings.length > 0 && { warnings: opened.warnings }),
   };
   /** Encodes and writes `<stem>.<extension of format>` atomically; returns what was written. */
   const write = async (pipeline: sharp.Sharp, stem: string, format: OutputFormat, quality?: number) => {

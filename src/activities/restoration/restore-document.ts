@@ -3,7 +3,6 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
-import { assertReadableFile, describeImageError, maxInputPixels } from '../images/image-errors';
 import { loadModel } from '../training/apply-model';
 import { grayToSharp, readGray, type GrayImage } from './gray-image';
 import {
@@ -38,12 +37,7 @@ export interface RestoreDocumentResult extends Assessment {
 
 /** Reads an image for restoration; bad files become clear, non-retryable errors. */
 async function readPage(file: string, what: string): Promise<GrayImage> {
-  await assertReadableFile(file, what);
-  try {
-    return await readGray(file, { maxPixels: maxInputPixels() });
-  } catch (err) {
-    throw describeImageError(err, file, what);
-  }
+  return readGray(file, { what });
 }
 
 /** Default output path: `<dir>/restored/<name>.png` (PNG: restoration output must not gain JPEG artefacts). */

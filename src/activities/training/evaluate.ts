@@ -11,7 +11,6 @@ import type { Resumable } from '../../shared/job-status';
 import { DEFAULT_RESTORATION_STEPS, type RestorationStep } from '../../shared/restoration-inputs';
 import type { ModelLayer } from '../../shared/training-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
-import { assertReadableFile, describeImageError } from '../images/image-errors';
 import { runResumableLoop } from '../resumable-loop';
 import { grayToSharp, readGray, type GrayImage } from '../restoration/gray-image';
 import { psnr, ssim } from '../restoration/quality';
@@ -97,12 +96,7 @@ async function pagesToEvaluate(request: EvaluateRequest): Promise<PagePair[]> {
 
 /** Reads a page for evaluation; a missing or broken file is a clear, non-retryable error. */
 async function readPage(file: string, what: string): Promise<GrayImage> {
-  await assertReadableFile(file, what);
-  try {
-    return await readGray(file);
-  } catch (err) {
-    throw describeImageError(err, file, what);
-  }
+  return readGray(file, { what });
 }
 
 /** Evaluates a model on the dataset's held-out pages (see the module comment). */
