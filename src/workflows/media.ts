@@ -27,7 +27,8 @@ export async function processMedia(rawInput: ProcessMediaInput): Promise<Process
       const result = await processImage(input);
       job.itemSucceeded();
       job.setProgress(1);
-      job.setMessage(`${result.outputs.length} output(s) written`);
+      // Warnings (an animation reduced to its first frame, SVG references not loaded) belong in the final line.
+      job.setMessage([`${result.outputs.length} output(s) written`, ...(result.warnings ?? [])].join('; '));
       return result;
     },
     () => ({ outcome: 'cancelled' }),
