@@ -1,6 +1,8 @@
 /**
  * The API's OpenAPI 3.1 document, built from the job catalog: each job type's request body is its input schema
- * (the one the CLI and the workflows validate with), so the document cannot drift from what the API accepts.
+ * (the one the CLI and the workflows validate with), so the document cannot drift from what the API accepts. It
+ * also says how the API is protected, so generated clients send the key; `test/unit/openapi.test.ts` lints it
+ * with Redocly's recommended rules.
  */
 import { z } from 'zod';
 import { JOB_CATALOG, JOB_TYPES, type JobType } from '../shared/job-catalog';
@@ -15,9 +17,48 @@ const errorResponse = (description: string) => ({
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Job id' };
 
 const COMMON_ERRORS = {
-  '401': errorResponse('Missing or wrong API key (only when BACKROOM_API_KEY is set)'),
   '503': errorResponse('Temporal is unreachable; try again (the API reconnects by itself)'),
 };
+
+/** Either scheme will do: the API takes the key from `Authorization: Bearer` or from `X-API-Key`. */
+const API_KEY_SECURITY = [{ bearer: [] }, { apiKeyHeader: [] }];
+
+interface Operation {
+  security?: unknown[];
+  responses: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/**
+ * Declares the API key on every operation that does not say otherwise (`/healthz` says `security: []`), as the
+ * server's key check does for every route but `/healthz`, and adds their 401 answer. Without a key, nothing is
+ * added: the document then declares no schemes and an explicit empty `security` (see {@link openApiDocument}).
+ */
+function secured(apiKey: boolean, paths: Record<string, Record<string, Operation>>) {
+  if (!apiKey) return paths;
+  const unauthorized = errorResponse('Missing or wrong API key (BACKROOM_API_KEY of the API process)');
+  return Object.fromEntries(
+    Object.entries(paths).map(([path, item]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(item).map(([method, operation]) => [
+          method,
+          operation.security
+            ? operation
+            : {
+                ...operation,
+                security: API_KEY_SECURITY,
+                responses: Object.fromEntries(
+                  Object.entries({ ...operation.responses, '401': unauthorized }).sort(([a], [b]) =>
+                    a.localeCompare(b),
+                  ),
+                ),
+              },
+        ]),
+      ),
+    ]),
+  );
+}
 
 function inputSchema(type: JobType): Record<string, unknown> {
   const schema = z.toJSONSchema(JOB_CATALOG[type].schema, { io: 'input' }) as Record<string, unknown>;
@@ -113,9 +154,16 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
       description:
         'Start durable background jobs on Temporal, follow their progress live (Server-Sent Events), pause, ' +
         'resume and cancel them. Paths in job inputs are inside the data dir.',
+      // package.json's "UNLICENSED": a private project that grants no license; SPDX names such a case LicenseRef-.
+      license: { name: 'Proprietary (UNLICENSED): no license is granted', identifier: 'LicenseRef-Proprietary' },
     },
-    ...(options.apiKey && { security: [{ bearer: [] }, { apiKeyHeader: [] }] }),
-    paths: {
+    // Relative: the origin the document was fetched from, whatever host and port that was.
+    servers: [{ url: '/', description: 'The API that serves this document' }],
+    // Without BACKROOM_API_KEY no operation needs a key: the document says so explicitly with an empty `security`
+    // and declares no schemes (an unused scheme would invite clients to send a key nobody checks). With a key, each
+    // operation declares it (see `secured`), and `/healthz` keeps its own empty `security`.
+    ...(!options.apiKey && { security: [] }),
+    paths: secured(options.apiKey, {
       ...Object.fromEntries(JOB_TYPES.map((type) => [`/jobs/${type}`, startOperation(type)])),
       '/jobs': {
         get: {
@@ -126,11 +174,16 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
             { name: 'type', in: 'query', schema: { type: 'string', enum: JOB_TYPES } },
             { name: 'state', in: 'query', schema: { type: 'string', enum: JOB_STATES } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
-            { name: 'pageToken', in: 'query', schema: { type: 'string' }, description: 'From the previous page' },
+            {
+              name: 'pageToken',
+              in: 'query',
+              schema: { type: 'string' },
+              description: "The previous page's `nextPageToken`, as it came",
+            },
           ],
           responses: {
             '200': { description: 'A page of jobs', content: { 'application/json': { schema: { type: 'object' } } } },
-            '400': errorResponse('A bad filter'),
+            '400': errorResponse('A bad filter, or a page token that this API did not give out'),
             ...COMMON_ERRORS,
           },
         },
@@ -194,7 +247,7 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
           responses: { '200': { description: 'Up', content: { 'application/json': { schema: { type: 'object' } } } } },
         },
       },
-    },
+    }),
     components: {
       schemas: {
         ...inputs,
@@ -220,10 +273,17 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
           },
         },
       },
-      securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'BACKROOM_API_KEY' },
-        apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-      },
+      ...(options.apiKey && {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'BACKROOM_API_KEY of the API process' },
+          apiKeyHeader: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-API-Key',
+            description: 'BACKROOM_API_KEY of the API process',
+          },
+        },
+      }),
     },
   };
 }
