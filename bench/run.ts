@@ -3,6 +3,7 @@
  * Add a benchmark with one line in BENCHMARKS.
  */
 import { apiBenchmark } from './api';
+import { codecBenchmark } from './codec';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   cuts: cutsBenchmark,
   training: trainingBenchmark,
   api: apiBenchmark,
+  codec: codecBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

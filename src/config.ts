@@ -23,14 +23,6 @@ export function dataDir(): string {
   return path.resolve(process.env.BACKROOM_DATA_DIR || path.join(PROJECT_ROOT, 'data'));
 }
 
-/** Resolves a job's path against the data dir; undefined when it leaves the data dir. */
-export function pathInDataDir(userPath: string): string | undefined {
-  const root = dataDir();
-  const resolved = path.resolve(root, userPath);
-  const relative = path.relative(root, resolved);
-  return relative.startsWith('..') || path.isAbsolute(relative) ? undefined : resolved;
-}
-
 export function taskQueue(): string {
   return process.env.BACKROOM_TASK_QUEUE || DEFAULT_TASK_QUEUE;
 }
@@ -117,4 +109,67 @@ export function apiSettings(): ApiSettings {
     ...(apiKey && { apiKey }),
     bodyLimit: intFromEnv('BACKROOM_API_BODY_LIMIT', 1024 * 1024),
   };
+}
+
+/** The variables that turn payload encryption on (one of them at most); `src/codec/keys.ts` parses the value. */
+export const ENCRYPTION_KEY_VARIABLES = [
+  'BACKROOM_ENCRYPTION_KEY',
+  'BACKROOM_ENCRYPTION_KEYS',
+  'BACKROOM_ENCRYPTION_KEY_FILE',
+] as const;
+export type EncryptionKeyVariable = (typeof ENCRYPTION_KEY_VARIABLES)[number];
+
+/** The encryption key setting in force, or undefined: encryption is off unless one of the variables is set. */
+export function encryptionKeySetting(): { name: EncryptionKeyVariable; value: string } | undefined {
+  const set = ENCRYPTION_KEY_VARIABLES.filter((name) => process.env[name]);
+  if (set.length > 1) {
+    throw new Error(
+      `Both ${set.join(' and ')} are set: set one. For several keys (a rotation) list them, newest first, in ` +
+        `BACKROOM_ENCRYPTION_KEYS="id2:<base64>,id1:<base64>" or one per line in BACKROOM_ENCRYPTION_KEY_FILE.`,
+    );
+  }
+  const name = set[0];
+  const value = name && process.env[name];
+  return name && value ? { name, value } : undefined;
+}
+
+/**
+ * Browser origins that may call the codec routes: the Temporal UI's. BACKROOM_UI_ORIGIN (comma-separated) sets them;
+ * by default the local dev server's UI, as 127.0.0.1 and as localhost.
+ */
+export function uiOrigins(): string[] {
+  const raw = process.env.BACKROOM_UI_ORIGIN;
+  if (raw) {
+    return raw
+      .split(',')
+      .map((value) => value.trim())
+      .filter(Boolean)
+      .map((value) => {
+        let origin: string | undefined;
+        try {
+          origin = new URL(value).origin;
+        } catch {
+          origin = undefined;
+        }
+        if (!origin || origin === 'null' || origin !== value.replace(/\/$/, '')) {
+          throw new Error(`BACKROOM_UI_ORIGIN: "${value}" is not an origin such as http://127.0.0.1:8233 (no path)`);
+        }
+        return origin;
+      });
+  }
+  const { ip, uiPort } = devServerSettings();
+  const hosts = ['127.0.0.1', '0.0.0.0', 'localhost'].includes(ip) ? ['127.0.0.1', 'localhost'] : [ip];
+  return hosts.map((host) => `http://${host}:${uiPort}`);
+}
+
+/**
+ * The codec endpoint that the dev server's UI calls when payloads are encrypted (it adds /encode and /decode):
+ * BACKROOM_CODEC_ENDPOINT, by default the HTTP API's /codec on this machine.
+ */
+export function codecEndpoint(): string {
+  const fromEnv = process.env.BACKROOM_CODEC_ENDPOINT;
+  if (fromEnv) return fromEnv.replace(/\/+$/, '');
+  const { host, port } = apiSettings();
+  const local = ['0.0.0.0', '::'].includes(host) ? '127.0.0.1' : host;
+  return `http://${local.includes(':') ? `[${local}]` : local}:${port}/codec`;
 }

@@ -9,6 +9,7 @@ import { startApi, type RunningApi } from './api/server';
 import { TemporalLink } from './api/temporal-link';
 import { temporalTarget } from './client/connection';
 import { runDemo, workflowUrl } from './client/demo';
+import { encryptionCodec, encryptionSummary } from './codec/data-converter';
 import { Jobs } from './client/jobs';
 import { apiSettings, devServerSettings, mailSinkDir, mailSinkPort, smtpUrl, workerSettings } from './config';
 import { startDevServer, type RunningDevServer } from './devserver/dev-server';
@@ -19,6 +20,9 @@ import { installRuntimeWithMetrics } from './workers/runtime';
 import { createBackroomWorker } from './workers/worker';
 
 async function main(): Promise<void> {
+  // A malformed encryption key stops everything here, before anything starts.
+  const codec = encryptionCodec();
+  if (codec) console.log(encryptionSummary(codec));
   const target = temporalTarget();
   const address = target.connectionOptions.address;
   const [host = '127.0.0.1', port = '7233'] = address.split(':');
@@ -56,6 +60,12 @@ async function main(): Promise<void> {
   // The API shares the demo's client connection: one process, one connection to Temporal.
   const api = await startApiOnFreePort(new TemporalLink({ connect: async () => jobs }));
   console.log(`HTTP API: ${api.url} (OpenAPI: ${api.url}/openapi.json)`);
+  if (codec) {
+    const endpoint = `${api.url.replace('localhost', '127.0.0.1')}/codec`;
+    console.log(`Codec server: ${endpoint} (try \`temporal workflow show -w <id> --codec-endpoint ${endpoint}\`)`);
+    if (server?.codecEndpoint !== endpoint)
+      console.log(`  the Temporal UI was not started with it: see README, "Encrypted payloads".`);
+  }
   if (uiUrl) console.log(`Temporal UI: ${uiUrl}/namespaces/${target.namespace}/workflows\n`);
   let stopping = false;
   const stop = async (code: number) => {

@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -19,6 +20,7 @@ import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-
 import { JOB_STATES } from '../shared/job-status';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
 import { sseEvent, streamJobEvents } from './job-events';
+import { codecRoutes, isCodecRoute, type CodecRouteOptions } from './codec-routes';
 import { openApiDocument } from './openapi';
 import { TemporalLink, isUnavailable } from './temporal-link';
 
@@ -39,12 +41,23 @@ export interface ApiOptions extends Omit<ApiSettings, 'host' | 'port'> {
   eventIntervalMs?: number;
   /** A keep-alive comment goes out on an idle event stream after this long. */
   keepAliveMs?: number;
+  /** The payload codec routes (/codec/encode, /codec/decode): on when an encryption key is configured. */
+  codec?: CodecRouteOptions;
 }
 
 interface ErrorBody {
   error: string;
   message: string;
   issues?: string[];
+}
+
+/** gRPC's INVALID_ARGUMENT (3): Temporal refuses the request itself, so asking again will not help. */
+function invalidArgument(err: unknown): string | undefined {
+  for (let cause = err, depth = 0; cause && depth < 5; depth++) {
+    if (isGrpcServiceError(cause) && cause.code === 3) return cause.details;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** Maps an error to its HTTP status and a body that says what went wrong and what to do. */
@@ -70,6 +83,9 @@ function httpError(err: unknown, bodyLimit: number): { status: number; body: Err
     return { status: 409, body: { error: 'JobAlreadyRunning', message } };
   }
   if (err instanceof JobEndedError) return { status: 409, body: { error: 'JobEnded', message: err.message } };
+  const refused = invalidArgument(err);
+  if (refused !== undefined)
+    return { status: 400, body: { error: 'BadRequest', message: `Temporal refused the request: ${refused}` } };
   if (isUnavailable(err)) {
     return {
       status: 503,
@@ -111,6 +127,38 @@ const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   pageToken: z.string().min(1).optional(),
 });
+
+/**
+ * The API's page tokens are Temporal's (base64url, from `Jobs.listPage`) plus a check digest, so a token this API
+ * did not give out (made up, cut short, from another API) is a 400 at once. Sent on, Temporal may not call it a bad
+ * token: the dev server's SQL visibility fails to parse it with an unknown error, which the client retries until
+ * the deadline (a 503 after 5 s). The digest catches mistakes, not forgery; Temporal still judges what it gets.
+ */
+const PAGE_TOKEN = /^([\w-]+)\.([\w-]{8})$/;
+
+function pageTokenDigest(token: string): string {
+  return createHash('sha256').update(`backroom page token ${token}`).digest('base64url').slice(0, 8);
+}
+
+function apiPageToken(token: string): string {
+  return `${token}.${pageTokenDigest(token)}`;
+}
+
+class InvalidPageTokenError extends BadRequestError {
+  constructor(detail = '') {
+    super(
+      `The page token is not one this API gave out${detail}: pass a previous page's nextPageToken as it came (or ` +
+        'follow its nextUrl), or leave pageToken out to start from the first page.',
+    );
+  }
+}
+
+/** Temporal's page token inside one of ours; throws InvalidPageTokenError if it is not ours. */
+function temporalPageToken(apiToken: string): string {
+  const [, token, digest] = PAGE_TOKEN.exec(apiToken) ?? [];
+  if (!token || digest !== pageTokenDigest(token)) throw new InvalidPageTokenError();
+  return token;
+}
 
 const cancelQuery = z.strictObject({ hard: z.enum(['true', 'false']).optional() });
 
@@ -157,7 +205,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   if (options.apiKey) {
     const apiKey = options.apiKey;
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.url.split('?')[0] === '/healthz') return;
+      // The codec routes check the key themselves, so that CORS preflights (which never carry it) pass.
+      if (request.url.split('?')[0] === '/healthz' || isCodecRoute(request)) return;
       const given = givenKey(request);
       if (given !== undefined && sameKey(given, apiKey)) return;
       await reply
@@ -192,6 +241,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   const document = openApiDocument({ apiKey: Boolean(options.apiKey) });
   app.get('/openapi.json', async () => document);
+  codecRoutes(app, { apiKey: options.apiKey, ...options.codec });
 
   app.post<{ Params: { type: string } }>('/jobs/:type', async (request, reply) => {
     const { type } = request.params;
@@ -214,20 +264,28 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.get('/jobs', async (request) => {
     const query = parseQuery(listQuery, request.query);
-    const page = await link.use((jobs) =>
-      jobs.listPage({
-        limit: query.limit,
-        ...(query.type && { type: query.type }),
-        ...(query.state && { state: query.state as (typeof JOB_STATES)[number] }),
-        ...(query.pageToken && { pageToken: query.pageToken }),
-      }),
-    );
+    // Checked before Temporal is asked: a bad token is a 400 even while Temporal is down.
+    const pageToken = query.pageToken === undefined ? undefined : temporalPageToken(query.pageToken);
+    const page = await link
+      .use((jobs) =>
+        jobs.listPage({
+          limit: query.limit,
+          ...(query.type && { type: query.type }),
+          ...(query.state && { state: query.state as (typeof JOB_STATES)[number] }),
+          ...(pageToken && { pageToken }),
+        }),
+      )
+      .catch((err: unknown) => {
+        const refused = pageToken && invalidArgument(err);
+        throw refused ? new InvalidPageTokenError(` (Temporal: ${refused})`) : err;
+      });
+    const nextPageToken = page.nextPageToken && apiPageToken(page.nextPageToken);
     const next = new URLSearchParams(request.query as Record<string, string>);
-    if (page.nextPageToken) next.set('pageToken', page.nextPageToken);
+    if (nextPageToken) next.set('pageToken', nextPageToken);
     return {
       jobs: page.jobs.map((job) => ({ ...job, ...jobLinks(request, job.id) })),
-      ...(page.nextPageToken && {
-        nextPageToken: page.nextPageToken,
+      ...(nextPageToken && {
+        nextPageToken,
         nextUrl: `${request.protocol}://${request.host}/jobs?${next.toString()}`,
       }),
     };

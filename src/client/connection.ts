@@ -3,9 +3,10 @@
  * the standard environment variables (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
  * `TEMPORAL_TLS_*`), so the same code runs on the local dev server, a self-hosted cluster or Temporal Cloud.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type DataConverter } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
+import { dataConverter } from '../codec/data-converter';
 
 export const DEFAULT_ADDRESS = '127.0.0.1:7233';
 
@@ -33,8 +34,14 @@ export function unreachableMessage(address: string, err: unknown): string {
   );
 }
 
-/** A client for the configured namespace; fails with a helpful message when the server does not answer. */
-export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {
+/**
+ * A client for the configured namespace; fails with a helpful message when the server does not answer. Payloads
+ * are encrypted when a key is configured (see src/codec), so the CLI, the API and `npm start` read and write alike.
+ */
+export async function connectClient(
+  target: TemporalTarget = temporalTarget(),
+  converter: DataConverter | undefined = dataConverter(),
+): Promise<Client> {
   const { address } = target.connectionOptions;
   let connection: Connection;
   try {
@@ -42,5 +49,5 @@ export async function connectClient(target: TemporalTarget = temporalTarget()): 
   } catch (err) {
     throw new Error(unreachableMessage(address, err));
   }
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({ connection, namespace: target.namespace, ...(converter && { dataConverter: converter }) });
 }

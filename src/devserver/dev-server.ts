@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
+import { uiCodecEndpoint } from '../codec/data-converter';
 import { devServerSettings, type DevServerSettings } from '../config';
 import { isListening } from '../ports';
 import { ensureTemporalCli } from './temporal-cli';
@@ -12,7 +13,8 @@ import { ensureTemporalCli } from './temporal-cli';
 /** Dynamic config every Backroom dev server runs with (the new matcher makes task priorities take effect). */
 export const DEV_SERVER_DYNAMIC_CONFIG = ['matching.useNewMatcher=true'];
 
-export function devServerArgs(settings: DevServerSettings): string[] {
+/** The `temporal server start-dev` arguments; `codecEndpoint` makes the UI decode payloads through a codec server. */
+export function devServerArgs(settings: DevServerSettings, options: { codecEndpoint?: string } = {}): string[] {
   return [
     'server',
     'start-dev',
@@ -29,22 +31,29 @@ export function devServerArgs(settings: DevServerSettings): string[] {
     '--log-level',
     'warn',
     ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+    ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
   ];
 }
 
 export interface RunningDevServer {
   address: string;
   uiUrl: string;
+  /** The codec endpoint the UI decodes payloads with (set when encryption is on). */
+  codecEndpoint?: string;
   process: ChildProcess;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
   stop(): Promise<void>;
 }
 
-/** Starts the dev server and resolves once its gRPC port accepts connections. */
+/**
+ * Starts the dev server and resolves once its gRPC port accepts connections. With an encryption key configured, its
+ * UI decodes payloads through the codec endpoint (BACKROOM_CODEC_ENDPOINT, by default the HTTP API's /codec).
+ */
 export async function startDevServer(
   settings: DevServerSettings = devServerSettings(),
-  options: { logFile?: string } = {},
+  options: { logFile?: string; codecEndpoint?: string } = {},
 ): Promise<RunningDevServer> {
+  const codecEndpoint = options.codecEndpoint ?? uiCodecEndpoint();
   const cli = await ensureTemporalCli();
   mkdirSync(path.dirname(settings.dbFile), { recursive: true });
   if (await isListening(settings.ip, settings.port)) {
@@ -55,7 +64,7 @@ export async function startDevServer(
   }
   // The server's own logs go to a file when asked (npm start), so they don't bury the demo's output.
   const output = options.logFile ? openSync(options.logFile, 'a') : 'inherit';
-  const child = spawn(cli, devServerArgs(settings), { stdio: ['ignore', output, output] });
+  const child = spawn(cli, devServerArgs(settings, { codecEndpoint }), { stdio: ['ignore', output, output] });
   if (typeof output === 'number') closeSync(output);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 60_000;
@@ -70,6 +79,7 @@ export async function startDevServer(
   return {
     address: `${settings.ip}:${settings.port}`,
     uiUrl: `http://${settings.ip === '0.0.0.0' ? 'localhost' : settings.ip}:${settings.uiPort}`,
+    ...(codecEndpoint && { codecEndpoint }),
     process: child,
     async stop() {
       if (child.exitCode !== null) return;

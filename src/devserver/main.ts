@@ -7,6 +7,11 @@ async function main(): Promise<void> {
   const server = await startDevServer(settings);
   console.log(`Temporal dev server on ${server.address} (namespace "${settings.namespace}")`);
   console.log(`Web UI: ${server.uiUrl}`);
+  if (server.codecEndpoint) {
+    console.log(
+      `Payloads are encrypted: the UI decodes them through ${server.codecEndpoint} (\`npm run api\` or \`npm run codec-server\` serves it).`,
+    );
+  }
   console.log(`Database: ${settings.dbFile} (kept across restarts). Ctrl-C stops the server.`);
   let stopping = false;
   const stop = async () => {

@@ -2,11 +2,13 @@
  * The Backroom worker: every workflow and activity on one task queue, sized for a small machine, with a graceful
  * shutdown that lets running activities finish or checkpoint.
  */
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 import { configureSharp } from '../activities/images/sharp-settings';
 import { workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
+import { dataConverter } from '../codec/data-converter';
 
 export interface BackroomWorkerOptions {
   connection?: NativeConnection;
@@ -17,6 +19,8 @@ export interface BackroomWorkerOptions {
   /** Override or add activities (tests inject faults this way). */
   activities?: Record<string, (...args: never[]) => Promise<unknown>>;
   identity?: string;
+  /** Payload codecs; by default the encryption codec when a key is configured (see src/codec). */
+  dataConverter?: DataConverter;
 }
 
 /** Connects to Temporal as configured by the environment (see `src/client/connection.ts`). */
@@ -33,6 +37,7 @@ export async function connectWorkerConnection(): Promise<{ connection: NativeCon
 export async function createBackroomWorker(options: BackroomWorkerOptions = {}): Promise<Worker> {
   const settings = { ...workerSettings(), ...options.settings };
   configureSharp();
+  const converter = options.dataConverter ?? dataConverter();
   const { connection, namespace } = options.connection
     ? { connection: options.connection, namespace: options.namespace ?? 'default' }
     : await connectWorkerConnection();
@@ -40,6 +45,7 @@ export async function createBackroomWorker(options: BackroomWorkerOptions = {}):
     connection,
     namespace,
     taskQueue: settings.taskQueue,
+    ...(converter && { dataConverter: converter }),
     ...(options.identity && { identity: options.identity }),
     ...(options.workflowBundle
       ? { workflowBundle: options.workflowBundle }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startApi, type RunningApi } from '../../src/api/server';
+import type { Jobs } from '../../src/client/jobs';
 import { TemporalLink } from '../../src/api/temporal-link';
 import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { freePort } from '../../src/ports';
@@ -222,6 +223,45 @@ describe('HTTP API on a real dev server and worker', () => {
     assert.ok(next && next.id !== job?.id, 'the next page holds the next job');
     const cancelled = await call(api, 'GET', '/jobs?state=cancelled');
     assert.ok((cancelled.body.jobs as { state: string }[]).every((entry) => entry.state === 'cancelled'));
+  });
+
+  it('answers a page token it did not give out with 400 at once, and so does Temporal refusing one', async () => {
+    const first = await call(api, 'GET', '/jobs?type=simpleTest&limit=1');
+    const token = first.body.nextPageToken as string;
+    assert.ok(token, 'the listing test left more than one page');
+    // Made up, cut short, edited, and a bare Temporal token without the API's check.
+    for (const bad of ['garbage', token.slice(0, -1), `x${token}`, token.slice(0, token.lastIndexOf('.'))]) {
+      const started = Date.now();
+      const answer = await call(api, 'GET', `/jobs?pageToken=${encodeURIComponent(bad)}`);
+      assert.equal(answer.status, 400, bad);
+      assert.equal(answer.body.error, 'BadRequest');
+      assert.match(answer.body.message as string, /^The page token is not one this API gave out: .*nextPageToken/);
+      assert.ok(Date.now() - started < 1000, `answered in ${Date.now() - started} ms`);
+    }
+    // A token that passes the API's check but that Temporal refuses (INVALID_ARGUMENT) is a 400 as well.
+    const refusal = Object.assign(new Error('3 INVALID_ARGUMENT: bad page token'), {
+      code: 3,
+      details: 'bad page token',
+      metadata: {},
+    });
+    const refusing = {
+      client: { withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn() },
+      listPage: () => Promise.reject(refusal),
+    } as unknown as Jobs;
+    const strict = await startApi(
+      { host: '127.0.0.1', port: 0, bodyLimit },
+      { link: new TemporalLink({ connect: async () => refusing }) },
+    );
+    try {
+      const refused = await call(strict, 'GET', `/jobs?pageToken=${encodeURIComponent(token)}`);
+      assert.equal(refused.status, 400);
+      assert.match(
+        refused.body.message as string,
+        /^The page token is not one this API gave out \(Temporal: bad page token\)/,
+      );
+    } finally {
+      await strict.close();
+    }
   });
 
   it('answers bad requests with the status and a message that names the problem', async () => {
