@@ -12,9 +12,13 @@ export function encryptionCodec(keys: EncryptionKey[] | undefined = configuredKe
   return keys && new EncryptionCodec(keys);
 }
 
-/** The data converter for clients and workers: the encryption codec when a key is configured, else undefined. */
+/**
+ * The data converter for clients and workers: the encryption codec when a key is configured, else undefined. Failure
+ * messages are then encoded too, so the codec encrypts them (a worker's workflow bundle must be built with
+ * `failureConverterPath`: the worker does so itself from `workflowsPath`).
+ */
 export function dataConverter(codec: EncryptionCodec | undefined = encryptionCodec()): DataConverter | undefined {
-  return codec && { payloadCodecs: [codec] };
+  return codec && { payloadCodecs: [codec], failureConverterPath: require.resolve('./encoded-failures') };
 }
 
 /** The codec endpoint the dev server's UI is started with: set when encryption is on, so the UI shows clear text. */

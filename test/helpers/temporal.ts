@@ -33,12 +33,18 @@ export async function startTestServer(): Promise<TestWorkflowEnvironment> {
   });
 }
 
-let bundle: Promise<WorkflowBundle> | undefined;
-export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../../src/workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
+const bundles = new Map<string, Promise<WorkflowBundle>>();
+/** The workflow code, bundled once per test file (and per failure converter: encrypted failures need their own). */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundle> {
+  let bundle = bundles.get(failureConverterPath ?? '');
+  if (!bundle) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../../src/workflows'),
+      logger: new DefaultLogger('WARN'),
+      ...(failureConverterPath && { failureConverterPath }),
+    });
+    bundles.set(failureConverterPath ?? '', bundle);
+  }
   return bundle;
 }
 
@@ -54,7 +60,7 @@ export async function createTestWorker(
   return createBackroomWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(options.dataConverter?.failureConverterPath),
     ...options,
     settings: { taskQueue, shutdownGraceSeconds: 1, ...options.settings },
   });

@@ -17,6 +17,7 @@ import type { Worker } from '@temporalio/worker';
 import { startApi, type RunningApi } from '../../src/api/server';
 import { TemporalLink } from '../../src/api/temporal-link';
 import { Jobs } from '../../src/client/jobs';
+import { dataConverter as encryptedConverter } from '../../src/codec/data-converter';
 import { EncryptionCodec } from '../../src/codec/encryption-codec';
 import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { readMailbox } from '../../src/mail-sink/mailbox';
@@ -84,7 +85,7 @@ describe('encrypted payloads and the codec server', () => {
     sink = await startMailSink({ dir: path.join(dataDir, 'sink-encryption') });
     process.env.SMTP_URL = sink.url;
     taskQueue = uniqueTaskQueue('encryption');
-    const dataConverter = { payloadCodecs: [codec] };
+    const dataConverter = encryptedConverter(codec);
     worker = await createTestWorker(env, taskQueue, { dataConverter });
     running = worker.run();
     const client = new Client({ connection: env.connection, namespace: env.namespace ?? 'default', dataConverter });
@@ -149,6 +150,24 @@ describe('encrypted payloads and the codec server', () => {
     const status = await fetch(`${api.url}/jobs/${id}`, { headers: { authorization: `Bearer ${API_KEY}` } });
     assert.equal(status.status, 200);
     assert.equal(((await status.json()) as { state: string }).state, 'completed');
+  });
+
+  it('encrypts failure messages too: a failed job names its file through the codec only', async () => {
+    const missing = 'payroll-secret/missing-scan.jpg';
+    const { id } = await jobs.start('processMedia', { input: missing, operations: [{ op: 'grayscale' }] });
+    await assert.rejects(jobs.result(id), (err: unknown) => {
+      // The client decodes the failure with the same converter: the user still reads the reason.
+      let messages = '';
+      for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+        messages += ` ${e.message ?? ''}`;
+      }
+      assert.match(messages, /missing-scan\.jpg does not exist/);
+      return true;
+    });
+    const raw = await show(id);
+    assert.match(raw, /workflowExecutionFailedEventAttributes/);
+    assert.ok(!raw.includes('payroll-secret'), 'the raw history shows the failing path in clear');
+    assert.ok((await show(id, ...viaCodec())).includes('missing-scan.jpg does not exist'));
   });
 
   it('refuses to decode for the CLI without the API key', async () => {
