@@ -7,6 +7,7 @@ import { codecBenchmark } from './codec';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { restorationBenchmark } from './restoration';
+import { saturationBenchmark } from './saturation';
 import { stressBenchmark } from './stress';
 import { trainingBenchmark } from './training';
 
@@ -18,6 +19,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   training: trainingBenchmark,
   api: apiBenchmark,
   codec: codecBenchmark,
+  saturation: saturationBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

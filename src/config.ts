@@ -2,6 +2,7 @@
  * Process configuration from the environment, in one place. Read by workers, clients, the dev server and
  * activities; never by workflows (they must not see the process environment).
  */
+import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE } from './shared/names';
 
@@ -70,6 +71,20 @@ export function workerSettings(): WorkerSettings {
     shutdownGraceSeconds: intFromEnv('BACKROOM_SHUTDOWN_GRACE_SECONDS', 10),
     healthPort: intFromEnv('BACKROOM_HEALTH_PORT', 9464),
     healthHost: process.env.BACKROOM_HEALTH_HOST || '0.0.0.0',
+  };
+}
+
+export interface CpuPoolSettings {
+  /** False runs CPU tasks on the calling thread (BACKROOM_CPU_POOL=0: the old path, for side-by-side benchmarks). */
+  enabled: boolean;
+  /** Pool threads: the cores, because the threads run at a lower priority than the main thread (see cpu-pool). */
+  threads: number;
+}
+
+export function cpuPoolSettings(): CpuPoolSettings {
+  return {
+    enabled: process.env.BACKROOM_CPU_POOL !== '0',
+    threads: Math.max(1, intFromEnv('BACKROOM_CPU_THREADS', os.availableParallelism())),
   };
 }
 

@@ -12,6 +12,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import type { ActivityHeartbeat, JobProgress, Resumable } from '../shared/job-status';
 import { progressSignal } from '../shared/messages';
+import { heartbeatWhile } from './heartbeat-while';
 
 export interface ResumableLoop<C, T> {
   /** Where a fresh run starts. */
@@ -41,8 +42,9 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
   const reporter = new ProgressReporter(loop.reportEveryMs ?? 2000);
   let checkpoint = resumePoint(loop);
   const startedFrom = checkpoint;
+  let details: ActivityHeartbeat<C> | undefined;
   const beat = () => {
-    const details: ActivityHeartbeat<C> = { checkpoint, progress: loop.progress(checkpoint) };
+    details = { checkpoint, progress: loop.progress(checkpoint) };
     if (loop.describe) details.message = loop.describe(checkpoint);
     context.heartbeat(details);
     reporter.report(details);
@@ -51,7 +53,8 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
   while (!loop.isDone(checkpoint)) {
     if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
     try {
-      checkpoint = await loop.step(checkpoint, context.cancellationSignal);
+      // A step may wait long on the CPU pool: the checkpoint it started from keeps the heartbeat going meanwhile.
+      checkpoint = await heartbeatWhile(loop.step(checkpoint, context.cancellationSignal), () => details);
     } catch (err) {
       if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
       throw err;
@@ -60,7 +63,8 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
     // CPU-bound steps must let heartbeats go out and cancellation come in.
     await yieldToEventLoop();
   }
-  return { finished: true, result: loop.finish(checkpoint, startedFrom) };
+  // The last progress report may be throttled away: the final progress travels with the result.
+  return { finished: true, result: loop.finish(checkpoint, startedFrom), progress: loop.progress(checkpoint) };
 }
 
 function resumePoint<C, T>(loop: ResumableLoop<C, T>): C {

@@ -201,3 +201,12 @@ export async function degradePage(clean: Buffer, degradation: Degradation, seed:
     .jpeg({ quality: degradation.jpegQuality })
     .toBuffer();
 }
+
+/** A clean page and its degraded copy (PNG and JPEG bytes), from the seed: one CPU-pool task. */
+export async function renderPagePair(input: {
+  spec: PageSpec;
+  degradation: Degradation;
+}): Promise<{ clean: Uint8Array; degraded: Uint8Array }> {
+  const clean = await renderCleanPage(input.spec);
+  return { clean, degraded: await degradePage(clean, input.degradation, input.spec.seed) };
+}

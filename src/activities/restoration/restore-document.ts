@@ -3,16 +3,11 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
-import { loadModel } from '../training/apply-model';
+import { runCpuTask } from '../cpu-pool';
+import { heartbeatWhile } from '../heartbeat-while';
+import { forInference, loadModel } from '../training/apply-model';
 import { grayToSharp, readGray, type GrayImage } from './gray-image';
-import {
-  assess,
-  measureQuality,
-  restorePixels,
-  type Assessment,
-  type DocumentMetrics,
-  type StepRecord,
-} from './restore-image';
+import { assess, type Assessment, type DocumentMetrics, type StepRecord } from './restore-image';
 
 export interface RestoreDocumentRequest {
   input: string;
@@ -57,12 +52,21 @@ export async function restoreDocumentFile(
   const page = await readPage(input, 'input');
   const clean = reference ? await readPage(reference, 'reference') : undefined;
   const model = request.model ? await loadModel(request.model) : undefined;
-  const restored = await restorePixels(page, request.steps, (step) => context.heartbeat({ step }), model);
+  // The pixel work runs on the CPU pool; the restored page's quality is measured there too, in the same task.
+  context.heartbeat({ step: 'restoring' });
+  const restored = await heartbeatWhile(
+    runCpuTask('restoreAndMeasure', {
+      page,
+      reference: clean,
+      steps: request.steps,
+      model: model && forInference(model),
+    }),
+    () => ({ step: 'restoring' }),
+  );
   context.heartbeat({ step: 'writing' });
   await writeFileAtomic(output, await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer());
   await afterWrite?.(output);
-  context.heartbeat({ step: 'assessing' });
-  const metrics = await measureQuality(page, restored.image, clean);
+  const { metrics } = restored;
   return {
     input: displayPath(input),
     output: displayPath(output),

@@ -214,3 +214,19 @@ export function assess(metrics: DocumentMetrics, thresholds: QualityThresholds):
   }
   return { passed: reasons.length === 0, reasons };
 }
+
+export interface RestoreAndMeasureInput {
+  page: GrayImage;
+  reference?: GrayImage | undefined;
+  steps: RestorationStep[];
+  model?: Checkpoint | undefined;
+}
+
+/** One page's pixel work, restoration then quality, as one CPU-pool task (plain data in and out). */
+export async function restoreAndMeasure(
+  input: RestoreAndMeasureInput,
+): Promise<{ image: GrayImage; records: StepRecord[]; metrics: DocumentMetrics }> {
+  const restored = await restorePixels(input.page, input.steps, undefined, input.model);
+  const metrics = await measureQuality(input.page, restored.image, input.reference);
+  return { ...restored, metrics };
+}

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { Resumable } from '../../shared/job-status';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { runResumableLoop } from '../resumable-loop';
-import { degradePage, randomDegradation, renderCleanPage, type Degradation } from './page-generator';
+import { runCpuTask } from '../cpu-pool';
+import { randomDegradation, type Degradation } from './page-generator';
 
 export interface SamplePagesRequest {
   outputDir: string;
@@ -39,8 +40,10 @@ export async function generateSamplePages(request: SamplePagesRequest): Promise<
     isDone: (done) => done >= request.count,
     step: async (index) => {
       const seed = pageSeed(request.seed, index);
-      const clean = await renderCleanPage({ seed, width: request.width, height: request.height });
-      const degraded = await degradePage(clean, randomDegradation(seed), seed);
+      const { clean, degraded } = await runCpuTask('renderPagePair', {
+        spec: { seed, width: request.width, height: request.height },
+        degradation: randomDegradation(seed),
+      });
       await writeFileAtomic(path.join(cleanDir, `${pageName(index)}.png`), clean);
       await writeFileAtomic(path.join(degradedDir, `${pageName(index)}.jpg`), degraded);
       return index + 1;
@@ -71,6 +74,6 @@ export async function generateSamplePages(request: SamplePagesRequest): Promise<
       manifest,
       JSON.stringify({ seed: request.seed, width: request.width, height: request.height, pages }, null, 2),
     );
-    return { finished: true, result: { ...outcome.result, manifest: displayPath(manifest) } };
+    return { ...outcome, result: { ...outcome.result, manifest: displayPath(manifest) } };
   });
 }

@@ -56,6 +56,11 @@ export async function applyCheckpoint(checkpoint: Checkpoint, image: GrayImage):
   return applyWeights(checkpoint, 'layer2', await applyWeights(checkpoint.layer1, 'layer1', image));
 }
 
+/** The checkpoint without its optimiser state, which inference never reads: what a CPU-pool task is sent. */
+export function forInference(checkpoint: Checkpoint): Checkpoint {
+  return { ...checkpoint, optimizer: [] };
+}
+
 const cache = new Map<string, Promise<Checkpoint>>();
 
 /** Reads a model named by a job input, once per file version (batches restore thousands of pages with one model). */

@@ -12,11 +12,13 @@ import { DEFAULT_RESTORATION_STEPS, type RestorationStep } from '../../shared/re
 import type { ModelLayer } from '../../shared/training-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { runResumableLoop } from '../resumable-loop';
+import { runCpuTask } from '../cpu-pool';
 import { grayToSharp, readGray, type GrayImage } from '../restoration/gray-image';
-import { psnr, ssim } from '../restoration/quality';
-import { restorePixels } from '../restoration/restore-image';
-import { applyCheckpoint, loadModel } from './apply-model';
+import { forInference, loadModel } from './apply-model';
 import { readManifest, type PagePair } from './dataset';
+import type { Scores } from './evaluate-page';
+
+export type { Scores };
 
 export interface EvaluateRequest {
   model: string;
@@ -26,11 +28,6 @@ export interface EvaluateRequest {
   pages?: { input: string; reference: string }[] | undefined;
   output?: string | undefined;
   resumeFrom?: EvaluationCursor;
-}
-
-export interface Scores {
-  psnr: number;
-  ssim: number;
 }
 
 export interface PageEvaluation {
@@ -59,10 +56,6 @@ export interface EvaluationSummary {
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
-const scores = (output: GrayImage, reference: GrayImage): Scores => ({
-  psnr: round(Math.min(99, psnr(output, reference))),
-  ssim: round(ssim(output, reference)),
-});
 
 /**
  * What the classical pipeline runs against a model of `layer` (layer 2 is compared with a binarised result):
@@ -126,26 +119,17 @@ export async function evaluateHeldOutPages(
           'ReferenceSizeMismatch',
         );
       }
-      const reference =
-        checkpoint.layer === 'layer2'
-          ? { ...clean, data: Uint8Array.from(clean.data, (value) => (value < 128 ? 0 : 255)) }
-          : clean;
-      let started = performance.now();
-      const classical = (await restorePixels(degraded, steps)).image;
-      const classicalMs = Math.round(performance.now() - started);
-      started = performance.now();
-      const restored = await applyCheckpoint(checkpoint, degraded);
-      const modelMs = Math.round(performance.now() - started);
+      const { restored, ...scored } = await runCpuTask('evaluatePage', {
+        degraded,
+        clean,
+        classicalSteps: steps,
+        model: forInference(checkpoint),
+      });
       await writeFileAtomic(
         path.join(path.dirname(output), 'evaluation', `${page.name}.png`),
         await grayToSharp(restored).png().toBuffer(),
       );
-      const evaluation: PageEvaluation = {
-        page: page.name,
-        input: scores(degraded, reference),
-        classical: { ...scores(classical, reference), ms: classicalMs },
-        model: { ...scores(restored, reference), ms: modelMs },
-      };
+      const evaluation: PageEvaluation = { page: page.name, ...scored };
       return { index: cursor.index + 1, pages: [...cursor.pages, evaluation] };
     },
     progress: (cursor) => ({ done: cursor.index, total: pages.length, unit: 'pages' }),
@@ -170,5 +154,5 @@ export async function evaluateHeldOutPages(
     report: displayPath(output),
   };
   await writeFileAtomic(output, JSON.stringify({ ...summary, perPage: evaluated }, null, 2));
-  return { finished: true, result: summary };
+  return { ...outcome, result: summary };
 }

@@ -11,9 +11,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Resumable } from '../../shared/job-status';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { runCpuTask } from '../cpu-pool';
 import { runResumableLoop } from '../resumable-loop';
 import { readGray, type GrayImage } from '../restoration/gray-image';
-import { degradePage, randomDegradation, renderCleanPage, seededRandom } from '../restoration/page-generator';
+import { randomDegradation, seededRandom } from '../restoration/page-generator';
 import { psnr } from '../restoration/quality';
 import {
   DATASET_FORMAT,
@@ -51,8 +52,10 @@ export async function renderDatasetPages(
     step: async (index) => {
       const seed = pageSeed(request, index);
       const files = pagePaths(dir, index);
-      const clean = await renderCleanPage({ seed, width: request.width, height: request.height });
-      const degraded = await degradePage(clean, { ...randomDegradation(seed), skewDegrees: 0 }, seed);
+      const { clean, degraded } = await runCpuTask('renderPagePair', {
+        spec: { seed, width: request.width, height: request.height },
+        degradation: { ...randomDegradation(seed), skewDegrees: 0 },
+      });
       await writeFileAtomic(files.clean, clean);
       await writeFileAtomic(files.degraded, degraded);
       return index + 1;
@@ -317,5 +320,6 @@ export async function validateDataset(
   };
   const file = path.join(dir, 'manifest.json');
   await writeFileAtomic(file, JSON.stringify(manifest, null, 2));
-  return { finished: true, result: { manifest: displayPath(file), stats: manifest.stats, rejected: rejected.length } };
+  const summary = { manifest: displayPath(file), stats: manifest.stats, rejected: rejected.length };
+  return { ...result, result: summary };
 }

@@ -8,7 +8,8 @@ import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { buildClips, shotsFromSegments } from './clips';
-import { frameQuality, motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
+import { runCpuTask } from '../cpu-pool';
+import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import type { DetectedShots } from './detect-shots';
 import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
 import type { VideoInfo } from './probe';
@@ -96,7 +97,8 @@ export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAna
     const span = clip.endMs - clip.startMs;
     const times = [0.2, 0.5, 0.8].map((at) => clip.startMs + Math.round(span * at));
     const frames = await grabFrames(file, times, THUMB_WIDTH, thumbHeight).catch(() => [] as Buffer[]);
-    const samples = frames.map((frame) => ({ frame, quality: frameQuality(frame, THUMB_WIDTH, thumbHeight) }));
+    const qualities = await runCpuTask('frameQualities', { frames, width: THUMB_WIDTH, height: thumbHeight });
+    const samples = frames.map((frame, k) => ({ frame, quality: qualities[k]! }));
     const mean = (key: keyof FrameQuality) =>
       samples.length ? Math.round((1000 * samples.reduce((s, x) => s + x.quality[key], 0)) / samples.length) / 1000 : 0;
     const components: ClipComponents = {

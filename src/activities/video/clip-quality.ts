@@ -93,3 +93,8 @@ export function visualScore(c: ClipComponents): number {
 
 /** Motion component from the mean content change per frame (0–255): 25 and above counts as a lot. */
 export const motionFromChange = (change: number) => round(clamp(change / 25));
+
+/** The qualities of a clip's sampled frames (same size, raw RGB): one CPU-pool task. */
+export function frameQualities(input: { frames: Uint8Array[]; width: number; height: number }): FrameQuality[] {
+  return input.frames.map((frame) => frameQuality(frame, input.width, input.height));
+}

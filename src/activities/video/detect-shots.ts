@@ -6,13 +6,13 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
+import { runCpuTask } from '../cpu-pool';
 import { displayPath, resolveDataPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { DecodeError, decodeFrames, type DecodedFrame } from './frames';
 import type { VideoInfo } from './probe';
 import {
   DEFAULT_DETECTOR,
-  ShotDetector,
   initialDetectorState,
   type Boundary,
   type DetectorState,
@@ -63,8 +63,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
   const totalSeconds = Math.round(request.info.durationMs / 1000);
   const framesPerStep = Math.max(10, Math.ceil(request.info.fps));
   let frames: AsyncGenerator<DecodedFrame> | undefined;
-  // One decoder and one detector per attempt; each step hands back a snapshot as its checkpoint.
-  let detector: ShotDetector | undefined;
+  // One decoder per attempt; each step hands back the detector's state as its checkpoint.
   let lastMs = 0;
   try {
     return await runResumableLoop<DetectCheckpoint, DetectedShots>({
@@ -80,7 +79,6 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         `${(checkpoint.nextMs / 1000).toFixed(1)} s of ${(request.info.durationMs / 1000).toFixed(1)} s analysed, ` +
         `${checkpoint.detector.boundaries.length} boundaries`,
       step: async (checkpoint, signal) => {
-        detector ??= new ShotDetector(options, checkpoint.detector);
         frames ??= decodeFrames(file, {
           width: ANALYSIS_WIDTH,
           height: ANALYSIS_HEIGHT,
@@ -90,21 +88,30 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           signal,
         });
         let { nextIndex, nextMs } = checkpoint;
-        for (let n = 0; n < framesPerStep; n++) {
+        const batch: DecodedFrame[] = [];
+        let finished = false;
+        while (batch.length < framesPerStep) {
           const next = await frames.next();
           if (next.done) {
             // ffmpeg ends early when a pause or cancel kills it: that is an interruption, not the end of the video.
             signal.throwIfAborted();
             assertComplete(file, nextMs, request.info);
-            detector.finish();
-            return { nextIndex, nextMs, detector: detector.snapshot(), finished: true };
+            finished = true;
+            break;
           }
-          detector.push(next.value.index, next.value.ms, next.value.pixels);
+          batch.push(next.value);
           lastMs = next.value.ms;
           nextIndex = next.value.index + 1;
           nextMs = next.value.ms + 1;
         }
-        return { nextIndex, nextMs, detector: detector.snapshot(), finished: false };
+        // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state.
+        const detector = await runCpuTask('detectInBatch', {
+          options,
+          state: checkpoint.detector,
+          frames: batch,
+          finish: finished,
+        });
+        return { nextIndex, nextMs, detector, finished };
       },
       finish: (checkpoint) => ({
         boundaries: checkpoint.detector.boundaries,

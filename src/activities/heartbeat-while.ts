@@ -1,0 +1,16 @@
+/**
+ * Keeps an activity's heartbeat going while it awaits work done elsewhere (the CPU pool): the main thread is free,
+ * so a timer sends the details every second, a long page does not look like a dead worker, and a pause or cancel
+ * reaches the activity on time.
+ */
+import { Context } from '@temporalio/activity';
+
+export async function heartbeatWhile<T>(work: Promise<T>, details: () => unknown, everyMs = 1000): Promise<T> {
+  const context = Context.current();
+  const timer = setInterval(() => context.heartbeat(details()), everyMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
