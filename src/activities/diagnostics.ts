@@ -2,7 +2,7 @@
  * Diagnostics activities: real work that exercises heartbeats, resume and cancellation end to end.
  */
 import { createHash } from 'node:crypto';
-import { activityInfo, Context } from '@temporalio/activity';
+import { activityInfo, CancelledFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../shared/job-status';
 import { runResumableLoop } from './resumable-loop';
 import { countPrimesInRange } from './primes';
@@ -110,20 +110,74 @@ export interface StressWorkInput {
 export interface StressWorkResult {
   index: number;
   digest: string;
+  /** Attempts Temporal needed (more than 1 after a worker died or shut down mid-way). */
+  attempts: number;
+  /** The round the last attempt started from (0 unless it resumed from a heartbeat). */
+  resumedFrom: number;
 }
 
-/** One stress-test item: `rounds` of SHA-256 over 1 KiB, chained, so the work cannot be skipped or cached. */
+/** Where a stress item's chain is: `round` rounds done, and the 1 KiB block (base64) after them. */
+export interface StressCheckpoint {
+  round: number;
+  block: string;
+}
+
+/** How long one step of a stress item hashes before it heartbeats and lets the event loop run. */
+const STRESS_STEP_MS = 200;
+/** Rounds between two looks at the clock within a step (about a millisecond of hashing). */
+const ROUNDS_PER_CLOCK_CHECK = 256;
+
+/**
+ * One stress-test item: `rounds` of SHA-256 over 1 KiB, chained, so the work cannot be skipped or cached. It hashes
+ * in short steps and heartbeats its place in the chain, so a dead worker's item is retried within the heartbeat
+ * timeout and continues from there on the next worker (the chain is deterministic: the digest is the same).
+ */
 export async function stressWork(input: StressWorkInput): Promise<StressWorkResult> {
-  return { index: input.index, digest: chainedSha256(input.index, input.rounds) };
+  const outcome = await runResumableLoop<StressCheckpoint, StressWorkResult>({
+    initial: { round: 0, block: chainStart(input.index).toString('base64') },
+    isDone: (at) => at.round >= input.rounds,
+    step: async (at) => {
+      const block = Buffer.from(at.block, 'base64');
+      const until = Date.now() + STRESS_STEP_MS;
+      let round = at.round;
+      while (round < input.rounds && Date.now() < until) {
+        const rounds = Math.min(ROUNDS_PER_CLOCK_CHECK, input.rounds - round);
+        chainRounds(block, rounds);
+        round += rounds;
+      }
+      return { round, block: block.toString('base64') };
+    },
+    progress: (at) => ({ done: at.round, total: input.rounds, unit: 'rounds' }),
+    // The workflow counts items; an item's rounds are not the job's progress, so none are signalled to it.
+    reportEveryMs: Number.POSITIVE_INFINITY,
+    finish: (at, startedFrom) => ({
+      index: input.index,
+      digest: chainDigest(Buffer.from(at.block, 'base64')),
+      attempts: activityInfo().attempt,
+      resumedFrom: startedFrom.round,
+    }),
+  });
+  // Only a cancel of the whole job interrupts an item, and the job then has no use for its place in the chain.
+  if (!outcome.finished) throw new CancelledFailure('Stress item cancelled');
+  return outcome.result;
 }
 
 /** The stress item's work as a plain function, so benchmarks can run the same work without Temporal. */
 export function chainedSha256(seed: number, rounds: number): string {
-  let block = Buffer.alloc(1024, seed % 256);
-  for (let i = 0; i < rounds; i++) {
-    const digest = createHash('sha256').update(block).digest();
-    digest.copy(block, 0);
-    block = block.subarray(0, 1024);
-  }
+  const block = chainStart(seed);
+  chainRounds(block, rounds);
+  return chainDigest(block);
+}
+
+function chainStart(seed: number): Buffer {
+  return Buffer.alloc(1024, seed % 256);
+}
+
+/** Runs `rounds` rounds of the chain on `block`, in place: each round's digest overwrites the block's start. */
+function chainRounds(block: Buffer, rounds: number): void {
+  for (let i = 0; i < rounds; i++) createHash('sha256').update(block).digest().copy(block, 0);
+}
+
+function chainDigest(block: Buffer): string {
   return createHash('sha256').update(block).digest('hex');
 }

@@ -15,7 +15,7 @@ export function encryptionCodec(keys: EncryptionKey[] | undefined = configuredKe
 /**
  * The data converter for clients and workers: the encryption codec when a key is configured, else undefined. Failure
  * messages are then encoded too, so the codec encrypts them (a worker's workflow bundle must be built with
- * `failureConverterPath`: the worker does so itself from `workflowsPath`).
+ * `failureConverterPath`: the bundle cache in src/workers keys its bundles on it).
  */
 export function dataConverter(codec: EncryptionCodec | undefined = encryptionCodec()): DataConverter | undefined {
   return codec && { payloadCodecs: [codec], failureConverterPath: require.resolve('./encoded-failures') };

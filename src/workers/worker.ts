@@ -3,18 +3,19 @@
  * shutdown that lets running activities finish or checkpoint.
  */
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 import { configureSharp } from '../activities/images/sharp-settings';
 import { workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
 import { dataConverter } from '../codec/data-converter';
+import { cachedWorkflowBundle } from './workflow-bundle-cache';
 
 export interface BackroomWorkerOptions {
   connection?: NativeConnection;
   namespace?: string;
   settings?: Partial<WorkerSettings>;
-  /** A pre-built bundle (tests and `npm start` build it once); by default the worker bundles `src/workflows`. */
+  /** A pre-built bundle; by default the cached bundle of `src/workflows` (see workflow-bundle-cache.ts). */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Override or add activities (tests inject faults this way). */
   activities?: Record<string, (...args: never[]) => Promise<unknown>>;
@@ -41,15 +42,14 @@ export async function createBackroomWorker(options: BackroomWorkerOptions = {}):
   const { connection, namespace } = options.connection
     ? { connection: options.connection, namespace: options.namespace ?? 'default' }
     : await connectWorkerConnection();
+  const workflowBundle = options.workflowBundle ?? (await defaultWorkflowBundle(converter));
   return Worker.create({
     connection,
     namespace,
     taskQueue: settings.taskQueue,
     ...(converter && { dataConverter: converter }),
     ...(options.identity && { identity: options.identity }),
-    ...(options.workflowBundle
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+    workflowBundle,
     activities: { ...activities, ...options.activities },
     maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: settings.maxConcurrentWorkflowTasks,
@@ -59,4 +59,20 @@ export async function createBackroomWorker(options: BackroomWorkerOptions = {}):
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
   });
+}
+
+/** The bundle of `src/workflows`, from the on-disk cache when nothing it is built from changed since. */
+async function defaultWorkflowBundle(converter: DataConverter | undefined): Promise<WorkerOptions['workflowBundle']> {
+  const logger = Runtime.instance().logger;
+  // Built with the converter's failure converter: encrypted failures are encoded inside the workflow sandbox too.
+  const { bundle, reused } = await cachedWorkflowBundle({
+    workflowsPath: require.resolve('../workflows'),
+    failureConverterPath: converter?.failureConverterPath,
+    payloadConverterPath: converter?.payloadConverterPath,
+    logger,
+  });
+  logger.info(reused ? 'Workflow bundle reused from the cache' : 'Workflow bundle built', {
+    ...('codePath' in bundle && { codePath: bundle.codePath }),
+  });
+  return bundle;
 }

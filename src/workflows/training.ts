@@ -19,9 +19,16 @@ import {
   type GenerateSyntheticDataInput,
   type TrainModelInput,
 } from '../shared/training-inputs';
-import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import {
+  JobControl,
+  boundedRetry,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  validateInput,
+} from './job-control';
 
-const quick = proxyActivities<typeof activities>({ startToCloseTimeout: '5 minutes', retry: boundedRetry });
+// Preparing a run heartbeats while it reads the dataset and writes the first checkpoint.
+const preparing = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
 // A dead worker's epoch is retried (it resumes from its partial checkpoint); a bug is not retried forever.
 const long = proxyActivities<typeof activities>({
@@ -140,7 +147,7 @@ export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCa
     async () => {
       if (!prepared) {
         await job.checkpoint();
-        prepared = await quick.prepareTrainingRun({
+        prepared = await preparing.prepareTrainingRun({
           layer: input.layer,
           dataset: input.dataset,
           runId,

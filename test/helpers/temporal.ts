@@ -1,16 +1,17 @@
 /**
- * A real Temporal dev server for tests (the CLI of `src/devserver`, never a download), a workflow bundle built once
- * per test file, and Backroom workers on a task queue of the test's own.
+ * A real Temporal dev server for tests (the CLI of `src/devserver`, never a download), the workers' cached workflow
+ * bundle, and Backroom workers on a task queue of the test's own.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, bundleWorkflowCode, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../../src/devserver/dev-server';
 import { createBackroomWorker, type BackroomWorkerOptions } from '../../src/workers/worker';
+import { cachedWorkflowBundle } from '../../src/workers/workflow-bundle-cache';
 import { Jobs } from '../../src/client/jobs';
 
 let runtimeInstalled = false;
@@ -33,16 +34,19 @@ export async function startTestServer(): Promise<TestWorkflowEnvironment> {
   });
 }
 
-const bundles = new Map<string, Promise<WorkflowBundle>>();
-/** The workflow code, bundled once per test file (and per failure converter: encrypted failures need their own). */
-export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundle> {
+const bundles = new Map<string, Promise<WorkflowBundleOption>>();
+/**
+ * The workflow code, from the workers' on-disk bundle cache (built once until a workflow source changes), and per
+ * failure converter: encrypted failures need their own.
+ */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleOption> {
   let bundle = bundles.get(failureConverterPath ?? '');
   if (!bundle) {
-    bundle = bundleWorkflowCode({
+    bundle = cachedWorkflowBundle({
       workflowsPath: require.resolve('../../src/workflows'),
       logger: new DefaultLogger('WARN'),
-      ...(failureConverterPath && { failureConverterPath }),
-    });
+      failureConverterPath,
+    }).then((cached) => cached.bundle);
     bundles.set(failureConverterPath ?? '', bundle);
   }
   return bundle;

@@ -1,10 +1,17 @@
 /** Unit tests of the diagnostics activities in a mock activity context: heartbeats, resume and cancellation. */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ActivityCancellationDetails, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { runActivity } from '../helpers/activity';
-import { countSeconds, sievePrimes, stressWork, chainedSha256 } from '../../src/activities/diagnostics';
+import {
+  countSeconds,
+  sievePrimes,
+  stressWork,
+  chainedSha256,
+  type StressCheckpoint,
+} from '../../src/activities/diagnostics';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
 
 function recordHeartbeats(env: MockActivityEnvironment): ActivityHeartbeat[] {
@@ -122,8 +129,30 @@ describe('stressWork', () => {
   it('does the same chained hashing as the plain function benchmarks use', async () => {
     const env = new MockActivityEnvironment();
     const result = await runActivity(env, stressWork, { index: 7, rounds: 50 });
-    assert.deepEqual(result, { index: 7, digest: chainedSha256(7, 50) });
+    assert.deepEqual(result, { index: 7, digest: chainedSha256(7, 50), attempts: 1, resumedFrom: 0 });
     assert.notEqual(chainedSha256(7, 50), chainedSha256(7, 51), 'each round changes the digest');
     assert.notEqual(chainedSha256(7, 50), chainedSha256(8, 50), 'the seed changes the digest');
+  });
+
+  it('heartbeats its place in the chain and, on a retry, continues from it to the same digest', async () => {
+    // The chain after 30 rounds, as a heartbeat carries it: each round's SHA-256 overwrites the block's start.
+    const block = Buffer.alloc(1024, 7);
+    for (let i = 0; i < 30; i++) createHash('sha256').update(block).digest().copy(block, 0);
+    const checkpoint: StressCheckpoint = { round: 30, block: block.toString('base64') };
+    const env = new MockActivityEnvironment({
+      attempt: 2,
+      heartbeatDetails: { checkpoint, progress: { done: 30, total: 50, unit: 'rounds' } },
+    });
+    const beats = recordHeartbeats(env);
+    const result = await runActivity(env, stressWork, { index: 7, rounds: 50 });
+    assert.deepEqual(result, { index: 7, digest: chainedSha256(7, 50), attempts: 2, resumedFrom: 30 });
+    assert.deepEqual(beats[0]?.progress, { done: 30, total: 50, unit: 'rounds' });
+    assert.deepEqual(beats.at(-1)?.progress, { done: 50, total: 50, unit: 'rounds' });
+  });
+
+  it('stops when cancelled', async () => {
+    const env = new MockActivityEnvironment();
+    env.cancel();
+    await assert.rejects(runActivity(env, stressWork, { index: 1, rounds: 1_000 }), CancelledFailure);
   });
 });

@@ -15,6 +15,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
 import { seededRandom } from '../restoration/page-generator';
 import type { GrayImage } from '../restoration/gray-image';
@@ -63,8 +64,16 @@ export interface PreparedRun {
   startedFrom: string;
 }
 
-/** Checks the run's inputs and writes its starting checkpoint (kept when this run wrote it already). */
+/**
+ * Checks the run's inputs and writes its starting checkpoint (kept when this run wrote it already). It heartbeats
+ * meanwhile: reading a large manifest or checkpoint and initialising the model take a while on a busy machine, and
+ * a dead worker's attempt should be retried after the heartbeat timeout, not after a long start-to-close.
+ */
 export async function prepareTrainingRun(request: PrepareRunRequest): Promise<PreparedRun> {
+  return heartbeatWhile(prepareRun(request), () => ({ step: 'preparing' }));
+}
+
+async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
   const { manifest } = await readManifest(request.dataset);
   const runDir = resolveDataPath(path.join('models', request.runId), 'run dir');
   const start = epochFile(runDir, 0);
