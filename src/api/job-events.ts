@@ -56,9 +56,11 @@ export async function streamJobEvents(
     lastWriteAt = Date.now();
   };
   write(`retry: ${Math.max(1000, options.intervalMs)}\n\n`);
+  // A busy worker must not freeze the stream: past this, the last known status goes out, marked stale.
+  const queryTimeoutMs = Math.max(2000, 2 * options.intervalMs);
   while (!options.signal.aborted) {
     try {
-      const view = await link.use((jobs) => jobs.status(id));
+      const view = await link.use((jobs) => jobs.status(id, { queryTimeoutMs }));
       unavailable = false;
       if (view.execution !== 'RUNNING') {
         const state = finalState(view);

@@ -77,6 +77,14 @@ function startOperation(type: JobType) {
       parameters: [
         { name: 'id', in: 'query', schema: { type: 'string' }, description: 'Workflow id (default: generated)' },
         { name: 'priority', in: 'query', schema: { type: 'string', enum: Object.keys(PRIORITY_KEYS) } },
+        {
+          name: 'Idempotency-Key',
+          in: 'header',
+          schema: { type: 'string', minLength: 1, maxLength: 255 },
+          description:
+            'Names this start, so a retry cannot make a second job: every start with the same key and body gets ' +
+            'the same job (200 once it exists, running or ended); the same key with another body is a 409',
+        },
       ],
       requestBody: {
         required: false,
@@ -85,15 +93,26 @@ function startOperation(type: JobType) {
         },
       },
       responses: {
+        '200': {
+          description: 'An earlier start with the same Idempotency-Key and body started this job',
+          headers: { Location: { schema: { type: 'string' }, description: 'The status URL' } },
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/StartedJob' } } },
+        },
         '202': {
           description: 'Temporal accepted the start',
           headers: { Location: { schema: { type: 'string' }, description: 'The status URL' } },
           content: { 'application/json': { schema: { $ref: '#/components/schemas/StartedJob' } } },
         },
-        '400': errorResponse('The input is invalid; `issues` names each bad field'),
-        '409': errorResponse('A job with this id is already running'),
+        '400': errorResponse('The input is invalid (`issues` names each bad field), or the Idempotency-Key is bad'),
+        '409': errorResponse(
+          'JobAlreadyRunning: a job with this id is running; IdempotencyKeyReused: the Idempotency-Key already ' +
+            'started a job with another body',
+        ),
         '413': errorResponse('The body is over the limit (BACKROOM_API_BODY_LIMIT)'),
-        ...COMMON_ERRORS,
+        '503': errorResponse(
+          'Temporal is unreachable, and whether the job started is unknown: `id` names it; retry with the same ' +
+            'Idempotency-Key to get that job and never a second one',
+        ),
       },
     },
   };
@@ -138,7 +157,18 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
       failed: { type: 'integer' },
       errors: {
         type: 'array',
-        items: { type: 'object', properties: { item: { type: 'string' }, reason: { type: 'string' } } },
+        items: {
+          type: 'object',
+          properties: {
+            item: { type: 'string' },
+            reason: { type: 'string' },
+            type: { type: 'string', description: "The failure's type (FileNotFound, HeartbeatTimeout, ...)" },
+          },
+        },
+      },
+      stale: {
+        type: 'boolean',
+        description: 'No worker answered in time: the last status the server knows, as of updatedAt',
       },
       startedAt: { type: 'string', format: 'date-time' },
       updatedAt: { type: 'string', format: 'date-time' },
@@ -270,6 +300,7 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
             error: { type: 'string', description: 'A stable code: InvalidInput, JobNotFound, JobAlreadyRunning, ...' },
             message: { type: 'string', description: 'What went wrong and what to do, in words' },
             issues: { type: 'array', items: { type: 'string' }, description: 'Each invalid field and why' },
+            id: { type: 'string', description: 'On a start answered 503: the id the job has if it started' },
           },
         },
       },

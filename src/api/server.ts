@@ -9,10 +9,12 @@ import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
+  IdempotencyKeyReusedError,
   JobAlreadyRunningError,
   JobEndedError,
   JobInputError,
   JobNotFoundError,
+  StartUnconfirmedError,
   UnknownJobTypeError,
 } from '../client/jobs';
 import type { ApiSettings } from '../config';
@@ -49,6 +51,17 @@ interface ErrorBody {
   error: string;
   message: string;
   issues?: string[];
+  /** The job a start asked for, when Temporal did not say whether it started. */
+  id?: string;
+}
+
+/** The first error of a type in an error's chain of causes. */
+function causeOf<T>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let cause = err, depth = 0; cause && depth < 5; depth++) {
+    if (cause instanceof type) return cause;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** gRPC's INVALID_ARGUMENT (3): Temporal refuses the request itself, so asking again will not help. */
@@ -83,14 +96,21 @@ function httpError(err: unknown, bodyLimit: number): { status: number; body: Err
     return { status: 409, body: { error: 'JobAlreadyRunning', message } };
   }
   if (err instanceof JobEndedError) return { status: 409, body: { error: 'JobEnded', message: err.message } };
+  if (err instanceof IdempotencyKeyReusedError) {
+    const message = `This Idempotency-Key already started job "${err.id}" with another body (or job type): send the same body to get that job, or use a new key for a new job.`;
+    return { status: 409, body: { error: 'IdempotencyKeyReused', message } };
+  }
   const refused = invalidArgument(err);
   if (refused !== undefined)
     return { status: 400, body: { error: 'BadRequest', message: `Temporal refused the request: ${refused}` } };
   if (isUnavailable(err)) {
-    return {
-      status: 503,
-      body: { error: 'TemporalUnavailable', message: err instanceof Error ? err.message : String(err) },
-    };
+    const message = err instanceof Error ? err.message : String(err);
+    const unconfirmed = causeOf(err, StartUnconfirmedError);
+    if (!unconfirmed) return { status: 503, body: { error: 'TemporalUnavailable', message } };
+    // Say which job it would be: the client can look for it, and a retry with the same key cannot duplicate it.
+    const id = unconfirmed.id;
+    const hint = ` Whether job "${id}" started is unknown: it may still start. Retry with the same Idempotency-Key to get that job and never a second one, or look at /jobs/${encodeURIComponent(id)}.`;
+    return { status: 503, body: { error: 'TemporalUnavailable', message: message + hint, id } };
   }
   const fastifyError = err as { code?: string; statusCode?: number; message?: string };
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -114,6 +134,29 @@ function parseQuery<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
     if (err instanceof JobInputError) throw new BadRequestError(`Invalid query: ${err.issues.join('; ')}`, err.issues);
     throw err;
   }
+}
+
+/**
+ * The `Idempotency-Key` header: any printable text up to 255 characters, as sent or as a structured-field string
+ * (`"…"`, the IETF draft's form; the quotes are not part of the key).
+ */
+const idempotencyKey = z
+  .string()
+  .transform((value) => value.trim().replace(/^"(.*)"$/s, '$1'))
+  .pipe(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .max(255)
+      .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII'),
+  )
+  .optional();
+
+function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const parsed = idempotencyKey.safeParse(request.headers['idempotency-key']);
+  if (parsed.success) return parsed.data;
+  const problem = parsed.error.issues.map((issue) => issue.message).join('; ');
+  throw new BadRequestError(`Invalid Idempotency-Key header: ${problem}. Send one key of printable text per start.`);
 }
 
 const startQuery = z.strictObject({
@@ -246,18 +289,25 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post<{ Params: { type: string } }>('/jobs/:type', async (request, reply) => {
     const { type } = request.params;
     const query = parseQuery(startQuery, request.query);
+    const key = idempotencyKeyOf(request);
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
     // Validate before touching Temporal: a bad input is a 400 even while Temporal is down.
     parseJobInput(type, JOB_CATALOG[type].schema, request.body);
-    const started = await link.use((jobs) =>
+    // A try whose answer is lost (a deadline, a dropped connection) is followed by a second one that asks for the
+    // same job and finds it if the first took effect: a start that happened is answered with its job, not a 503.
+    const { created, ...started } = await link.use((jobs) =>
       jobs.start(type, request.body, {
         ...(query.id && { id: query.id }),
         ...(query.priority && { priority: query.priority }),
+        ...(key !== undefined && { idempotencyKey: key }),
+        attempts: 2,
+        attemptTimeoutMs: link.callTimeoutMs,
       }),
     );
     const links = jobLinks(request, started.id);
+    // 202: this request started the job; 200: an earlier request with the same Idempotency-Key did.
     return reply
-      .code(202)
+      .code(created ? 202 : 200)
       .header('location', links.statusUrl)
       .send({ ...started, ...links });
   });

@@ -3,29 +3,25 @@
  * Temporal is down, and recovers by itself when Temporal returns. Every call has a deadline, so a request never
  * hangs on a server that does not answer.
  */
-import { isGrpcServiceError } from '@temporalio/client';
 import { connectClient, temporalTarget, type TemporalTarget } from '../client/connection';
 import { Jobs } from '../client/jobs';
+import { isNoAnswer } from '../client/start-mark';
 
 /** Temporal cannot be reached (or did not answer in time); the request may be tried again later. */
 export class TemporalUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
     this.name = 'TemporalUnavailableError';
   }
 }
 
-/** gRPC's UNAVAILABLE (14) and DEADLINE_EXCEEDED (4). */
-const UNAVAILABLE_CODES = new Set<number>([14, 4]);
-
-/** Whether an error (or one of its causes) says that Temporal did not answer. */
+/** Whether an error says that Temporal did not answer (or could not be reached). */
 export function isUnavailable(err: unknown): boolean {
   for (let cause = err, depth = 0; cause && depth < 5; depth++) {
     if (cause instanceof TemporalUnavailableError) return true;
-    if (isGrpcServiceError(cause) && UNAVAILABLE_CODES.has(cause.code)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
-  return false;
+  return isNoAnswer(err);
 }
 
 /** The innermost message of an error chain (gRPC's own words, under the SDK's "Failed to start Workflow"). */
@@ -52,7 +48,8 @@ export interface TemporalLinkOptions {
 export class TemporalLink {
   private jobs: Promise<Jobs> | undefined;
   private readonly connect: () => Promise<Jobs>;
-  private readonly callTimeoutMs: number;
+  /** How long one call may take (the API gives each try of a start this long). */
+  readonly callTimeoutMs: number;
   /** The address the link connects to, for messages. */
   readonly address: string;
 
@@ -81,6 +78,7 @@ export class TemporalLink {
         throw new TemporalUnavailableError(
           `Temporal at ${this.address} did not answer within ${this.callTimeoutMs / 1000} s (${rootCause(err)}). ` +
             'Check that the server is up; the API reconnects by itself when it is back.',
+          { cause: err },
         );
       }
       throw err;

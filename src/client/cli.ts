@@ -2,10 +2,12 @@
  * `backroom`: start, watch and steer Backroom jobs from a terminal. Every command talks to Temporal through the
  * jobs API, so what it shows is what the Temporal UI and the `temporal` CLI show.
  */
+import { WorkflowFailedError } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { JOB_CATALOG } from '../shared/job-catalog';
 import { JOB_STATES, type JobState } from '../shared/job-status';
+import { rootCause } from '../shared/failures';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
 import { mailSinkDir } from '../config';
 import { readMailbox } from '../mail-sink/mailbox';
@@ -60,6 +62,9 @@ function parseInputJson(raw: string | undefined): Record<string, unknown> {
     throw new UsageError(`--input must be a JSON object, e.g. '{"message":"hi"}' (${(err as Error).message})`);
   }
 }
+
+/** How long `backroom start` waits for one try before it asks again (a busy cluster answers well within this). */
+const START_TRY_TIMEOUT_MS = 15_000;
 
 let jobsPromise: Promise<Jobs> | undefined;
 const jobs = () => (jobsPromise ??= Jobs.connect());
@@ -120,9 +125,13 @@ export function buildProgram(): Command {
         const extra = command.args.slice(1);
         const input = { ...parseInputJson(options.input), ...fieldsFromFlags(extra) };
         const client = await jobs();
+        // The id is chosen once: a try that Temporal does not answer in time is followed by one for the same
+        // job, which finds it if the first took effect, so a retried start never makes two jobs.
         const started = await client.start(type, input, {
           ...(options.id && { id: options.id }),
           priority: options.priority,
+          attempts: 3,
+          attemptTimeoutMs: START_TRY_TIMEOUT_MS,
         });
         if (options.json) console.log(JSON.stringify(started));
         else console.log(`Started ${started.type} as ${started.id}`);
@@ -198,10 +207,19 @@ export function buildProgram(): Command {
 
   program
     .command('result')
-    .description('wait for the job to end and print its result as JSON')
+    .description('wait for the job to end and print its result as JSON; a failed job prints why (exit 1)')
     .argument('<id>')
     .action(async (id: string) => {
-      console.log(JSON.stringify(await (await jobs()).result(id), null, 2));
+      try {
+        console.log(JSON.stringify(await (await jobs()).result(id), null, 2));
+      } catch (err) {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+        // The root cause, not Temporal's "Workflow execution failed" / "Activity task failed" wrappers.
+        const cause = rootCause(err);
+        const cancelled = cause.type === 'CancelledFailure';
+        console.error(`backroom: job ${id} ${cancelled ? 'was cancelled' : 'failed'}: ${cause.type}: ${cause.message}`);
+        process.exitCode = cancelled ? 3 : 1;
+      }
     });
 
   program

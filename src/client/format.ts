@@ -21,13 +21,21 @@ export function formatStatus(view: JobView): string {
     `  progress  ${progressLine(view)}`,
     `  stage     ${view.stage}${view.message ? ` · ${view.message}` : ''}`,
   ];
+  if (view.stale)
+    lines.push(`  stale     no worker answered in time; this is the last known status, as of ${view.updatedAt}`);
   if (view.succeeded || view.failed) lines.push(`  items     ${view.succeeded} succeeded, ${view.failed} failed`);
-  for (const error of view.errors.slice(-10)) lines.push(`  error     ${error.item}: ${error.reason}`);
+  for (const error of view.errors.slice(-10)) {
+    lines.push(`  error     ${error.item}: ${error.reason}${error.type ? ` (${error.type})` : ''}`);
+  }
   for (const activity of view.activities) {
     const progress = activity.progress ? ` ${progressLine(activity as Pick<JobView, 'progress'>)}` : '';
     const retry = activity.attempt > 1 ? ` (attempt ${activity.attempt})` : '';
     lines.push(`  activity  ${activity.type}${retry}${progress}${activity.message ? ` · ${activity.message}` : ''}`);
-    if (activity.lastFailure) lines.push(`            last failure: ${activity.lastFailure}`);
+    if (activity.waiting) lines.push(`            waiting: ${activity.waiting}`);
+    else if (activity.lastFailure) {
+      const type = activity.lastFailureType ? ` (${activity.lastFailureType})` : '';
+      lines.push(`            last failure: ${activity.lastFailure}${type}`);
+    }
   }
   if (view.epochs?.length) lines.push(...formatEpochs(view.epochs.slice(-10)));
   lines.push(`  started   ${view.startedAt}`, `  updated   ${view.updatedAt}`);

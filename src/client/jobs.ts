@@ -4,8 +4,10 @@
  * list and watch. The CLI and the HTTP API are thin layers on this.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Client,
+  type WorkflowExecutionDescription,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   type WorkflowExecutionInfo,
@@ -13,7 +15,12 @@ import {
 } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import type { SignalDefinition } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import {
+  decodeFromPayloadsAtIndex,
+  decodeOptionalFailureToOptionalError,
+} from '@temporalio/common/lib/internal-non-workflow';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
 import {
   JOB_CATALOG,
   JobInputError,
@@ -29,13 +36,16 @@ import {
   type JobProgress,
   type JobState,
   type JobStatus,
+  type StatusSnapshot,
 } from '../shared/job-status';
+import { rootCause } from '../shared/failures';
 import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
 import { confineDataPaths } from '../shared/data-path';
 import { taskQueue as configuredTaskQueue } from '../config';
 import { locateInDataDir } from '../data-paths';
 import { connectClient } from './connection';
+import { START_MARK_MEMO, isNoAnswer, keyedJobId, newStartMark, startMarkOf, type StartMark } from './start-mark';
 
 export { JobInputError };
 
@@ -50,6 +60,35 @@ export class JobAlreadyRunningError extends Error {
   constructor(readonly id: string) {
     super(`A job with id "${id}" is already running. Watch it with \`backroom watch ${id}\`, or pick another --id.`);
     this.name = 'JobAlreadyRunningError';
+  }
+}
+
+/** The idempotency key already started a job, with another input or job type: a key names one start. */
+export class IdempotencyKeyReusedError extends Error {
+  constructor(readonly id: string) {
+    super(
+      `This idempotency key already started job "${id}" with another input (or job type). Send the same input to ` +
+        'get that job again, or use a new key for a new job.',
+    );
+    this.name = 'IdempotencyKeyReusedError';
+  }
+}
+
+/**
+ * Temporal did not answer any try of a start, so whether the job exists is unknown: it may still start. Trying
+ * again with the same idempotency key gets this job if it did, and never a second one.
+ */
+export class StartUnconfirmedError extends Error {
+  constructor(
+    readonly id: string,
+    options: { cause: unknown },
+  ) {
+    super(
+      `Temporal did not confirm the start of job "${id}" (${options.cause instanceof Error ? options.cause.message : String(options.cause)}); it may still start. ` +
+        `Look for it by that id, or try again with the same idempotency key (a retry with the key never makes a second job).`,
+      options,
+    );
+    this.name = 'StartUnconfirmedError';
   }
 }
 
@@ -81,6 +120,12 @@ export class UnknownJobTypeError extends Error {
 export interface StartOptions {
   id?: string;
   priority?: PriorityName;
+  /** Names this start: every start with the same key and input gets the same job (see {@link Jobs.start}). */
+  idempotencyKey?: string;
+  /** How many times to try when Temporal does not answer (default 3); each try asks for the very same job. */
+  attempts?: number;
+  /** A deadline for each try; without it, the caller's deadline (if any) holds for all of them. */
+  attemptTimeoutMs?: number;
 }
 
 export interface StartedJob {
@@ -89,14 +134,38 @@ export interface StartedJob {
   type: JobType;
 }
 
+/** A started job, and whether this start created it (false: an earlier start with the same key did). */
+export interface StartResult extends StartedJob {
+  created: boolean;
+}
+
+/** A start decided once (its id and mark), so that every try of it asks for the same job. */
+interface PendingStart {
+  type: JobType;
+  args: Record<string, unknown>;
+  id: string;
+  mark: StartMark;
+  priority: PriorityName;
+}
+
 /** A running activity of a job, with the progress its last heartbeat carried. */
 export interface ActivityView {
   type: string;
   attempt: number;
+  /** Temporal's pending-activity state: `SCHEDULED` (waiting for a worker), `STARTED`, `CANCEL_REQUESTED`... */
+  state: string;
   progress?: JobProgress;
   message?: string;
   lastHeartbeatAt?: string;
+  /** Why the previous attempt failed: the root cause's message and type. */
   lastFailure?: string;
+  lastFailureType?: string;
+  /** The identity of the worker that ran the last attempt. */
+  lastWorker?: string;
+  /** When the next attempt may start (after the retry backoff). */
+  nextAttemptAt?: string;
+  /** Set while the activity waits for its next attempt: what happened and when the next attempt starts. */
+  waiting?: string;
 }
 
 /** A job's status as clients show it. */
@@ -130,7 +199,15 @@ export interface JobListEntry {
   closedAt?: string;
 }
 
+/** How long {@link Jobs.status} waits for a worker to answer the `status` query before showing the last known status. */
 const QUERY_TIMEOUT_MS = 10_000;
+/** How long to wait for a closed job's close event (the server has it; this bounds a slow server). */
+const CLOSE_EVENT_TIMEOUT_MS = 10_000;
+
+export interface StatusOptions {
+  /** How long to wait for the query's answer (default 10 s); live views use less and show the last known status. */
+  queryTimeoutMs?: number;
+}
 
 /** The job state that Temporal's execution status implies (when no query answers). */
 export function executionToState(status: WorkflowExecutionStatusName): JobState {
@@ -147,22 +224,26 @@ export function executionToState(status: WorkflowExecutionStatusName): JobState 
   }
 }
 
-/** How a visibility record shows in a job list: the memo carries paused, cancelling and graceful endings. */
-function listEntry(execution: WorkflowExecutionInfo): JobListEntry {
+/** The state a job shows from the server's record alone: the memo carries paused, cancelling and graceful endings. */
+function recordedState(execution: Pick<WorkflowExecutionInfo, 'memo' | 'status'>): JobState {
   const running = execution.status.name === 'RUNNING';
   const fromMemo = memoState(execution.memo);
-  const state = running
+  return running
     ? fromMemo && !TERMINAL_STATES.includes(fromMemo)
       ? fromMemo
       : 'running'
     : fromMemo && TERMINAL_STATES.includes(fromMemo)
       ? fromMemo
       : executionToState(execution.status.name);
+}
+
+/** How a visibility record shows in a job list. */
+function listEntry(execution: WorkflowExecutionInfo): JobListEntry {
   return {
     id: execution.workflowId,
     runId: execution.runId,
     type: execution.type,
-    state,
+    state: recordedState(execution),
     execution: execution.status.name,
     startedAt: execution.startTime.toISOString(),
     ...(execution.closeTime && { closedAt: execution.closeTime.toISOString() }),
@@ -180,6 +261,69 @@ function endedState(description: {
 function memoState(memo: Record<string, unknown> | undefined): JobState | undefined {
   const state = memo?.backroomState;
   return typeof state === 'string' && (JOB_STATES as string[]).includes(state) ? (state as JobState) : undefined;
+}
+
+/** The status snapshot a job keeps in its memo at each state change and pause (absent on older jobs). */
+function memoSnapshot(memo: Record<string, unknown> | undefined): StatusSnapshot | undefined {
+  const snapshot = memo?.backroomStatus as Partial<StatusSnapshot> | undefined;
+  return snapshot && typeof snapshot === 'object' && snapshot.progress ? (snapshot as StatusSnapshot) : undefined;
+}
+
+/** `23:24:36 UTC`. */
+function clockTime(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)} UTC`;
+}
+
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
+/**
+ * What an activity waiting for its next attempt is waiting for, in words: "worker lost at 23:24:36 (heartbeat
+ * timeout); attempt 2 starts when a worker picks it up". Undefined while an attempt runs or none has failed yet.
+ */
+export function describeRetryWait(
+  activity: Pick<ActivityView, 'attempt' | 'state' | 'lastFailure' | 'lastFailureType' | 'lastWorker'>,
+  times: { lastAttemptEndedAt?: number; lastHeartbeatAt?: number; nextAttemptAt?: number },
+  now = Date.now(),
+): string | undefined {
+  if (activity.state !== 'SCHEDULED' || activity.attempt < 2) return undefined;
+  const endedAt = times.lastAttemptEndedAt ?? times.lastHeartbeatAt;
+  const at = endedAt === undefined ? '' : ` at ${clockTime(endedAt)}`;
+  const worker = activity.lastWorker ? ` (${activity.lastWorker})` : '';
+  const what =
+    activity.lastFailureType === 'HeartbeatTimeout'
+      ? `worker${worker} lost${at} (heartbeat timeout)`
+      : activity.lastFailureType?.endsWith('Timeout')
+        ? `attempt ${activity.attempt - 1} timed out${at} (${activity.lastFailureType})`
+        : `attempt ${activity.attempt - 1} failed${at}: ${activity.lastFailure ?? 'no reason given'}` +
+          (activity.lastFailureType ? ` (${activity.lastFailureType})` : '');
+  const next =
+    times.nextAttemptAt !== undefined && times.nextAttemptAt > now
+      ? `starts at ${clockTime(times.nextAttemptAt)}, when a worker picks it up`
+      : 'starts when a worker picks it up';
+  return `${what}; attempt ${activity.attempt} ${next}`;
+}
+
+/** `PENDING_ACTIVITY_STATE_SCHEDULED` → `SCHEDULED`. */
+function pendingState(state: PendingActivity['state']): string {
+  const name = state === null || state === undefined ? undefined : temporal.api.enums.v1.PendingActivityState[state];
+  return (name ?? 'UNSPECIFIED').replace(/^PENDING_ACTIVITY_STATE_/, '');
+}
+
+/**
+ * Folds the running activities into a job's view: a heartbeat is fresher than the workflow's view when it counts in
+ * the job's own unit (or the view has no progress at all), and an activity waiting for its retry says so.
+ */
+function mergeActivities(view: JobView): void {
+  if (view.state !== 'running') return;
+  for (const activity of view.activities) {
+    if (activity.progress && (activity.progress.unit === view.progress.unit || !view.progress.unit)) {
+      if (!view.progress.unit) view.progress = { ...activity.progress };
+      view.progress.done = Math.max(view.progress.done, activity.progress.done);
+      if (activity.message) view.message = activity.message;
+    }
+  }
+  const waiting = view.activities.find((activity) => activity.waiting);
+  if (waiting?.waiting) view.message = `${waiting.type}: ${waiting.waiting}`;
 }
 
 /** The id of a job that its input names (a campaign id), so starting the same job twice is refused. */
@@ -213,49 +357,93 @@ export class Jobs {
     return new Jobs(await connectClient());
   }
 
-  /** Validates `input` against the job's schema (throwing {@link JobInputError}) and starts the job. */
-  async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartedJob> {
+  /**
+   * Validates `input` against the job's schema (throwing {@link JobInputError}) and starts the job. A start is
+   * safe to repeat: its id is decided once, and when Temporal does not answer a try (a deadline, a dropped
+   * connection) the next try asks for the same job, so a start whose answer was lost is found, not duplicated.
+   * With an idempotency key the id comes from the key: the same key and input give the job it already started
+   * (`created: false`, running or ended); the same key with another input is an {@link IdempotencyKeyReusedError}.
+   * When no try is answered, {@link StartUnconfirmedError} names the id the job would have.
+   */
+  async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartResult> {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
     const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
-    const workflowId = options.id ?? namedJobId(type, args) ?? newJobId(type, new Date(), args);
-    try {
-      const handle = await this.client.workflow.start(type, {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [args],
-        priority: { priorityKey: PRIORITY_KEYS[options.priority ?? 'default'] },
-        memo: { backroomState: 'running' },
-      });
-      return { id: workflowId, runId: handle.firstExecutionRunId, type };
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new JobAlreadyRunningError(workflowId);
-      throw err;
+    const key = options.idempotencyKey;
+    const pending: PendingStart = {
+      type,
+      args,
+      id:
+        options.id ??
+        (key === undefined ? undefined : keyedJobId(JOB_CATALOG[type].idPrefix, key)) ??
+        namedJobId(type, args) ??
+        newJobId(type, new Date(), args),
+      mark: newStartMark(type, args, key),
+      priority: options.priority ?? 'default',
+    };
+    const attempts = options.attempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const timeout = options.attemptTimeoutMs;
+        return timeout === undefined
+          ? await this.startOnce(pending)
+          : await this.client.withDeadline(Date.now() + timeout, () => this.startOnce(pending));
+      } catch (err) {
+        if (!isNoAnswer(err)) throw err;
+        if (attempt >= attempts) throw new StartUnconfirmedError(pending.id, { cause: err });
+        await sleep(200 * attempt);
+      }
     }
   }
 
-  /** The job's status: its `status` query merged with its running activities' latest heartbeats. */
-  async status(id: string): Promise<JobView> {
+  /**
+   * One try of a start. An id that is taken is looked at before anything else: the job there may be this start's
+   * own (an earlier try whose answer was lost) or the one its idempotency key started, even if it has ended. Only
+   * an ended job that is neither gives its id up to a new run, as Temporal's default reuse policy would.
+   */
+  private async startOnce(pending: PendingStart, reuseEndedId = false): Promise<StartResult> {
+    const { id, type } = pending;
+    try {
+      const handle = await this.client.workflow.start(type, {
+        taskQueue: this.taskQueue,
+        workflowId: id,
+        args: [pending.args],
+        priority: { priorityKey: PRIORITY_KEYS[pending.priority] },
+        memo: { backroomState: 'running', [START_MARK_MEMO]: pending.mark },
+        workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+      });
+      return { id, runId: handle.firstExecutionRunId, type, created: true };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const existing = await this.describe(id);
+      const mark = startMarkOf(existing.memo);
+      // The first run's id, as a start answers it, even after the job has continued as new.
+      const runId = existing.raw.workflowExecutionInfo?.firstRunId || existing.runId;
+      const found = { id, runId, type };
+      if (mark?.request === pending.mark.request) return { ...found, created: true };
+      if (pending.mark.key !== undefined && mark?.key === pending.mark.key) {
+        if (mark.input === pending.mark.input) return { ...found, created: false };
+        throw new IdempotencyKeyReusedError(id);
+      }
+      if (existing.status.name === 'RUNNING' || reuseEndedId) throw new JobAlreadyRunningError(id);
+      return this.startOnce(pending, true);
+    }
+  }
+
+  /**
+   * The job's status: its `status` query merged with its running activities' latest heartbeats and retries. When no
+   * worker answers within `queryTimeoutMs`, the last status the server knows, marked `stale`.
+   */
+  async status(id: string, options: StatusOptions = {}): Promise<JobView> {
     const handle = this.client.workflow.getHandle(id);
     const description = await this.describe(id);
     const activities = await this.pendingActivities(description.raw.pendingActivities ?? []);
     let status: JobStatus;
     try {
-      status = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
+      const deadline = Date.now() + (options.queryTimeoutMs ?? QUERY_TIMEOUT_MS);
+      status = await this.client.withDeadline(deadline, () => handle.query(statusQuery));
     } catch {
-      // No worker to answer (or a workflow that is not a Backroom job): fall back to what the server knows.
-      const now = new Date().toISOString();
-      status = {
-        type: description.type,
-        state: memoState(description.memo) ?? executionToState(description.status.name),
-        progress: { done: 0, total: 0, unit: '' },
-        stage: 'unknown',
-        message: 'No worker answered the status query; showing what the server knows.',
-        succeeded: 0,
-        failed: 0,
-        errors: [],
-        startedAt: description.startTime.toISOString(),
-        updatedAt: now,
-      };
+      // No worker answered in time (or a job failed before it could answer): show what the server knows.
+      status = await this.lastKnownStatus(id, description);
     }
     const merged: JobView = {
       ...status,
@@ -265,16 +453,46 @@ export class Jobs {
       execution: description.status.name,
       activities,
     };
-    // A heartbeat is fresher than the workflow's view when the activity counts in the job's own unit.
-    if (merged.state === 'running') {
-      for (const activity of activities) {
-        if (activity.progress && activity.progress.unit === merged.progress.unit) {
-          merged.progress.done = Math.max(merged.progress.done, activity.progress.done);
-          if (activity.message) merged.message = activity.message;
-        }
+    mergeActivities(merged);
+    return merged;
+  }
+
+  /**
+   * The status as the server knows it without a worker: the memo's snapshot (taken at each state change and pause),
+   * and for an ended job its close event (the result, or the failure's root cause). Marked `stale`.
+   */
+  private async lastKnownStatus(id: string, description: WorkflowExecutionDescription): Promise<JobStatus> {
+    const snapshot = memoSnapshot(description.memo);
+    const state = recordedState(description);
+    const status: JobStatus = {
+      type: description.type,
+      state,
+      progress: snapshot?.progress ?? { done: 0, total: 0, unit: '' },
+      stage: snapshot?.stage ?? (TERMINAL_STATES.includes(state) ? state : 'unknown'),
+      message: snapshot?.message ?? '',
+      succeeded: snapshot?.succeeded ?? 0,
+      failed: snapshot?.failed ?? 0,
+      errors: snapshot?.errors ?? [],
+      startedAt: description.startTime.toISOString(),
+      updatedAt: snapshot?.updatedAt ?? (description.closeTime ?? description.startTime).toISOString(),
+      stale: true,
+    };
+    if (description.status.name === 'RUNNING') return status;
+    try {
+      const deadline = Date.now() + CLOSE_EVENT_TIMEOUT_MS;
+      const result: unknown = await this.client.withDeadline(deadline, () =>
+        this.client.workflow.getHandle(id, description.runId).result(),
+      );
+      status.result = result;
+    } catch (err) {
+      if (state !== 'failed') return status;
+      const cause = rootCause(err);
+      status.message = `${cause.type}: ${cause.message}`;
+      if (!status.errors.some((error) => error.reason === cause.message)) {
+        status.errors.push({ item: description.type, reason: cause.message, type: cause.type });
       }
     }
-    return merged;
+    return status;
   }
 
   async pause(id: string): Promise<void> {
@@ -354,11 +572,13 @@ export class Jobs {
   async watch(
     id: string,
     onUpdate: (view: JobView) => void,
-    options: { intervalMs?: number; signal?: AbortSignal } = {},
+    options: { intervalMs?: number; signal?: AbortSignal; queryTimeoutMs?: number } = {},
   ): Promise<JobView> {
     const interval = options.intervalMs ?? 1000;
+    // A live view that waits 10 s for a busy worker freezes; the last known status (marked stale) keeps it moving.
+    const queryTimeoutMs = options.queryTimeoutMs ?? Math.max(2000, 2 * interval);
     for (;;) {
-      const view = await this.status(id);
+      const view = await this.status(id, { queryTimeoutMs });
       onUpdate(view);
       if (view.execution !== 'RUNNING' || options.signal?.aborted) return view;
       await new Promise((resolve) => setTimeout(resolve, interval));
@@ -398,22 +618,39 @@ export class Jobs {
     }
   }
 
-  private async pendingActivities(
-    pending: NonNullable<Awaited<ReturnType<Jobs['describe']>>['raw']['pendingActivities']>,
-  ): Promise<ActivityView[]> {
+  private async pendingActivities(pending: PendingActivity[]): Promise<ActivityView[]> {
     const converter = this.client.options.loadedDataConverter;
     return Promise.all(
       pending.map(async (activity) => {
-        const view: ActivityView = { type: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1 };
+        const view: ActivityView = {
+          type: activity.activityType?.name ?? '?',
+          attempt: activity.attempt ?? 1,
+          state: pendingState(activity.state),
+        };
         const payloads = activity.heartbeatDetails?.payloads;
         if (payloads?.length) {
           const details = await decodeFromPayloadsAtIndex<ActivityHeartbeat | undefined>(converter, 0, payloads);
           if (details?.progress) view.progress = details.progress;
           if (details?.message) view.message = details.message;
         }
-        const seconds = activity.lastHeartbeatTime?.seconds;
-        if (seconds) view.lastHeartbeatAt = new Date(Number(seconds) * 1000).toISOString();
-        if (activity.lastFailure?.message) view.lastFailure = activity.lastFailure.message;
+        const lastHeartbeatAt = optionalTsToMs(activity.lastHeartbeatTime);
+        if (lastHeartbeatAt) view.lastHeartbeatAt = new Date(lastHeartbeatAt).toISOString();
+        // Decoded like any failure, so an encrypted deployment shows the real message, not "Encoded failure".
+        const failure = await decodeOptionalFailureToOptionalError(converter, activity.lastFailure);
+        if (failure) {
+          const cause = rootCause(failure);
+          view.lastFailure = cause.message;
+          view.lastFailureType = cause.type;
+        }
+        if (activity.lastWorkerIdentity) view.lastWorker = activity.lastWorkerIdentity;
+        const nextAttemptAt = optionalTsToMs(activity.nextAttemptScheduleTime);
+        if (nextAttemptAt) view.nextAttemptAt = new Date(nextAttemptAt).toISOString();
+        const waiting = describeRetryWait(view, {
+          lastAttemptEndedAt: optionalTsToMs(activity.lastAttemptCompleteTime) || undefined,
+          lastHeartbeatAt: lastHeartbeatAt || undefined,
+          nextAttemptAt: nextAttemptAt || undefined,
+        });
+        if (waiting) view.waiting = waiting;
         return view;
       }),
     );

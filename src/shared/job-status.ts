@@ -23,6 +23,8 @@ export interface JobProgress {
 export interface ItemError {
   item: string;
   reason: string;
+  /** The failure's type when an error raised it (`FileNotFound`, `SmtpRefusesAll`, `HeartbeatTimeout`...). */
+  type?: string;
 }
 
 export interface JobStatus<Result = unknown> {
@@ -42,7 +44,27 @@ export interface JobStatus<Result = unknown> {
   epochs?: EpochMetrics[];
   /** The result summary, once the job has ended (also the partial result of a cancelled job). */
   result?: Result;
+  /**
+   * True when no worker answered the `status` query in time and this is the last status the server knows (the
+   * memo's snapshot, the running activities' heartbeats, the close event): true as of `updatedAt`, maybe not now.
+   */
+  stale?: boolean;
 }
+
+/**
+ * What a job keeps in its memo (`backroomStatus`) when its state changes or it settles into a pause: enough for a
+ * client to show the last known status when no worker can answer a query. Written at decisions, not on every tick.
+ */
+export type StatusSnapshot = Pick<
+  JobStatus,
+  'stage' | 'message' | 'progress' | 'succeeded' | 'failed' | 'updatedAt'
+> & {
+  /** The latest few item errors (the query has more). */
+  errors: ItemError[];
+};
+
+/** How many recent item errors the memo's snapshot keeps. */
+export const MAX_SNAPSHOT_ERRORS = 5;
 
 /**
  * What long activities send as heartbeat details: where to resume (`checkpoint`) and how far they are.
@@ -66,7 +88,12 @@ export interface ProgressReport {
  * where to pick up again.
  */
 export type Resumable<Checkpoint, Result> =
-  { finished: true; result: Result } | { finished: false; checkpoint: Checkpoint; done: number };
+  | {
+      finished: true;
+      result: Result;
+      /** Where the activity ended (its last report may have been throttled). */ progress?: JobProgress;
+    }
+  | { finished: false; checkpoint: Checkpoint; done: number };
 
 /** Everything a job hands to its next run when it continues as new, so status and counts carry on. */
 export interface JobCarryOver {

@@ -16,7 +16,7 @@ import {
   type SystemHealthCheckInput,
 } from '../shared/job-inputs';
 import type { JobCarryOver } from '../shared/job-status';
-import { JobControl, interruptibleActivityOptions, validateInput } from './job-control';
+import { JobControl, heartbeatingActivityOptions, interruptibleActivityOptions, validateInput } from './job-control';
 import { SlidingWindow } from './sliding-window';
 
 const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleActivityOptions);
@@ -26,8 +26,9 @@ const checks = proxyActivities<typeof activities>({
   retry: { maximumAttempts: 2 },
 });
 
+// Items heartbeat their place in the chain: a dead worker's item continues on another within the heartbeat timeout.
 const stress = proxyActivities<typeof activities>({
-  startToCloseTimeout: '5 minutes',
+  ...heartbeatingActivityOptions,
   retry: { initialInterval: '200 milliseconds', maximumAttempts: 5 },
 });
 
@@ -195,7 +196,7 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
       job.itemSucceeded();
     } catch (err) {
       if (job.isCancelling) return;
-      job.itemFailed(`item ${index}`, err instanceof Error ? err.message : String(err));
+      job.itemFailedWith(`item ${index}`, err);
     } finally {
       job.setProgress(job.status.succeeded + job.status.failed);
     }

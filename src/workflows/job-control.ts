@@ -13,25 +13,30 @@
  */
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   ContinueAsNew,
   condition,
   isCancellation,
   metricMeter,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertMemo,
 } from '@temporalio/workflow';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import {
+  MAX_SNAPSHOT_ERRORS,
   MAX_STATUS_ERRORS,
   type JobCarryOver,
   type JobProgress,
   type JobState,
   type JobStatus,
   type Resumable,
+  type StatusSnapshot,
 } from '../shared/job-status';
+import { rootCause } from '../shared/failures';
 import { cancelSignal, pauseSignal, progressSignal, resumeSignal, statusQuery } from '../shared/messages';
 import { JobInputError, parseJobInput } from '../shared/job-catalog';
 import type { z } from 'zod';
@@ -60,13 +65,28 @@ export const persistentRetry: RetryPolicy = {
 };
 
 /**
+ * How long an activity may go without a heartbeat before Temporal retries it (on another worker if this one died):
+ * the longest a dead worker holds a job up. Heartbeating activities beat at least every second; with eight stress
+ * items hashing on one worker's main thread and a load average of 9 on 2 cores, the worst gap between one item's
+ * heartbeats was 3.1 s (event-loop delay up to 4.2 s). 15 s leaves room for that, and a dead worker's job moves on
+ * well within a minute.
+ */
+export const HEARTBEAT_TIMEOUT = '15 seconds';
+
+/** Activities that heartbeat while they work, however long: the heartbeat, not the clock, tells a dead worker. */
+export const heartbeatingActivityOptions: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: boundedRetry,
+};
+
+/**
  * Activity options for activities that a pause or cancel may interrupt: the workflow waits for the activity to
  * stop and hand back its checkpoint, and heartbeats are frequent enough for the interruption to arrive promptly.
  */
 export const interruptibleActivityOptions: ActivityOptions = {
   startToCloseTimeout: '1 day',
-  // Long enough for a busy 2-core machine, short enough that a dead worker's activity moves on quickly.
-  heartbeatTimeout: '15 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: persistentRetry,
 };
@@ -100,6 +120,7 @@ export class JobControl<Result = unknown> {
   private readonly rootScope = CancellationScope.current();
   private readonly runs: number;
   private lastMemoState: JobState | undefined;
+  private lastSnapshot = '';
 
   constructor(options: JobOptions) {
     const now = new Date().toISOString();
@@ -190,14 +211,20 @@ export class JobControl<Result = unknown> {
     this.touch();
   }
 
-  itemFailed(item: string, reason: string): void {
+  itemFailed(item: string, reason: string, type?: string): void {
     this.status.failed += 1;
-    this.noteError(item, reason);
+    this.noteError(item, reason, type);
+  }
+
+  /** Counts an item that failed with `err`, recording the root cause (not Temporal's "Activity task failed"). */
+  itemFailedWith(item: string, err: unknown): void {
+    const cause = rootCause(err);
+    this.itemFailed(item, cause.message, cause.type);
   }
 
   /** Keeps an item's failure reason among the recent errors, without counting it (see {@link setCounts}). */
-  noteError(item: string, reason: string): void {
-    this.status.errors.push({ item, reason });
+  noteError(item: string, reason: string, type?: string): void {
+    this.status.errors.push({ item, reason, ...(type !== undefined && { type }) });
     if (this.status.errors.length > MAX_STATUS_ERRORS) this.status.errors.shift();
     this.touch();
   }
@@ -208,6 +235,9 @@ export class JobControl<Result = unknown> {
    */
   async checkpoint(): Promise<void> {
     if (this.pauseRequested && !this.cancelRequested) {
+      // The job may sit here for days: leave its status where a client can read it without a worker. (Patched:
+      // a run that paused before this snapshot existed replays without it.)
+      if (patched('pause-status-snapshot')) this.saveSnapshot();
       await condition(() => !this.pauseRequested || this.cancelRequested);
     }
     if (this.cancelRequested) throw new GracefulCancel();
@@ -251,7 +281,13 @@ export class JobControl<Result = unknown> {
     for (;;) {
       await this.checkpoint();
       const { value: outcome, interrupted } = await this.runInterruptible(() => call(from));
-      if (outcome?.finished) return outcome.result;
+      if (outcome?.finished) {
+        // Progress reports are throttled, so the workflow's last one can trail the end: take the activity's own.
+        if (outcome.progress?.unit === this.status.progress.unit) {
+          this.setProgress(Math.max(this.status.progress.done, outcome.progress.done), outcome.progress.total);
+        }
+        return outcome.result;
+      }
       if (outcome) {
         from = outcome.checkpoint;
         options.onCheckpoint?.(outcome.checkpoint);
@@ -288,7 +324,11 @@ export class JobControl<Result = unknown> {
         if (err instanceof GracefulCancel) return result;
         throw err;
       }
-      this.status.message = err instanceof Error ? err.message : String(err);
+      // The user needs the error inside Temporal's "Activity task failed" wrapper, with its type.
+      const cause = rootCause(err);
+      this.status.message = `${cause.type}: ${cause.message}`;
+      const where = err instanceof ActivityFailure ? err.activityType : this.status.type;
+      this.noteError(where, cause.message, cause.type);
       this.finish('failed');
       throw err;
     }
@@ -320,10 +360,29 @@ export class JobControl<Result = unknown> {
     this.status.state = state;
     this.touch();
     // The memo lets `list` show paused or gracefully cancelled jobs without querying each one.
-    if (this.lastMemoState !== state) {
-      this.lastMemoState = state;
-      upsertMemo({ backroomState: state });
-    }
+    if (this.lastMemoState !== state) this.saveSnapshot();
+  }
+
+  /**
+   * Upserts the state and a status snapshot to the memo when they changed: one history event per state change or
+   * pause, never per progress tick. Clients show it (marked stale) when no worker answers the `status` query.
+   */
+  private saveSnapshot(): void {
+    const { stage, message, progress, succeeded, failed, errors, updatedAt } = this.status;
+    const snapshot: StatusSnapshot = {
+      stage,
+      message,
+      progress: { ...progress },
+      succeeded,
+      failed,
+      errors: errors.slice(-MAX_SNAPSHOT_ERRORS),
+      updatedAt,
+    };
+    const key = JSON.stringify({ ...snapshot, updatedAt: undefined, state: this.state });
+    if (this.lastMemoState === this.state && key === this.lastSnapshot) return;
+    this.lastMemoState = this.state;
+    this.lastSnapshot = key;
+    upsertMemo({ backroomState: this.state, backroomStatus: snapshot });
   }
 
   private touch(): void {

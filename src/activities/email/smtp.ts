@@ -83,6 +83,36 @@ export interface SendFailure {
 
 const BEFORE_DATA = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH|MAIL FROM|RCPT TO)/i;
 
+/** Node's codes for a certificate chain nobody here trusts (self-signed, or signed by an unknown CA). */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+/**
+ * What to set when the server's TLS certificate is refused: no retry makes a certificate valid, so this is a
+ * configuration fault, not an unreachable server. Undefined for anything that is not a certificate problem.
+ */
+function certificateAdvice(code: string): string | undefined {
+  if (UNTRUSTED_CERTIFICATE.has(code)) {
+    return (
+      'trust its CA with NODE_EXTRA_CA_CERTS=/path/to/ca.pem in the worker environment, ' +
+      'or add ?tls.rejectUnauthorized=false to SMTP_URL for a test server'
+    );
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return "renew the server's certificate (or add ?tls.rejectUnauthorized=false to SMTP_URL for a test server)";
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return 'use a host name in SMTP_URL that the certificate lists (or set ?tls.servername=<that name>)';
+  }
+  return undefined;
+}
+
 export function classifySendError(err: unknown): SendFailure {
   const error = err as NodemailerError;
   const reply = error.response ? `${error.response}` : error.message;
@@ -110,6 +140,14 @@ export function classifySendError(err: unknown): SendFailure {
     return { kind: 'transient', maybeDelivered: false, reason: `deferred by the server: ${reply}` };
   }
   const cause = error.originalCode ?? error.code ?? 'error';
+  const advice = certificateAdvice(cause);
+  if (advice) {
+    return {
+      kind: 'fatal',
+      maybeDelivered: false,
+      reason: `The SMTP server's TLS certificate is refused (${cause}: ${reply}); ${advice}.`,
+    };
+  }
   return {
     kind: 'transient',
     maybeDelivered,
