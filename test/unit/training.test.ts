@@ -4,7 +4,17 @@
  * cancelled and resumes to exactly the weights of an uninterrupted epoch, and bad inputs fail with clear errors.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -151,6 +161,10 @@ describe('training: model, dataset, epochs', () => {
     const dir = path.join(dataDir, broken.datasetDir, 'patches', 'train');
     rmSync(path.join(dir, 'page-0001-001-clean.png'));
     writeFileSync(path.join(dir, 'page-0001-002-degraded.png'), 'not a png');
+    // A patch replaced by a link to a real image outside the data dir: rejected with the reason, not read.
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'backroom-outside-'));
+    renameSync(path.join(dir, 'page-0001-003-clean.png'), path.join(outside, 'patch.png'));
+    symlinkSync(path.join(outside, 'patch.png'), path.join(dir, 'page-0001-003-clean.png'));
     const validated = await runActivity(activity(), validateDataset, broken);
     assert.ok(validated.finished);
     const written = JSON.parse(
@@ -158,11 +172,12 @@ describe('training: model, dataset, epochs', () => {
     ) as DatasetManifest;
     assert.deepEqual(
       written.rejected.map((entry) => entry.name),
-      ['train/page-0001-001', 'train/page-0001-002'],
+      ['train/page-0001-001', 'train/page-0001-002', 'train/page-0001-003'],
     );
     assert.match(written.rejected[0]?.reason ?? '', /clean patch is missing/);
-    assert.match(written.rejected[1]?.reason ?? '', /degraded patch does not decode/);
-    assert.equal(written.patches.train.length, 4);
+    assert.match(written.rejected[1]?.reason ?? '', /degraded patch cannot be used/);
+    assert.match(written.rejected[2]?.reason ?? '', /clean patch cannot be used .*leads outside the data dir/);
+    assert.equal(written.patches.train.length, 3);
   });
 
   it('heartbeats batch progress and the running loss, and lowers the validation loss over two epochs', async () => {

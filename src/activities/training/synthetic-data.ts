@@ -219,7 +219,8 @@ async function checkPair(
     try {
       images.push(await readGray(path.join(dir, file)));
     } catch (err) {
-      return { reason: `the ${what} patch does not decode (${(err as Error).message})` };
+      // A patch that is not an image, or a link that leads outside the data dir: rejected with the reason.
+      return { reason: `the ${what} patch cannot be used (${(err as Error).message})` };
     }
   }
   const [clean, degraded] = images as [GrayImage, GrayImage];
