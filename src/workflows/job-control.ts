@@ -313,6 +313,11 @@ export class JobControl<Result = unknown> {
   async run(body: () => Promise<Result>, partial: () => Result, cleanup?: () => Promise<void>): Promise<Result> {
     try {
       const result = await body();
+      // A pause that came while the last activity was ending holds the job here: it never completes while it
+      // reads `paused`. A cancel while held completes it, since the work is done. (Patched for recorded runs.)
+      if (this.pauseRequested && !this.cancelRequested && patched('hold-completion-while-paused')) {
+        await condition(() => !this.pauseRequested || this.cancelRequested);
+      }
       this.finish('completed', result);
       return result;
     } catch (err) {

@@ -2,10 +2,10 @@
  * Document restoration jobs: one page (`restoreDocument`), a whole folder (`restoreBatch`), and the sample pages
  * that demos, tests and training use (`generateSamplePages`).
  */
-import { ActivityFailure, continueAsNew, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, continueAsNew, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { BatchReportSummary } from '../activities/restoration/batch';
-import type { RestoreDocumentResult } from '../activities/restoration/restore-document';
+import type { RestoreDocumentCheckpoint, RestoreDocumentResult } from '../activities/restoration/restore-document';
 import type { SamplePagesResult } from '../activities/restoration/sample-pages';
 import type { JobCarryOver } from '../shared/job-status';
 import {
@@ -17,6 +17,7 @@ import {
   type RestoreDocumentInput,
 } from '../shared/restoration-inputs';
 import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 import { SlidingWindow } from './sliding-window';
 
 const pages = proxyActivities<typeof activities>({
@@ -33,6 +34,11 @@ const bookkeeping = proxyActivities<typeof activities>({
 
 const { generateSamplePages: generatePages } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
+const { restoreDocumentResumable } = proxyActivities<typeof activities>({
+  ...interruptibleActivityOptions,
+  retry: boundedRetry,
+});
+
 export type RestoreDocumentOutcome = RestoreDocumentResult | { outcome: 'cancelled' };
 
 /** Restores one document image and assesses the result. */
@@ -47,7 +53,12 @@ export async function restoreDocument(rawInput: RestoreDocumentInput): Promise<R
     async () => {
       await job.checkpoint();
       job.setMessage(input.steps.join(' → '));
-      const result = await pages.restoreDocumentImage(input);
+      // A pause or cancel aborts the page's pixel work; resume restores it again (runs from before that: in one go).
+      const result = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS)
+        ? await job.runResumable<RestoreDocumentCheckpoint, RestoreDocumentResult>(() =>
+            restoreDocumentResumable(input),
+          )
+        : await pages.restoreDocumentImage(input);
       job.itemSucceeded();
       job.setProgress(1);
       const gain = result.metrics.reference
@@ -141,8 +152,11 @@ export async function restoreBatch(
       }
       job.setStage('restoring', `${count} documents, ${input.concurrency} at a time`);
       const start = carry?.nextIndex ?? 0;
-      const end = Math.min(count, start + input.itemsPerRun);
-      await window.run(start, end, restoreItem);
+      const runEnd = Math.min(count, start + input.itemsPerRun);
+      // A run also ends early when Temporal suggests it (a history grown long with retries or pauses).
+      const historyLongEnough = () =>
+        workflowInfo().continueAsNewSuggested && patched('restore-continue-as-new-when-suggested');
+      const end = await window.run(start, runEnd, restoreItem, historyLongEnough);
       if (end < count) {
         await job.checkpoint();
         await continueAsNew<typeof restoreBatch>(rawInput, { job: job.carryOver(), manifest, count, nextIndex: end });

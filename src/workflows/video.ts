@@ -2,12 +2,14 @@
  * Video cut analysis (`analyzeCuts`): probe, detect shots in one resumable decoding pass (status: seconds of video
  * analysed), then build, score and thumbnail the clips and write `cuts.json`.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities';
-import type { CutAnalysis } from '../activities/video/analyze-clips';
+import type { CutAnalysis, ScoreCheckpoint } from '../activities/video/analyze-clips';
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
+import type { VideoInfo } from '../activities/video/probe';
 import { analyzeCutsInput, type AnalyzeCutsInput } from '../shared/video-inputs';
 import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 
 const quick = proxyActivities<typeof activities>({
   startToCloseTimeout: '2 minutes',
@@ -22,8 +24,20 @@ const clipWork = proxyActivities<typeof activities>({
 
 const { detectShots } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
+const { analyzeClipsResumable } = proxyActivities<typeof activities>({
+  ...interruptibleActivityOptions,
+  retry: boundedRetry,
+});
+
 export type AnalyzeCutsResult =
-  (CutAnalysis & { outcome: 'completed' }) | { outcome: 'cancelled'; secondsAnalysed: number };
+  | (CutAnalysis & { outcome: 'completed' })
+  | {
+      outcome: 'cancelled';
+      secondsAnalysed: number;
+      /** Boundaries found before the cancel, all in the partial `cuts.json` at `results`. */
+      boundariesFound?: number;
+      results?: string;
+    };
 
 /** Default output folder: next to the video, named after it. */
 function defaultOutputDir(video: string): string {
@@ -34,37 +48,77 @@ function defaultOutputDir(video: string): string {
 
 export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCutsResult> {
   const input = validateInput('analyzeCuts', analyzeCutsInput, rawInput);
+  const interruptible = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS);
   const job = new JobControl<AnalyzeCutsResult>({
     type: 'analyzeCuts',
     progress: { done: 0, total: 0, unit: 'seconds' },
     stage: 'probing',
   });
+  const outputDir = input.outputDir ?? defaultOutputDir(input.video);
+  // How far the job got, for the partial cuts.json of a cancel.
+  let info: VideoInfo | undefined;
+  let detecting: DetectCheckpoint | undefined;
+  let shots: DetectedShots | undefined;
+  let scoring: ScoreCheckpoint | undefined;
+  let partialCuts: CutAnalysis | undefined;
+  let finished = false;
+
+  /** Writes cuts.json, marked partial, with the boundaries (and scored clips) found before the cancel. */
+  const writePartialCuts = async () => {
+    // Nothing to write before the probe; and a job cancelled while held after it finished has its full cuts.json.
+    if (!info || finished) return;
+    partialCuts = await quick.writePartialCuts({
+      video: input.video,
+      outputDir,
+      info,
+      boundaries: shots?.boundaries ?? detecting?.detector.boundaries ?? [],
+      framesAnalysed: shots?.framesAnalysed ?? detecting?.nextIndex ?? 0,
+      analysedMs: shots ? info.durationMs : (detecting?.nextMs ?? 0),
+      clips: scoring?.clips,
+    });
+  };
+
   return job.run(
     async () => {
       await job.checkpoint();
-      const info = await quick.probeVideoFile({ video: input.video });
+      info = await quick.probeVideoFile({ video: input.video });
       const seconds = Math.round(info.durationMs / 1000);
       job.setProgress(0, seconds);
       job.setStage(
         'detecting shots',
         `${info.width}×${info.height} ${info.codec}, ${info.fps} fps, ${(info.durationMs / 1000).toFixed(1)} s`,
       );
-      const shots = await job.runResumable<DetectCheckpoint, DetectedShots>((resumeFrom) =>
-        detectShots({ video: input.video, info, threshold: input.threshold, resumeFrom }),
+      const probed = info;
+      shots = await job.runResumable<DetectCheckpoint, DetectedShots>(
+        (resumeFrom) => detectShots({ video: input.video, info: probed, threshold: input.threshold, resumeFrom }),
+        { onCheckpoint: (checkpoint) => (detecting = checkpoint) },
       );
       job.setProgress(seconds, seconds);
       job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${shots.framesAnalysed} frames`);
-      const analysis = await clipWork.analyzeClips({
+      const request = {
         video: input.video,
-        outputDir: input.outputDir ?? defaultOutputDir(input.video),
+        outputDir,
         info,
         shots,
         maxClipSeconds: input.maxClipSeconds,
         minClipSeconds: input.minClipSeconds,
-      });
+      };
+      // Scoring stops between two clips for a pause or cancel (runs from before that: in one go).
+      const analysis = interruptible
+        ? await job.runResumable<ScoreCheckpoint, CutAnalysis>(
+            (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom }),
+            { onCheckpoint: (checkpoint) => (scoring = checkpoint) },
+          )
+        : await clipWork.analyzeClips(request);
+      finished = true;
       job.setMessage(`${analysis.clipsCreated} clips, ${analysis.cutFrames.length} boundaries → ${analysis.results}`);
       return { outcome: 'completed', ...analysis };
     },
-    () => ({ outcome: 'cancelled', secondsAnalysed: job.status.progress.done }),
+    () => ({
+      outcome: 'cancelled',
+      secondsAnalysed: job.status.progress.done,
+      ...(partialCuts && { boundariesFound: partialCuts.boundaries.length, results: partialCuts.results }),
+    }),
+    interruptible ? writePartialCuts : undefined,
   );
 }

@@ -128,13 +128,13 @@ describe('status truth on a real dev server', () => {
       assert.doesNotMatch(view?.message ?? '', /Activity task failed/);
       assert.deepEqual(
         view?.errors.map((error) => [error.item, error.type]),
-        [['processImage', 'FileNotFound']],
+        [['processImageResumable', 'FileNotFound']],
       );
       assert.match(view?.errors[0]?.reason ?? '', /no-such-photo\.jpg does not exist/);
     }
     const status = await runCli(['status', id], cliEnv());
     assert.match(status.stdout, /FileNotFound: .*no-such-photo\.jpg does not exist/, status.stdout + status.stderr);
-    assert.match(status.stdout, /error {5}processImage: .*does not exist\. \(FileNotFound\)/);
+    assert.match(status.stdout, /error {5}processImageResumable: .*does not exist\. \(FileNotFound\)/);
     const result = await runCli(['result', id], cliEnv());
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`job ${id} failed: FileNotFound: .*no-such-photo\\.jpg does not exist`));

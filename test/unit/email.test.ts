@@ -273,6 +273,20 @@ describe('campaign activities against a real SMTP server', () => {
     assert.equal(report.possiblyDuplicated, 1);
   });
 
+  it('reports a send left in doubt and never resent as unconfirmed, and two such sends as possibly duplicated', async () => {
+    const { prepared } = await newCampaign(recipients(4));
+    // A campaign cancelled after a worker died mid-send: message 1 once in doubt, message 2 twice.
+    const logFile = batchLogFile(path.join(dataDir, prepared.campaignDir), 0);
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    writeFileSync(logFile, `S 0\nA 0 ${Date.now()}\nS 1\nS 2\nS 2\n`);
+    const report = await writeCampaignReport({ campaignDir: prepared.campaignDir });
+    assert.deepEqual(
+      [report.sent, report.unconfirmed, report.possiblyDuplicated, report.notSent],
+      [1, 2, 1, 1],
+      'message 3 alone was never sent',
+    );
+  });
+
   it('fails the attempt for a retry when the SMTP server is down, without marking the message in doubt', async () => {
     const { prepared } = await newCampaign(recipients(3));
     process.env.SMTP_URL = `smtp://127.0.0.1:${await freePort()}`;

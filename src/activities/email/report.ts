@@ -6,7 +6,7 @@ import path from 'node:path';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { loadCampaign, sendLogDir } from './campaign';
 import type { SkippedRecipient } from './recipients';
-import { readAllSendLogs } from './send-log';
+import { possiblyDuplicated, readAllSendLogs, unconfirmed } from './send-log';
 
 export interface CampaignReportSummary {
   report: string;
@@ -15,7 +15,10 @@ export interface CampaignReportSummary {
   sent: number;
   failed: number;
   skipped: number;
+  /** Messages that may have arrived twice (see `possiblyDuplicated` in send-log.ts). */
   possiblyDuplicated: number;
+  /** Messages sent once with no reply logged, never resent (the campaign ended first): they may have arrived. */
+  unconfirmed: number;
   /** Valid recipients nothing was sent to (the campaign was cancelled before reaching them). */
   notSent: number;
   /** The first lines of report.txt. */
@@ -29,6 +32,7 @@ export interface CampaignReport extends Omit<CampaignReportSummary, 'report' | '
   failures: { email: string; reason: string }[];
   skippedRecipients: SkippedRecipient[];
   possiblyDuplicatedRecipients: string[];
+  unconfirmedRecipients: string[];
 }
 
 export async function writeCampaignReport(request: { campaignDir: string }): Promise<CampaignReportSummary> {
@@ -44,16 +48,22 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
     failed: 0,
     skipped: campaign.skipped.length,
     possiblyDuplicated: 0,
+    unconfirmed: 0,
     notSent: 0,
     failures: [],
     skippedRecipients: campaign.skipped,
     possiblyDuplicatedRecipients: [],
+    unconfirmedRecipients: [],
   };
   campaign.recipients.forEach((recipient, index) => {
     const entry = log.get(index);
+    // Counted from every send of the message in the logs, not only its last outcome: a send left in doubt by a
+    // dead worker counts whatever happened after it.
+    if (entry && possiblyDuplicated(entry)) report.possiblyDuplicatedRecipients.push(recipient.email);
     if (entry?.outcome === 'accepted') {
       report.sent += 1;
-      if (entry.doubtfulResends > 0) report.possiblyDuplicatedRecipients.push(recipient.email);
+    } else if (entry && unconfirmed(entry)) {
+      report.unconfirmedRecipients.push(recipient.email);
     } else if (entry?.outcome === 'rejected') {
       report.failures.push({ email: recipient.email, reason: entry.reason ?? 'rejected' });
     } else {
@@ -62,10 +72,12 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
   });
   report.failed = report.failures.length;
   report.possiblyDuplicated = report.possiblyDuplicatedRecipients.length;
+  report.unconfirmed = report.unconfirmedRecipients.length;
 
   const lines = [
     `Campaign ${campaign.campaignId}: ${report.sent} of ${report.total} sent, ${report.failed} failed, ` +
       `${report.skipped} skipped, ${report.possiblyDuplicated} possibly sent twice` +
+      (report.unconfirmed ? `, ${report.unconfirmed} sent but unconfirmed` : '') +
       (report.notSent ? `, ${report.notSent} not sent (cancelled)` : ''),
     `Recipients: ${campaign.recipientsFile}`,
     ...section(
@@ -77,6 +89,7 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
       report.skippedRecipients.map((s) => `row ${s.row} ${s.email || '(empty)'}: ${s.reason}`),
     ),
     ...section('Possibly sent twice (a worker died mid-send)', report.possiblyDuplicatedRecipients),
+    ...section('Sent but unconfirmed (no reply logged; not resent)', report.unconfirmedRecipients),
   ];
   const json = path.join(dir, 'report.json');
   const text = path.join(dir, 'report.txt');
@@ -90,6 +103,7 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
     failed: report.failed,
     skipped: report.skipped,
     possiblyDuplicated: report.possiblyDuplicated,
+    unconfirmed: report.unconfirmed,
     notSent: report.notSent,
     summary: lines.slice(0, 2).join('\n'),
   };

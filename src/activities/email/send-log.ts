@@ -50,6 +50,21 @@ export function parseSendLog(text: string, into = new Map<number, LoggedMessage>
   return into;
 }
 
+/**
+ * How many copies of a message may have reached the server: every send that started and was never confirmed (no
+ * reply logged before the worker died), plus the send the server accepted. A rejected send or a `not-sent` line
+ * delivered nothing.
+ */
+export function possibleCopies(entry: LoggedMessage): number {
+  return entry.doubtfulResends + (entry.inDoubt ? 1 : 0) + (entry.outcome === 'accepted' ? 1 : 0);
+}
+
+/** Sent more than once with at least one of the sends unconfirmed: it may have arrived twice. */
+export const possiblyDuplicated = (entry: LoggedMessage) => possibleCopies(entry) >= 2;
+
+/** Its last send started and was never confirmed, nor accepted before (the campaign ended first): it may have arrived. */
+export const unconfirmed = (entry: LoggedMessage) => entry.inDoubt && entry.outcome !== 'accepted';
+
 function safeJson(text: string): string {
   try {
     return String(JSON.parse(text));

@@ -6,8 +6,10 @@
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
+import type { Resumable } from '../../shared/job-status';
 import type { MediaOperation } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { runResumableLoop } from '../resumable-loop';
 import { openImage } from './open-image';
 
 export interface ProcessImageInput {
@@ -88,71 +90,175 @@ function applyFilter(pipeline: sharp.Sharp, operation: MediaOperation): sharp.Sh
   }
 }
 
-/** Applies `operations` to one image and writes the outputs; see the module comment. */
-export async function processImage(request: ProcessImageInput): Promise<ProcessImageResult> {
-  const input = resolveDataPath(request.input, 'input');
-  const outputDir = request.outputDir
-    ? resolveDataPath(request.outputDir, 'output dir')
-    : path.join(path.dirname(input), 'processed');
-  const base = path.parse(input).name;
-  const opened = await openImage(input);
+type WrittenOutput = ProcessImageResult['outputs'][number];
 
-  let image: RawImage;
-  try {
-    // Upright (EXIF orientation applied) and in sRGB (CMYK and ICC profiles converted), as browsers show it.
-    image = await toRaw(opened.image.rotate().toColourspace('srgb'));
-  } catch (err) {
-    throw opened.failure(err);
+/** Where a processMedia job stands: the next operation and what the earlier ones recorded and wrote. */
+export interface ProcessImageCheckpoint {
+  /** The next operation; `operations.length` is the final write of a filtered image that has no file yet. */
+  next: number;
+  /** Filters were applied since the last written output, so the image still needs writing at the end. */
+  dirty: boolean;
+  operations: OperationRecord[];
+  outputs: WrittenOutput[];
+}
+
+/**
+ * One image's operations as steps from a checkpoint. The decoded image lives only in this attempt's memory: an
+ * attempt that starts from a checkpoint decodes the input again and re-applies the filters before it (their CPU
+ * time again, but no file is written again), so files already written stay written once.
+ */
+class ImageOperations {
+  readonly outputDir: string;
+  private readonly input: string;
+  private readonly base: string;
+  private opened?: { result: Omit<ProcessImageResult, 'operations' | 'outputs'>; format: string };
+  private working?: { at: number; image: RawImage };
+
+  constructor(private readonly request: ProcessImageInput) {
+    this.input = resolveDataPath(request.input, 'input');
+    this.outputDir = request.outputDir
+      ? resolveDataPath(request.outputDir, 'output dir')
+      : path.join(path.dirname(this.input), 'processed');
+    this.base = path.parse(this.input).name;
   }
-  const inputFormat = opened.metadata.format ?? 'png';
 
-  const result: ProcessImageResult = {
-    input: displayPath(input),
-    inputBytes: opened.bytes,
-    width: image.info.width,
-    height: image.info.height,
-    operations: [],
-    outputs: [],
-    ...(opened.warnings.length > 0 && { warnings: opened.warnings }),
-  };
-  /** Encodes and writes `<stem>.<extension of format>` atomically; returns what was written. */
-  const write = async (pipeline: sharp.Sharp, stem: string, format: OutputFormat, quality?: number) => {
-    const { data, info } = await encode(pipeline, format, quality).toBuffer({ resolveWithObject: true });
-    const file = path.join(outputDir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
-    await writeFileAtomic(file, data);
-    const output = { path: displayPath(file), width: info.width, height: info.height, bytes: data.length, format };
-    result.outputs.push(output);
-    return output;
-  };
+  readonly initial: ProcessImageCheckpoint = { next: 0, dirty: false, operations: [], outputs: [] };
 
-  let dirty = false;
-  for (const [index, operation] of request.operations.entries()) {
-    Context.current().heartbeat({ operation: index });
-    if (operation.op === 'thumbnail') {
+  isDone(checkpoint: ProcessImageCheckpoint): boolean {
+    return (
+      checkpoint.next > this.request.operations.length ||
+      (checkpoint.next === this.request.operations.length && !checkpoint.dirty)
+    );
+  }
+
+  /** Runs operation `checkpoint.next` (or the final write) and returns the checkpoint after it. */
+  async step(checkpoint: ProcessImageCheckpoint): Promise<ProcessImageCheckpoint> {
+    const image = await this.imageAt(checkpoint.next);
+    const operation = this.request.operations[checkpoint.next];
+    const next: ProcessImageCheckpoint = {
+      next: checkpoint.next + 1,
+      dirty: checkpoint.dirty,
+      operations: [...checkpoint.operations],
+      outputs: [...checkpoint.outputs],
+    };
+    if (!operation) {
+      // Filters after the last written output still deserve a file: the input's own format.
+      const inputFormat = this.opened?.format ?? 'png';
+      const format = (OUTPUT_FORMATS as readonly string[]).includes(inputFormat)
+        ? (inputFormat as OutputFormat)
+        : 'png';
+      const out = await this.write(fromRaw(image), `${this.base}.processed`, format);
+      next.outputs.push(out);
+      const last = next.operations.at(-1);
+      if (last) next.operations[next.operations.length - 1] = { ...last, output: out.path, bytes: out.bytes, format };
+      next.dirty = false;
+    } else if (operation.op === 'thumbnail') {
       const thumb = fromRaw(image).resize(operation.width, operation.height, { fit: operation.fit });
-      const { path: output, ...written } = await write(
-        thumb,
-        `${base}.thumb-${operation.width}x${operation.height}`,
-        'webp',
-      );
-      result.operations.push({ op: operation.op, output, ...written });
-    } else if (operation.op === 'optimize') {
-      const out = await write(fromRaw(image), `${base}.optimized`, operation.format, operation.quality);
+      const out = await this.write(thumb, `${this.base}.thumb-${operation.width}x${operation.height}`, 'webp');
+      next.outputs.push(out);
       const { path: output, ...written } = out;
-      result.operations.push({ op: operation.op, output, ...written });
-      dirty = false;
+      next.operations.push({ op: operation.op, output, ...written });
+    } else if (operation.op === 'optimize') {
+      const out = await this.write(fromRaw(image), `${this.base}.optimized`, operation.format, operation.quality);
+      next.outputs.push(out);
+      const { path: output, ...written } = out;
+      next.operations.push({ op: operation.op, output, ...written });
+      next.dirty = false;
     } else {
-      image = await toRaw(applyFilter(fromRaw(image), operation));
-      result.operations.push({ op: operation.op, width: image.info.width, height: image.info.height });
-      dirty = true;
+      const filtered = await toRaw(applyFilter(fromRaw(image), operation));
+      this.working = { at: next.next, image: filtered };
+      next.operations.push({ op: operation.op, width: filtered.info.width, height: filtered.info.height });
+      next.dirty = true;
     }
+    if (this.working) this.working.at = next.next;
+    return next;
   }
-  // Filters after the last written output still deserve a file: the input's own format.
-  if (dirty) {
-    const format = (OUTPUT_FORMATS as readonly string[]).includes(inputFormat) ? (inputFormat as OutputFormat) : 'png';
-    const out = await write(fromRaw(image), `${base}.processed`, format);
-    const last = result.operations.at(-1);
-    if (last) Object.assign(last, { output: out.path, bytes: out.bytes, format: out.format });
+
+  result(checkpoint: ProcessImageCheckpoint): ProcessImageResult {
+    if (!this.opened) throw new Error('processImage finished without opening its input');
+    return { ...this.opened.result, operations: checkpoint.operations, outputs: checkpoint.outputs };
   }
-  return result;
+
+  /** Opens the input once per attempt; the result's header (size, warnings) is known from then on. */
+  async open(): Promise<void> {
+    if (this.opened) return;
+    const opened = await openImage(this.input);
+    let image: RawImage;
+    try {
+      // Upright (EXIF orientation applied) and in sRGB (CMYK and ICC profiles converted), as browsers show it.
+      image = await toRaw(opened.image.rotate().toColourspace('srgb'));
+    } catch (err) {
+      throw opened.failure(err);
+    }
+    this.opened = {
+      format: opened.metadata.format ?? 'png',
+      result: {
+        input: displayPath(this.input),
+        inputBytes: opened.bytes,
+        width: image.info.width,
+        height: image.info.height,
+        ...(opened.warnings.length > 0 && { warnings: opened.warnings }),
+      },
+    };
+    this.working = { at: 0, image };
+  }
+
+  /** The working image as it is before operation `index`: after a resume, the earlier filters are applied again. */
+  private async imageAt(index: number): Promise<RawImage> {
+    await this.open();
+    let working = this.working!;
+    while (working.at < index) {
+      const operation = this.request.operations[working.at]!;
+      const image =
+        operation.op === 'thumbnail' || operation.op === 'optimize'
+          ? working.image
+          : await toRaw(applyFilter(fromRaw(working.image), operation));
+      working = { at: working.at + 1, image };
+    }
+    this.working = working;
+    return working.image;
+  }
+
+  /** Encodes and writes `<stem>.<extension of format>` atomically; returns what was written. */
+  private async write(pipeline: sharp.Sharp, stem: string, format: OutputFormat, quality?: number) {
+    const { data, info } = await encode(pipeline, format, quality).toBuffer({ resolveWithObject: true });
+    const file = path.join(this.outputDir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
+    await writeFileAtomic(file, data);
+    return { path: displayPath(file), width: info.width, height: info.height, bytes: data.length, format };
+  }
+}
+
+/** Applies `operations` to one image and writes the outputs, in one go; see the module comment. */
+export async function processImage(request: ProcessImageInput): Promise<ProcessImageResult> {
+  const job = new ImageOperations(request);
+  await job.open();
+  let checkpoint = job.initial;
+  while (!job.isDone(checkpoint)) {
+    Context.current().heartbeat({ operation: checkpoint.next });
+    checkpoint = await job.step(checkpoint);
+  }
+  return job.result(checkpoint);
+}
+
+/**
+ * Activity: {@link processImage} as steps that a pause or cancel interrupts between two operations (a sharp
+ * operation itself runs to its end, a second or two on a large photo); resume carries on with the next operation.
+ */
+export async function processImageResumable(
+  request: ProcessImageInput & { resumeFrom?: ProcessImageCheckpoint | undefined },
+): Promise<Resumable<ProcessImageCheckpoint, ProcessImageResult>> {
+  const job = new ImageOperations(request);
+  // A bad input fails before the first step, with its own error.
+  await job.open();
+  const total = request.operations.length;
+  return runResumableLoop<ProcessImageCheckpoint, ProcessImageResult>({
+    initial: job.initial,
+    resumeFrom: request.resumeFrom,
+    isDone: (checkpoint) => job.isDone(checkpoint),
+    step: (checkpoint) => job.step(checkpoint),
+    progress: (checkpoint) => ({ done: Math.min(checkpoint.next, total), total, unit: 'operations' }),
+    describe: (checkpoint) =>
+      `${Math.min(checkpoint.next, total)} of ${total} operations, ${checkpoint.outputs.length} output(s) written`,
+    finish: (checkpoint) => job.result(checkpoint),
+  });
 }

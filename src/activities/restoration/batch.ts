@@ -1,12 +1,17 @@
 /**
  * Batch restoration on disk. The batch's state lives next to its outputs, in `<outputDir>/.backroom/`:
  * - `manifest.json`: the items (input, output, reference), listed once, so every run and retry sees the same list;
- * - `results/<index>.json`: one result per item, written atomically after its output; an item with a result is
- *   never processed again, so each document is processed and written once even if a worker dies mid-batch;
+ * - `results/<index>.json`: one result per item. It is written *before* the output lands, marked `writing` with the
+ *   SHA-256 of the output's bytes, and again without the mark once the output and its audit line are in place;
  * - `writes.log`: one line per output written (an audit trail: duplicates would show there).
+ * What this guarantees, whenever a worker dies: each output is renamed into place once and logged once. A retry that
+ * finds a `writing` record whose output is there with those bytes only finishes the bookkeeping; an item is
+ * processed again only when the worker died before its output landed (then nothing of it was written). A finished
+ * record is never processed again.
  * Workflows pass only the manifest path and indexes: payloads stay small whatever the batch size.
  */
-import { stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
@@ -39,6 +44,8 @@ export interface BatchItemResult extends BatchItemSummary {
   output?: string;
   result?: RestoreDocumentResult;
   finishedAt: string;
+  /** Set while the output is being put in place: the SHA-256 of the bytes it has once it landed. */
+  writing?: { sha256: string };
 }
 
 const stateDir = (outputDir: string) => path.join(outputDir, '.backroom');
@@ -132,6 +139,35 @@ function summarize(result: BatchItemResult): BatchItemSummary {
   return { index, input, ok, ...(error !== undefined && { error }), ...(passed !== undefined && { passed }) };
 }
 
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** Whether `file` holds exactly the bytes with this digest (the output a `writing` record announced). */
+async function landedWith(file: string, digest: string): Promise<boolean> {
+  const data = await readFile(file).catch(() => undefined);
+  return data !== undefined && sha256(data) === digest;
+}
+
+async function readRecord(file: string): Promise<BatchItemResult | undefined> {
+  if (!(await exists(file))) return undefined;
+  return JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
+}
+
+/**
+ * Appends the item's line to `writes.log`. `once`: only if the log has no line for the item yet, for a retry that
+ * may follow an attempt that appended it (reading the whole log on every item would cost a big batch dearly).
+ */
+async function logWrite(outputDir: string, index: number, output: string, once: boolean): Promise<void> {
+  const log = path.join(stateDir(outputDir), 'writes.log');
+  if (once) {
+    const text = await readDataFile(log, 'log', 'utf8').catch(() => '');
+    if (text.split('\n').some((line) => line.startsWith(`${index}\t`))) return;
+  }
+  await appendDataFile(log, `${index}\t${displayPath(output)}\n`);
+}
+
+/** Moments of an item's write at which a worker may die; tests stop an attempt there to prove the guarantee. */
+export type BatchWritePoint = 'recorded-writing' | 'output-landed' | 'logged';
+
 export interface BatchItemRequest {
   manifest: string;
   index: number;
@@ -141,55 +177,87 @@ export interface BatchItemRequest {
 }
 
 /**
- * Restores item `index` unless it already has a result. A bad input (missing, corrupt, not an image...) is a
- * result too (`ok: false`, with the reason), so it is recorded once and never retried; transient faults throw and
- * Temporal retries them.
+ * The `restoreBatchItem` activity; `at` runs at each {@link BatchWritePoint} (tests make it throw, as a dying
+ * worker would stop there).
  */
-export async function restoreBatchItem(request: BatchItemRequest): Promise<BatchItemSummary> {
-  const manifest = await loadManifest(request.manifest);
-  const item = manifest.items[request.index];
-  if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
-  const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
-  const done = resultFile(outputDir, request.index);
-  if (await exists(done)) return summarize(JSON.parse(await readDataFile(done, 'result', 'utf8')) as BatchItemResult);
+export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number) => void | Promise<void>) {
+  /**
+   * Restores item `index` unless it already has a result. A bad input (missing, corrupt, not an image...) is a
+   * result too (`ok: false`, with the reason), so it is recorded once and never retried; transient faults throw and
+   * Temporal retries them. See the module comment for what a worker dying at any moment leaves.
+   */
+  return async function restoreBatchItem(request: BatchItemRequest): Promise<BatchItemSummary> {
+    const manifest = await loadManifest(request.manifest);
+    const item = manifest.items[request.index];
+    if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
+    const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
+    const done = resultFile(outputDir, request.index);
+    const earlier = await readRecord(done);
+    if (earlier && !earlier.writing) return summarize(earlier);
+    const output = resolveDataPath(item.output, 'output');
+    if (earlier?.writing && (await landedWith(output, earlier.writing.sha256))) {
+      // The last attempt died after its output landed: finish its bookkeeping, write nothing again.
+      await logWrite(outputDir, request.index, output, true);
+      const record: BatchItemResult = { ...earlier, writing: undefined };
+      await writeFileAtomic(done, JSON.stringify(record));
+      return summarize(record);
+    }
 
-  let record: BatchItemResult;
-  try {
-    const result = await restoreDocumentFile(
-      {
+    let record: BatchItemResult;
+    try {
+      const result = await restoreDocumentFile(
+        {
+          input: item.input,
+          output: item.output,
+          reference: item.reference,
+          steps: request.steps,
+          model: request.model,
+          thresholds: request.thresholds,
+        },
+        {
+          beforeWrite: async (result, data) => {
+            const writing = { ...succeeded(request.index, item, result), writing: { sha256: sha256(data) } };
+            await writeFileAtomic(done, JSON.stringify(writing));
+            await at?.('recorded-writing', request.index);
+          },
+          afterWrite: async (written) => {
+            await at?.('output-landed', request.index);
+            await logWrite(outputDir, request.index, written, earlier !== undefined);
+            await at?.('logged', request.index);
+          },
+        },
+      );
+      record = succeeded(request.index, item, result);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+      record = {
+        index: request.index,
         input: item.input,
-        output: item.output,
-        reference: item.reference,
-        steps: request.steps,
-        model: request.model,
-        thresholds: request.thresholds,
-      },
-      async (output) =>
-        appendDataFile(path.join(stateDir(outputDir), 'writes.log'), `${request.index}\t${displayPath(output)}\n`),
-    );
-    record = {
-      index: request.index,
-      input: item.input,
-      ok: true,
-      passed: result.passed,
-      output: item.output,
-      result,
-      finishedAt: new Date().toISOString(),
-    };
-  } catch (err) {
-    if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
-    record = {
-      index: request.index,
-      input: item.input,
-      ok: false,
-      error: err.message,
-      finishedAt: new Date().toISOString(),
-    };
-  }
-  Context.current().heartbeat({ step: 'recording' });
-  await writeFileAtomic(done, JSON.stringify(record));
-  return summarize(record);
+        ok: false,
+        error: err.message,
+        finishedAt: new Date().toISOString(),
+      };
+    }
+    Context.current().heartbeat({ step: 'recording' });
+    await writeFileAtomic(done, JSON.stringify(record));
+    return summarize(record);
+  };
 }
+
+function succeeded(index: number, item: BatchItem, result: RestoreDocumentResult): BatchItemResult {
+  return {
+    index,
+    input: item.input,
+    ok: true,
+    passed: result.passed,
+    output: item.output,
+    result,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+/** Activity: restores one item of a batch, exactly once (see the module comment). */
+export const restoreBatchItem = restoreBatchItemWith();
 
 /** Records an item whose retries ran out, so the report lists it with the reason. */
 export async function recordBatchItemFailure(request: {
@@ -254,6 +322,16 @@ export async function writeBatchReport(request: { manifest: string }): Promise<B
       continue;
     }
     const record = JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
+    if (record.writing) {
+      // Stopped while its output was being put in place: the next run of the batch finishes it.
+      items.push({
+        input: item.input,
+        output: item.output,
+        ok: false,
+        error: 'not processed (interrupted while writing)',
+      });
+      continue;
+    }
     if (record.ok && record.result) {
       succeeded++;
       if (record.result.passed) passed++;

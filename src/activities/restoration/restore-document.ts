@@ -3,8 +3,10 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { heartbeatWhile } from '../heartbeat-while';
+import { runResumableLoop } from '../resumable-loop';
 import { forInference, loadModel } from '../training/apply-model';
 import { grayToSharp, readGray, type GrayImage } from './gray-image';
 import { assess, type Assessment, type DocumentMetrics, type StepRecord } from './restore-image';
@@ -40,10 +42,19 @@ export function defaultRestoredPath(input: string): string {
   return path.join(path.dirname(input), 'restored', `${path.parse(input).name}.png`);
 }
 
-/** Restores one page; `afterWrite` runs once the output is in place (the batch records it there). */
+/**
+ * Where a caller (the batch) records an output's fate around the one moment it lands: `beforeWrite` gets the
+ * finished result and the exact bytes before the atomic rename, `afterWrite` runs once the output is in place.
+ */
+export interface OutputWriteHooks {
+  beforeWrite?(result: RestoreDocumentResult, data: Buffer): Promise<void>;
+  afterWrite?(output: string): Promise<void>;
+}
+
+/** Restores one page and writes it; see {@link OutputWriteHooks} for what a caller may record around the write. */
 export async function restoreDocumentFile(
   request: RestoreDocumentRequest,
-  afterWrite?: (output: string) => Promise<void>,
+  hooks: OutputWriteHooks = {},
 ): Promise<RestoreDocumentResult> {
   const input = resolveDataPath(request.input, 'input');
   const output = request.output ? resolveDataPath(request.output, 'output') : defaultRestoredPath(input);
@@ -63,11 +74,8 @@ export async function restoreDocumentFile(
     }),
     () => ({ step: 'restoring' }),
   );
-  context.heartbeat({ step: 'writing' });
-  await writeFileAtomic(output, await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer());
-  await afterWrite?.(output);
   const { metrics } = restored;
-  return {
+  const result: RestoreDocumentResult = {
     input: displayPath(input),
     output: displayPath(output),
     ...(reference && { reference: displayPath(reference) }),
@@ -77,9 +85,38 @@ export async function restoreDocumentFile(
     metrics,
     ...assess(metrics, request.thresholds),
   };
+  context.heartbeat({ step: 'writing' });
+  const png = await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer();
+  await hooks.beforeWrite?.(result, png);
+  await writeFileAtomic(output, png);
+  await hooks.afterWrite?.(output);
+  return result;
 }
 
-/** Activity: restore one document image (see {@link restoreDocumentFile}). */
+/** Activity: restore one document image (see {@link restoreDocumentFile}); the form runs before pause existed. */
 export async function restoreDocumentImage(request: RestoreDocumentRequest): Promise<RestoreDocumentResult> {
   return restoreDocumentFile(request);
+}
+
+/** Where a restoreDocument stands: the page is one task on the CPU pool, so it is either to do or done. */
+export interface RestoreDocumentCheckpoint {
+  result?: RestoreDocumentResult;
+}
+
+/**
+ * Activity: {@link restoreDocumentFile} as an interruptible step. A pause or cancel aborts the pixel task on the CPU
+ * pool at once (nothing is written) and hands back an empty checkpoint, so a resume restores the page again; once the
+ * output is written the step is done.
+ */
+export async function restoreDocumentResumable(
+  request: RestoreDocumentRequest,
+): Promise<Resumable<RestoreDocumentCheckpoint, RestoreDocumentResult>> {
+  return runResumableLoop<RestoreDocumentCheckpoint, RestoreDocumentResult>({
+    initial: {},
+    isDone: (checkpoint) => checkpoint.result !== undefined,
+    step: async () => ({ result: await restoreDocumentFile(request) }),
+    progress: (checkpoint) => ({ done: checkpoint.result ? 1 : 0, total: 1, unit: 'documents' }),
+    describe: (checkpoint) => (checkpoint.result ? 'written' : `restoring ${request.input}`),
+    finish: (checkpoint) => checkpoint.result!,
+  });
 }

@@ -8,7 +8,9 @@ import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { buildClips, shotsFromSegments } from './clips';
+import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
+import { runResumableLoop } from '../resumable-loop';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import type { DetectedShots } from './detect-shots';
 import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
@@ -36,6 +38,8 @@ export interface ClipResult {
 
 export interface CutAnalysis extends Pick<VideoInfo, 'durationMs' | 'fps' | 'width' | 'height' | 'codec' | 'rotation'> {
   video: string;
+  /** Set when the analysis was cancelled: only the video up to `analysedMs` was searched for boundaries. */
+  partial?: { analysedMs: number; reason: 'cancelled' };
   clipsCreated: number;
   /** Frames decoded (the container's own count can be off). */
   frameCount: number;
@@ -78,9 +82,8 @@ function grabFrames(file: string, times: number[], width: number, height: number
   });
 }
 
-export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAnalysis> {
-  const file = resolveDataPath(request.video, 'video');
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+/** The clips of the detected shots and the size of their thumbnails. */
+function planClips(request: AnalyzeClipsRequest) {
   const { info, shots } = request;
   const endMs = Math.max(shots.lastFrameMs + Math.round(1000 / info.fps), 0);
   const clips = buildClips(shotsFromSegments(shots.segments, shots.framesAnalysed, Math.min(endMs, info.durationMs)), {
@@ -90,53 +93,66 @@ export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAna
   const quarterTurn = info.rotation === 90 || info.rotation === 270;
   const [shownWidth, shownHeight] = quarterTurn ? [info.height, info.width] : [info.width, info.height];
   const thumbHeight = Math.max(2, Math.round((THUMB_WIDTH * shownHeight) / shownWidth / 2) * 2);
+  return { clips, thumbHeight };
+}
 
-  const results: ClipResult[] = [];
-  for (const [i, clip] of clips.entries()) {
-    Context.current().heartbeat({ progress: { done: i, total: clips.length, unit: 'clips' } });
-    const span = clip.endMs - clip.startMs;
-    const times = [0.2, 0.5, 0.8].map((at) => clip.startMs + Math.round(span * at));
-    const frames = await grabFrames(file, times, THUMB_WIDTH, thumbHeight).catch(() => [] as Buffer[]);
-    const qualities = await runCpuTask('frameQualities', { frames, width: THUMB_WIDTH, height: thumbHeight });
-    const samples = frames.map((frame, k) => ({ frame, quality: qualities[k]! }));
-    const mean = (key: keyof FrameQuality) =>
-      samples.length ? Math.round((1000 * samples.reduce((s, x) => s + x.quality[key], 0)) / samples.length) / 1000 : 0;
-    const components: ClipComponents = {
-      sharpness: mean('sharpness'),
-      exposure: mean('exposure'),
-      contrast: mean('contrast'),
-      colourfulness: mean('colourfulness'),
-      motion: motionFromChange(clip.change),
-    };
-    const best = samples.reduce<{ frame: Buffer; quality: FrameQuality } | undefined>(
-      (a, b) => (!a || b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a),
-      undefined,
-    );
-    const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
-    if (best) {
-      const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
-        .jpeg({ quality: 82 })
-        .toBuffer();
-      await writeFileAtomic(thumbnail, jpeg);
-    }
-    results.push({
-      startMs: clip.startMs,
-      endMs: clip.endMs,
-      startFrame: clip.startFrame,
-      endFrame: clip.endFrame - 1,
-      visualScore: visualScore(components),
-      components,
-      thumbnail: best ? displayPath(thumbnail) : '',
-    });
+type PlannedClip = ReturnType<typeof planClips>['clips'][number];
+
+/** Scores clip `i` from three sampled frames and writes its thumbnail from the best one. */
+async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: number, thumbHeight: number) {
+  const span = clip.endMs - clip.startMs;
+  const times = [0.2, 0.5, 0.8].map((at) => clip.startMs + Math.round(span * at));
+  const frames = await grabFrames(file, times, THUMB_WIDTH, thumbHeight).catch(() => [] as Buffer[]);
+  const qualities = await runCpuTask('frameQualities', { frames, width: THUMB_WIDTH, height: thumbHeight });
+  const samples = frames.map((frame, k) => ({ frame, quality: qualities[k]! }));
+  const mean = (key: keyof FrameQuality) =>
+    samples.length ? Math.round((1000 * samples.reduce((s, x) => s + x.quality[key], 0)) / samples.length) / 1000 : 0;
+  const components: ClipComponents = {
+    sharpness: mean('sharpness'),
+    exposure: mean('exposure'),
+    contrast: mean('contrast'),
+    colourfulness: mean('colourfulness'),
+    motion: motionFromChange(clip.change),
+  };
+  const best = samples.reduce<{ frame: Buffer; quality: FrameQuality } | undefined>(
+    (a, b) => (!a || b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a),
+    undefined,
+  );
+  const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
+  if (best) {
+    const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
+      .jpeg({ quality: 82 })
+      .toBuffer();
+    await writeFileAtomic(thumbnail, jpeg);
   }
+  return {
+    startMs: clip.startMs,
+    endMs: clip.endMs,
+    startFrame: clip.startFrame,
+    endFrame: clip.endFrame - 1,
+    visualScore: visualScore(components),
+    components,
+    thumbnail: best ? displayPath(thumbnail) : '',
+  } satisfies ClipResult;
+}
 
-  const cuts = shots.boundaries;
+/** Writes `cuts.json` for `boundaries` and `clips` and returns what it wrote. */
+async function writeCuts(
+  request: Pick<AnalyzeClipsRequest, 'video' | 'outputDir' | 'info'>,
+  found: { boundaries: DetectedShots['boundaries']; framesAnalysed: number; clips: ClipResult[] },
+  partial?: CutAnalysis['partial'],
+): Promise<CutAnalysis> {
+  const file = resolveDataPath(request.video, 'video');
+  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const { info } = request;
+  const cuts = found.boundaries;
   const analysis: CutAnalysis = {
     video: displayPath(file),
-    clipsCreated: results.length,
+    ...(partial && { partial }),
+    clipsCreated: found.clips.length,
     durationMs: info.durationMs,
     fps: info.fps,
-    frameCount: shots.framesAnalysed,
+    frameCount: found.framesAnalysed,
     width: info.width,
     height: info.height,
     codec: info.codec,
@@ -144,9 +160,73 @@ export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAna
     cutFrames: cuts.map((c) => c.frame),
     cutMs: cuts.map((c) => c.ms),
     boundaries: cuts,
-    clips: results,
+    clips: found.clips,
     results: displayPath(path.join(outputDir, 'cuts.json')),
   };
   await writeFileAtomic(path.join(outputDir, 'cuts.json'), JSON.stringify(analysis, null, 2));
   return analysis;
+}
+
+/** Scores every clip in one go and writes `cuts.json` (the form runs started before pause reached this pass use). */
+export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAnalysis> {
+  const file = resolveDataPath(request.video, 'video');
+  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const { clips, thumbHeight } = planClips(request);
+  const results: ClipResult[] = [];
+  for (const [i, clip] of clips.entries()) {
+    Context.current().heartbeat({ progress: { done: i, total: clips.length, unit: 'clips' } });
+    results.push(await scoreClip(file, outputDir, clip, i, thumbHeight));
+  }
+  return writeCuts(request, { ...request.shots, clips: results });
+}
+
+/** The clips scored so far. */
+export interface ScoreCheckpoint {
+  clips: ClipResult[];
+}
+
+/**
+ * Activity: {@link analyzeClips} as one step per clip, so a pause or cancel stops it between two clips and a
+ * resume carries on with the next one.
+ */
+export async function analyzeClipsResumable(
+  request: AnalyzeClipsRequest & { resumeFrom?: ScoreCheckpoint | undefined },
+): Promise<Resumable<ScoreCheckpoint, CutAnalysis>> {
+  const file = resolveDataPath(request.video, 'video');
+  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const { clips, thumbHeight } = planClips(request);
+  const outcome = await runResumableLoop<ScoreCheckpoint, ScoreCheckpoint>({
+    initial: { clips: [] },
+    resumeFrom: request.resumeFrom,
+    isDone: (checkpoint) => checkpoint.clips.length >= clips.length,
+    step: async (checkpoint) => {
+      const i = checkpoint.clips.length;
+      return { clips: [...checkpoint.clips, await scoreClip(file, outputDir, clips[i]!, i, thumbHeight)] };
+    },
+    progress: (checkpoint) => ({ done: checkpoint.clips.length, total: clips.length, unit: 'clips' }),
+    describe: (checkpoint) => `${checkpoint.clips.length} of ${clips.length} clips scored`,
+    finish: (checkpoint) => checkpoint,
+    // The job's status counts seconds of video; clips scored travel in the heartbeat details only.
+    reportToWorkflow: false,
+  });
+  if (!outcome.finished) return outcome;
+  return { ...outcome, result: await writeCuts(request, { ...request.shots, clips: outcome.result.clips }) };
+}
+
+export interface PartialCutsRequest extends Pick<AnalyzeClipsRequest, 'video' | 'outputDir' | 'info'> {
+  boundaries: DetectedShots['boundaries'];
+  framesAnalysed: number;
+  /** How far the detection pass got. */
+  analysedMs: number;
+  /** Clips scored before the cancel (none when it came during detection). */
+  clips?: ClipResult[] | undefined;
+}
+
+/** Activity: writes `cuts.json` for a cancelled analysis, marked partial, from the boundaries found so far. */
+export async function writePartialCuts(request: PartialCutsRequest): Promise<CutAnalysis> {
+  return writeCuts(
+    request,
+    { boundaries: request.boundaries, framesAnalysed: request.framesAnalysed, clips: request.clips ?? [] },
+    { analysedMs: request.analysedMs, reason: 'cancelled' },
+  );
 }

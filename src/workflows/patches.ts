@@ -1,0 +1,7 @@
+/**
+ * Patch ids (`patched()`): each names a change of workflow commands, so runs recorded before it replay the way they
+ * ran. One id per change, shared by the workflows it touches.
+ */
+
+/** processMedia, restoreDocument and analyzeCuts' scoring pass run interruptible activities (pause, resume, cancel). */
+export const INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS = 'interruptible-single-activity-jobs';
