@@ -1,6 +1,7 @@
 /**
- * The loop every long activity runs: step from a checkpoint, heartbeat after each step, report progress to the
- * workflow now and then, and stop when interrupted.
+ * The loop every long activity runs: step from a checkpoint, heartbeat after each step (live progress travels in
+ * the heartbeat details, which write no history events), tell the workflow at a few milestones, and stop when
+ * interrupted.
  *
  * - Resume: the loop starts from the last heartbeat's checkpoint after a retry (worker died, timed out), else from
  *   the checkpoint the workflow passed in (after a pause), else from the start.
@@ -13,6 +14,7 @@ import { Context, CancelledFailure } from '@temporalio/activity';
 import type { ActivityHeartbeat, JobProgress, Resumable } from '../shared/job-status';
 import { progressSignal } from '../shared/messages';
 import { heartbeatWhile } from './heartbeat-while';
+import { ProgressMilestones } from './progress-milestones';
 
 export interface ResumableLoop<C, T> {
   /** Where a fresh run starts. */
@@ -32,22 +34,25 @@ export interface ResumableLoop<C, T> {
   describe?(checkpoint: C): string;
   /** Builds the result; `startedFrom` is where this attempt began (not the initial point after a resume). */
   finish(checkpoint: C, startedFrom: C): T;
-  /** Minimum time between progress reports to the workflow (each one is a history event). */
-  reportEveryMs?: number;
+  /**
+   * Whether to send the workflow a `progress` signal at each tenth of the work (see progress-milestones.ts); off
+   * when the activity's progress is not the job's (one stress item among many).
+   */
+  reportToWorkflow?: boolean;
 }
 
 /** Runs the loop described by `loop`; see the module comment for resume and interruption rules. */
 export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise<Resumable<C, T>> {
   const context = Context.current();
-  const reporter = new ProgressReporter(loop.reportEveryMs ?? 2000);
   let checkpoint = resumePoint(loop);
   const startedFrom = checkpoint;
+  const reporter = loop.reportToWorkflow === false ? undefined : new ProgressReporter(loop.progress(checkpoint));
   let details: ActivityHeartbeat<C> | undefined;
   const beat = () => {
     details = { checkpoint, progress: loop.progress(checkpoint) };
     if (loop.describe) details.message = loop.describe(checkpoint);
     context.heartbeat(details);
-    reporter.report(details);
+    reporter?.report(details);
   };
   beat();
   while (!loop.isDone(checkpoint)) {
@@ -63,7 +68,7 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
     // CPU-bound steps must let heartbeats go out and cancellation come in.
     await yieldToEventLoop();
   }
-  // The last progress report may be throttled away: the final progress travels with the result.
+  // No report is sent at the end: the final progress travels with the result.
   return { finished: true, result: loop.finish(checkpoint, startedFrom), progress: loop.progress(checkpoint) };
 }
 
@@ -93,19 +98,18 @@ function cancellationReason(details: Context['cancellationDetails']): string {
 }
 
 /**
- * Sends progress to the activity's workflow as a `progress` signal, at most once per interval, so that the
- * workflow's `status` query (and the UI line) stay live during a long activity without flooding its history.
+ * Sends progress to the activity's workflow as a `progress` signal at its milestones only, so that the workflow's
+ * `status` query and the UI's current-details line move during a long activity while its history stays bounded.
  */
 class ProgressReporter {
-  // The workflow knows where the activity started: the first report is due one interval in.
-  private lastSent = Date.now();
+  private readonly milestones: ProgressMilestones;
 
-  constructor(private readonly everyMs: number) {}
+  constructor(start: JobProgress) {
+    this.milestones = new ProgressMilestones(start, Date.now());
+  }
 
   report(details: ActivityHeartbeat): void {
-    const now = Date.now();
-    if (now - this.lastSent < this.everyMs) return;
-    this.lastSent = now;
+    if (!this.milestones.due(details.progress, Date.now())) return;
     const context = Context.current();
     const { workflowExecution, isLocal } = context.info;
     if (isLocal || !workflowExecution) return;

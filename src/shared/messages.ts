@@ -13,5 +13,5 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 /** Stop gracefully at the next safe point, clean up and return a partial result. */
 export const cancelSignal = defineSignal('cancel');
-/** Sent by long activities (throttled) so the `status` query reflects progress inside an activity. */
+/** Sent by long activities at each tenth of their work (progress-milestones.ts), so `status` moves inside an activity. */
 export const progressSignal = defineSignal<[ProgressReport]>('progress');

@@ -13,16 +13,29 @@ export class SlidingWindow {
     private readonly concurrency: number,
   ) {}
 
-  /** Runs `runItem` for indexes [start, end); `runItem` records its own outcome and should not throw. */
-  async run(start: number, end: number, runItem: (index: number) => Promise<void>): Promise<void> {
-    for (let index = start; index < end; index++) {
+  /**
+   * Runs `runItem` for indexes [start, end); `runItem` records its own outcome and should not throw. `stopEarly` is
+   * asked before each new item (a run whose history grew long enough to continue as new): once it says yes, no new
+   * item starts. Returns the index of the first item not started (`end` when all ran), after the started ones ended.
+   */
+  async run(
+    start: number,
+    end: number,
+    runItem: (index: number) => Promise<void>,
+    stopEarly?: () => boolean,
+  ): Promise<number> {
+    let index = start;
+    for (; index < end; index++) {
       await this.job.checkpoint();
       await condition(() => this.pending.size < this.concurrency);
       await this.job.checkpoint();
+      // At least one item per run, so a run that continues as new always moves on.
+      if (index > start && stopEarly?.()) break;
       const item: Promise<void> = runItem(index).finally(() => this.pending.delete(item));
       this.pending.add(item);
     }
     await Promise.all(this.pending);
+    return index;
   }
 
   /** Waits for the items in flight (used when a job is cancelled, so its report counts them). */
