@@ -27,16 +27,57 @@ export type CpuTaskOutput<N extends CpuTaskName> = Awaited<ReturnType<CpuTasks[N
 /** Below this, copying an array costs less than the bookkeeping of moving it. */
 const MOVE_FROM_BYTES = 64 * 1024;
 
-/** The buffers of the large typed arrays in a result (plain objects and arrays are searched). */
-function largeBuffers(value: unknown, found = new Set<ArrayBufferLike>()): Set<ArrayBufferLike> {
-  if (ArrayBuffer.isView(value)) {
-    if (value.byteLength >= MOVE_FROM_BYTES) found.add(value.buffer);
-  } else if (Array.isArray(value)) {
-    for (const item of value) largeBuffers(item, found);
-  } else if (value !== null && typeof value === 'object') {
-    for (const item of Object.values(value)) largeBuffers(item, found);
+/**
+ * Hands `buffer` over without copying when the runtime lets it go: a new, movable ArrayBuffer with the same bytes
+ * (the old one is detached), or undefined. Memory JavaScript did not allocate (libvips' output, a wasm memory) cannot
+ * be moved: Node 20 copied it silently when it was in a transfer list, Node 24 refuses the whole message.
+ */
+function movable(buffer: ArrayBufferLike): ArrayBuffer | undefined {
+  if (!(buffer instanceof ArrayBuffer)) return undefined;
+  try {
+    return structuredClone(buffer, { transfer: [buffer] });
+  } catch {
+    return undefined;
   }
-  return found;
+}
+
+type View = ArrayBufferView & { length?: number };
+
+/**
+ * Prepares a task's result for the trip back: every large typed array whose memory can move is rebound to a movable
+ * buffer (listed in `transfer`); the rest (Node's pooled or external Buffers, wasm memory) is copied by the message.
+ * The result is the task's own, so its arrays are replaced in place.
+ */
+function prepareForTransfer(result: object): ArrayBuffer[] {
+  const moved = new Map<ArrayBufferLike, ArrayBuffer | undefined>();
+  const targets = new Set<ArrayBufferLike>();
+  const visit = (value: unknown): unknown => {
+    if (ArrayBuffer.isView(value)) {
+      if (value.byteLength < MOVE_FROM_BYTES || Buffer.isBuffer(value)) return value;
+      const view = value as View;
+      // An array met twice (a shared object) is already on its movable buffer.
+      if (targets.has(view.buffer)) return value;
+      // Read before the move: a view of a detached buffer has length 0.
+      const { byteOffset } = view;
+      const length = view.length ?? view.byteLength;
+      if (!moved.has(view.buffer)) {
+        const target = movable(view.buffer);
+        moved.set(view.buffer, target);
+        if (target) targets.add(target);
+      }
+      const target = moved.get(view.buffer);
+      if (!target) return value;
+      const Kind = view.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => View;
+      return new Kind(target, byteOffset, length);
+    }
+    if (value !== null && typeof value === 'object') {
+      const holder = value as Record<string, unknown>;
+      for (const key of Object.keys(holder)) holder[key] = visit(holder[key]);
+    }
+    return value;
+  };
+  visit(result);
+  return [...targets] as ArrayBuffer[];
 }
 
 /**
@@ -48,5 +89,5 @@ export default async function runCpuTaskInThread(request: { name: CpuTaskName; i
   if (!task) throw new Error(`No CPU task named "${request.name}"`);
   const result = await task(request.input);
   if (result === null || typeof result !== 'object') return result;
-  return move({ [transferableSymbol]: [...largeBuffers(result)], [valueSymbol]: result });
+  return move({ [transferableSymbol]: prepareForTransfer(result), [valueSymbol]: result });
 }
