@@ -17,7 +17,7 @@ import { degradePage, randomDegradation, renderCleanPage } from '../src/activiti
 import { DEFAULT_RESTORATION_STEPS } from '../src/shared/restoration-inputs';
 import type { RestoreBatchResult } from '../src/workflows/restoration';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
-import { SHARED_DATA_DIR } from '../test/helpers/shared-data';
+import { fixtureFile } from '../test/helpers/fixtures';
 import { intFromEnv } from './settings';
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
@@ -146,7 +146,7 @@ export async function restorationBenchmark(): Promise<void> {
   );
   console.log(`  ratio restoreBatch / bare loop: ${fixed(batchRate / bareRate, 3)}\n`);
 
-  const photo = path.join(SHARED_DATA_DIR, 'images/2569067123_aca715a2ee_o.jpg');
+  const photo = fixtureFile('images/landscape.jpg');
   const sample = [
     ...Array.from({ length: 10 }, () => photo),
     ...names.slice(0, 10).map((n) => path.join(dataDir, `pages/degraded/${n}.jpg`)),

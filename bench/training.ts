@@ -6,7 +6,7 @@
  *   2. how long training takes to beat the classical pipeline: every epoch's checkpoint restores the held-out pages,
  *      its PSNR against the classical pipeline's, and the time at the first epoch that wins;
  *   3. a layer-2 model on layer 1's best: PSNR on the held-out pages and on the real manuscript page in
- *      ../shared/data against its hand-made ground truth, next to the classical pipeline with Sauvola.
+ *      test/fixtures against its hand-made ground truth, next to the classical pipeline with Sauvola.
  * Sizes: BENCH_TRAINING_PAGES (default 10) pages of 1240×1754, BENCH_TRAINING_EPOCHS (default 6), and
  * BENCH_TRAINING_BATCHES (default 60) batches of 1024 windows for the bare loop, BENCH_TRAINING_LAYER2_EPOCHS (3).
  */
@@ -22,6 +22,7 @@ import { WindowModel, cutWindow, emptyBatch } from '../src/activities/training/m
 import { cutDatasetPatches, renderDatasetPages, validateDataset } from '../src/activities/training/synthetic-data';
 import { WINDOWS_PER_PATCH, epochFile } from '../src/activities/training/train-epoch';
 import type { TrainModelResult } from '../src/workflows/training';
+import { fixtureFile } from '../test/helpers/fixtures';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
 import { intFromEnv } from './settings';
 
@@ -189,13 +190,8 @@ async function layer2Figures(layer2: TrainModelResult, dataDir: string): Promise
   if (layer2.evaluation) row('held-out pages vs the binarised clean page', layer2.evaluation);
   const real = path.join(dataDir, 'real');
   mkdirSync(real, { recursive: true });
-  try {
-    for (const name of ['2JohnC1V3.png', '2JohnC1V3-GroundTruth.png']) {
-      copyFileSync(path.join(__dirname, '../../shared/data/documents', name), path.join(real, name));
-    }
-  } catch {
-    console.log('  (the real manuscript in ../shared/data/documents is missing: skipped)');
-    return;
+  for (const name of ['2JohnC1V3.png', '2JohnC1V3-GroundTruth.png']) {
+    copyFileSync(fixtureFile(`documents/${name}`), path.join(real, name));
   }
   const evaluated = (await activity().run(evaluateHeldOutPages, {
     model: 'models/bench-layer2/best.json',

@@ -2,8 +2,9 @@
  * A real Temporal dev server for tests (the CLI of `src/devserver`, never a download), the workers' cached workflow
  * bundle, and Backroom workers on a task queue of the test's own.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { createReadStream, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -21,17 +22,71 @@ function quietRuntime(): void {
   runtimeInstalled = true;
 }
 
-export async function startTestServer(): Promise<TestWorkflowEnvironment> {
+/** How long a dev server may take to come up, all attempts together (a cold machine needs far more than 5 s). */
+const SERVER_START_DEADLINE_MS = 120_000;
+
+const warmed = new Map<string, Promise<void>>();
+/**
+ * Reads the CLI's binary once (about 250 MB) and runs `temporal --version`, so its pages are in memory before the
+ * SDK's start deadline runs: the SDK waits a fixed 5 s for the server (no option sets it), which a binary still on
+ * a cold disk can miss. Once per process and binary; errors are left to the start itself to report.
+ */
+export function warmTemporalCli(cli: string): Promise<void> {
+  let warming = warmed.get(cli);
+  if (!warming) {
+    warming = new Promise<void>((resolve) => {
+      const stream = createReadStream(cli, { highWaterMark: 4 << 20 });
+      stream.on('data', () => {});
+      stream.on('error', () => resolve());
+      stream.on('end', () => resolve());
+    }).then(
+      () =>
+        new Promise<void>((resolve) => {
+          execFile(cli, ['--version'], { timeout: SERVER_START_DEADLINE_MS }, () => resolve());
+        }),
+    );
+    warmed.set(cli, warming);
+  }
+  return warming;
+}
+
+/**
+ * A local dev server on a free port (or `ip`/`port` when given), started from the project's Temporal CLI. The CLI
+ * is warmed first; a start that misses the SDK's fixed 5 s deadline is retried until SERVER_START_DEADLINE_MS has
+ * passed, and a server that never comes up fails with what was waited for, how long, and each attempt's error.
+ */
+export async function startTestServer(options: { ip?: string; port?: number } = {}): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   // Jobs write into a data dir of the test's own, never the project's.
   process.env.BACKROOM_DATA_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'backroom-test-'));
   const cli = await ensureTemporalCli();
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: cli },
-      extraArgs: DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
-    },
-  });
+  const started = Date.now();
+  await warmTemporalCli(cli);
+  const errors: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createLocal({
+        server: {
+          executable: { type: 'existing-path', path: cli },
+          ...options,
+          extraArgs: DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+        },
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      errors.push(`attempt ${attempt} (${((Date.now() - started) / 1000).toFixed(1)} s): ${message}`);
+      // Only a start that timed out is worth another try; a missing binary or a bad flag fails at once.
+      if (!/did not start within/.test(message) || Date.now() - started > SERVER_START_DEADLINE_MS) {
+        throw new Error(
+          `The Temporal dev server (${cli} server start-dev${options.port ? ` on port ${options.port}` : ''}) did not ` +
+            `come up: waited ${((Date.now() - started) / 1000).toFixed(1)} s of ${SERVER_START_DEADLINE_MS / 1000} s ` +
+            `for it to answer on its gRPC port (the CLI's binary warmed first; each attempt has the SDK's fixed 5 s).\n` +
+            errors.join('\n'),
+          { cause: err },
+        );
+      }
+    }
+  }
 }
 
 const bundles = new Map<string, Promise<WorkflowBundleOption>>();

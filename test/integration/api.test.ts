@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startApi, type RunningApi } from '../../src/api/server';
 import type { Jobs } from '../../src/client/jobs';
 import { TemporalLink } from '../../src/api/temporal-link';
-import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { freePort } from '../../src/ports';
-import { sleep, startTestStack, waitFor, type TestStack } from '../helpers/temporal';
+import { sleep, startTestServer, startTestStack, waitFor, type TestStack } from '../helpers/temporal';
 
 interface ServerEvent {
   event: string;
@@ -386,9 +385,7 @@ describe('HTTP API while Temporal is down', () => {
       assert.equal(health.status, 200);
       assert.equal((health.body.temporal as { reachable: boolean }).reachable, false);
 
-      server = await TestWorkflowEnvironment.createLocal({
-        server: { executable: { type: 'existing-path', path: await ensureTemporalCli() }, ip: '127.0.0.1', port },
-      });
+      server = await startTestServer({ ip: '127.0.0.1', port });
       const started = await waitFor('the API to reach the new server', async () => {
         const response = await call(api, 'POST', '/jobs/simpleTest', { durationSeconds: 60 });
         return response.status === 202 && response.body;

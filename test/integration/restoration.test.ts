@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RestoreBatchResult } from '../../src/workflows/restoration';
 import type { RestoreDocumentResult } from '../../src/activities/restoration/restore-document';
-import { sharedDataFile } from '../helpers/shared-data';
+import { fixtureFile } from '../helpers/fixtures';
 import { createTestWorker, sleep, startTestStack, waitFor, type TestStack } from '../helpers/temporal';
 
 interface ReportItem {
@@ -37,8 +37,8 @@ describe('restoration jobs on a real dev server', () => {
     await stack.jobs.result(pages.id);
     // Broken files among the pages: they must be reported, not stop the batch.
     const degraded = path.join(dataDir, 'samples/degraded');
-    copyFileSync(sharedDataFile('images/truncated.jpg'), path.join(degraded, 'truncated.jpg'));
-    copyFileSync(sharedDataFile('images/corrupt-header.jpg'), path.join(degraded, 'corrupt-header.jpg'));
+    copyFileSync(fixtureFile('images/truncated.jpg'), path.join(degraded, 'truncated.jpg'));
+    copyFileSync(fixtureFile('images/corrupt-header.jpg'), path.join(degraded, 'corrupt-header.jpg'));
     writeFileSync(path.join(degraded, 'empty.jpg'), '');
     writeFileSync(path.join(degraded, 'notes.txt'), 'not an image');
   });

@@ -1,4 +1,4 @@
-/** processMedia's activity on real photos (../shared/data) and on broken files. */
+/** processMedia's activity on photos (test/fixtures) and on broken files. */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,9 +9,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { processImage } from '../../src/activities/images/process-media';
 import { runActivity } from '../helpers/activity';
-import { sharedDataFile } from '../helpers/shared-data';
+import { fixtureFile } from '../helpers/fixtures';
 
-const PHOTO = '2569067123_aca715a2ee_o.jpg';
+const PHOTO = 'landscape.jpg';
 
 describe('processImage', () => {
   const saved = { dataDir: process.env.BACKROOM_DATA_DIR, maxPixels: process.env.BACKROOM_MAX_INPUT_PIXELS };
@@ -21,14 +21,8 @@ describe('processImage', () => {
   before(() => {
     process.env.BACKROOM_DATA_DIR = dataDir;
     mkdirSync(inDir);
-    for (const name of [
-      PHOTO,
-      'Landscape_6.jpg',
-      'Channel_digital_image_CMYK_color.jpg',
-      'truncated.jpg',
-      'corrupt-header.jpg',
-    ]) {
-      copyFileSync(sharedDataFile(`images/${name}`), path.join(inDir, name));
+    for (const name of [PHOTO, 'Landscape_6.jpg', 'cmyk.jpg', 'truncated.jpg', 'corrupt-header.jpg']) {
+      copyFileSync(fixtureFile(`images/${name}`), path.join(inDir, name));
     }
     writeFileSync(path.join(inDir, 'empty.jpg'), '');
     writeFileSync(path.join(inDir, 'notes.txt'), 'this is not an image\n'.repeat(20));
@@ -88,7 +82,7 @@ describe('processImage', () => {
   it('turns EXIF-rotated photos upright and CMYK into sRGB', async () => {
     const rotated = await run('in/Landscape_6.jpg', [{ op: 'optimize', format: 'jpeg' }]);
     assert.deepEqual([rotated.width, rotated.height], [600, 450]);
-    const cmyk = await run('in/Channel_digital_image_CMYK_color.jpg', [{ op: 'optimize', format: 'jpeg' }]);
+    const cmyk = await run('in/cmyk.jpg', [{ op: 'optimize', format: 'jpeg' }]);
     const metadata = await sharp(path.join(dataDir, cmyk.outputs[0]?.path ?? '')).metadata();
     assert.equal(metadata.space, 'srgb');
     assert.equal(metadata.channels, 3);

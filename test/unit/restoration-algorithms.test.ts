@@ -14,7 +14,7 @@ import {
 } from '../../src/activities/restoration/page-generator';
 import { contrast, noiseSigma, psnr, sharpness, ssim } from '../../src/activities/restoration/quality';
 import { measureQuality, restorePixels } from '../../src/activities/restoration/restore-image';
-import { sharedDataFile } from '../helpers/shared-data';
+import { fixtureFile } from '../helpers/fixtures';
 
 function flat(width: number, height: number, value: number): GrayImage {
   return { width, height, data: new Uint8Array(width * height).fill(value) };
@@ -41,8 +41,8 @@ async function blurred(image: GrayImage, sigma: number): Promise<GrayImage> {
 describe('binarisation of a real manuscript page (Doxa sample, hand-made ground truth)', () => {
   it('Sauvola (window 27, k 0.10) matches the published F-measure and beats Otsu', async (t) => {
     // Read as bytes: these files are test data, not a job's (a path outside the data dir would be refused).
-    const page = await readGray(readFileSync(sharedDataFile('documents/2JohnC1V3.png')));
-    const truth = await readGray(readFileSync(sharedDataFile('documents/2JohnC1V3-GroundTruth.png')));
+    const page = await readGray(readFileSync(fixtureFile('documents/2JohnC1V3.png')));
+    const truth = await readGray(readFileSync(fixtureFile('documents/2JohnC1V3-GroundTruth.png')));
     const sauvola = binarizeSauvola(page);
     const otsu = binarizeOtsu(page);
     const scores = {

@@ -44,7 +44,7 @@ import type { ActivityHeartbeat } from '../../src/shared/job-status';
 import { restoreDocumentInput } from '../../src/shared/restoration-inputs';
 import { trainModelInput } from '../../src/shared/training-inputs';
 import { runActivity } from '../helpers/activity';
-import { sharedDataFile } from '../helpers/shared-data';
+import { fixtureFile } from '../helpers/fixtures';
 
 const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
 const activity = () => new MockActivityEnvironment(undefined, quiet);
@@ -334,7 +334,7 @@ describe('training: model, dataset, epochs', () => {
   it('evaluates a layer-2 model on a real manuscript page against its hand-made ground truth', async (t) => {
     mkdirSync(path.join(dataDir, 'real'), { recursive: true });
     for (const name of ['2JohnC1V3.png', '2JohnC1V3-GroundTruth.png']) {
-      copyFileSync(sharedDataFile(`documents/${name}`), path.join(dataDir, 'real', name));
+      copyFileSync(fixtureFile(`documents/${name}`), path.join(dataDir, 'real', name));
     }
     await runActivity(
       activity(),
