@@ -5,12 +5,12 @@
  * the API key. Browsers may call them only from the configured UI origins (CORS); a preflight needs no key, since
  * browsers never send credentials with one. The HTTP API serves these routes, and so does `npm run codec-server`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { encryptionCodec } from '../codec/data-converter';
 import { uiOrigins } from '../config';
+import { checkApiKey } from './api-key';
 
 export const CODEC_PATH = '/codec';
 
@@ -57,19 +57,6 @@ function toJson({ metadata, data }: Payload): { metadata: Record<string, string>
   };
 }
 
-/** Constant-time comparison of an API key (hashing first makes the lengths equal). */
-function sameKey(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
-function givenKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
-  const header = request.headers['x-api-key'];
-  return typeof header === 'string' ? header : undefined;
-}
-
 /**
  * Adds the codec routes to `app` when there is a codec (given, or configured by the environment); returns whether
  * it did. Throws on a bad key setting, so a server with a malformed key does not start.
@@ -90,15 +77,15 @@ export function codecRoutes(app: FastifyInstance, options: CodecRouteOptions = {
   };
   const requireKey = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!apiKey) return;
-    const given = givenKey(request);
-    if (given !== undefined && sameKey(given, apiKey)) return;
+    const key = checkApiKey(request, apiKey);
+    if (key === 'ok') return;
     await reply
       .code(401)
       .header('www-authenticate', 'Bearer realm="backroom"')
       .send({
         error: 'Unauthorized',
         message:
-          `${given === undefined ? 'The codec needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or ` +
+          `${key === 'missing' ? 'The codec needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or ` +
           `"X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process; the temporal CLI takes ` +
           `--codec-auth "Bearer <key>").`,
       });

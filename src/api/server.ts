@@ -3,7 +3,7 @@
  * layer on the typed jobs API (`src/client/jobs.ts`) and validates with the same input schemas as the CLI.
  * Routes and error codes are listed in `openapi.ts` (served at /openapi.json) and in the README.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { isGrpcServiceError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -21,6 +21,7 @@ import type { ApiSettings } from '../config';
 import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-catalog';
 import { JOB_STATES } from '../shared/job-status';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import { checkApiKey } from './api-key';
 import { sseEvent, streamJobEvents } from './job-events';
 import { codecRoutes, isCodecRoute, type CodecRouteOptions } from './codec-routes';
 import { openApiDocument } from './openapi';
@@ -205,19 +206,6 @@ function temporalPageToken(apiToken: string): string {
 
 const cancelQuery = z.strictObject({ hard: z.enum(['true', 'false']).optional() });
 
-/** Constant-time comparison of an API key (hashing first makes the lengths equal). */
-function sameKey(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
-function givenKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
-  const header = request.headers['x-api-key'];
-  return typeof header === 'string' ? header : undefined;
-}
-
 /** Absolute links to a job, so a client can follow them as they are. */
 function jobLinks(request: FastifyRequest, id: string) {
   const statusUrl = `${request.protocol}://${request.host}/jobs/${encodeURIComponent(id)}`;
@@ -250,14 +238,14 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       // The codec routes check the key themselves, so that CORS preflights (which never carry it) pass.
       if (request.url.split('?')[0] === '/healthz' || isCodecRoute(request)) return;
-      const given = givenKey(request);
-      if (given !== undefined && sameKey(given, apiKey)) return;
+      const key = checkApiKey(request, apiKey);
+      if (key === 'ok') return;
       await reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="backroom"')
         .send({
           error: 'Unauthorized',
-          message: `${given === undefined ? 'This API needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or "X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process).`,
+          message: `${key === 'missing' ? 'This API needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or "X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process).`,
         });
     });
   }
