@@ -63,7 +63,7 @@ describe('bounded histories on a real dev server', () => {
   }
 
   /** Asserts the long run added no more than the constant, and prints the figures behind it. */
-  function assertBounded(type: string, short: Measured, long: Measured): void {
+  function assertBounded(type: string, short: Measured, long: Measured, minExtraSeconds = 15): void {
     const extra = long.events - short.events;
     const extraSeconds = long.activitySeconds - short.activitySeconds;
     console.log(
@@ -72,7 +72,7 @@ describe('bounded histories on a real dev server', () => {
         `at most +${MAX_EXTRA_EVENTS} per activity at any length: <= ${MAX_EXTRA_EVENTS} events/h in a 1 h ` +
         `activity, <= ${(MAX_EXTRA_EVENTS / 24).toFixed(1)} events/h in a 24 h one`,
     );
-    assert.ok(extraSeconds > 15, 'the long run spent its time in the activity');
+    assert.ok(extraSeconds > minExtraSeconds, 'the long run spent its time in the activity');
     assert.ok(
       extra <= MAX_EXTRA_EVENTS,
       `${type}: the long run added ${extra} events (more than ${MAX_EXTRA_EVENTS}): history grows with time`,
@@ -92,7 +92,9 @@ describe('bounded histories on a real dev server', () => {
       measure('mathCalculation', { limit: 1_000_000, chunkSize: 10_000 }),
       measure('mathCalculation', { limit: 600_000_000, chunkSize: 10_000 }),
     ]);
-    assertBounded('mathCalculation', short, long);
+    // How long the sieve takes depends on the machine and the Node version (Node 24 runs it in under 15 s); the
+    // simpleTest above is the one whose length is fixed.
+    assertBounded('mathCalculation', short, long, 5);
   });
 
   it("the status query and the UI's current-details line still move during a long activity", async () => {
