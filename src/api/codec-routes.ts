@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { encryptionCodec } from '../codec/data-converter';
 import { uiOrigins } from '../config';
-import { checkApiKey } from './api-key';
+import { requireApiKey } from './api-key';
 
 export const CODEC_PATH = '/codec';
 
@@ -77,18 +77,7 @@ export function codecRoutes(app: FastifyInstance, options: CodecRouteOptions = {
   };
   const requireKey = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!apiKey) return;
-    const key = checkApiKey(request, apiKey);
-    if (key === 'ok') return;
-    await reply
-      .code(401)
-      .header('www-authenticate', 'Bearer realm="backroom"')
-      .send({
-        error: 'Unauthorized',
-        message:
-          `${key === 'missing' ? 'The codec needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or ` +
-          `"X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process; the temporal CLI takes ` +
-          `--codec-auth "Bearer <key>").`,
-      });
+    await requireApiKey(request, reply, apiKey, 'The codec', '; the temporal CLI takes --codec-auth "Bearer <key>"');
   };
 
   for (const [name, transform] of [

@@ -21,7 +21,7 @@ import type { ApiSettings } from '../config';
 import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-catalog';
 import { JOB_STATES } from '../shared/job-status';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
-import { checkApiKey } from './api-key';
+import { requireApiKey } from './api-key';
 import { sseEvent, streamJobEvents } from './job-events';
 import { codecRoutes, isCodecRoute, type CodecRouteOptions } from './codec-routes';
 import { openApiDocument } from './openapi';
@@ -238,15 +238,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       // The codec routes check the key themselves, so that CORS preflights (which never carry it) pass.
       if (request.url.split('?')[0] === '/healthz' || isCodecRoute(request)) return;
-      const key = checkApiKey(request, apiKey);
-      if (key === 'ok') return;
-      await reply
-        .code(401)
-        .header('www-authenticate', 'Bearer realm="backroom"')
-        .send({
-          error: 'Unauthorized',
-          message: `${key === 'missing' ? 'This API needs a key' : 'Wrong API key'}: send "Authorization: Bearer <key>" or "X-API-Key: <key>" (the key is BACKROOM_API_KEY of the API process).`,
-        });
+      await requireApiKey(request, reply, apiKey, 'This API');
     });
   }
 

@@ -10,56 +10,8 @@ import { startApi, type RunningApi } from '../../src/api/server';
 import type { Jobs } from '../../src/client/jobs';
 import { TemporalLink } from '../../src/api/temporal-link';
 import { freePort } from '../../src/ports';
+import { readEvents, type ServerEvent } from '../helpers/server-events';
 import { sleep, startTestServer, startTestStack, waitFor, type TestStack } from '../helpers/temporal';
-
-interface ServerEvent {
-  event: string;
-  data: Record<string, unknown>;
-}
-
-/**
- * Reads a Server-Sent Events stream until it ends (or `until` returns true for an event), checking the wire format
- * as it goes: every event has an id, a name and JSON data.
- */
-async function readEvents(url: string, until?: (event: ServerEvent) => boolean): Promise<ServerEvent[]> {
-  // Aborting the request is what closes the stream early (a reader's cancel() would wait for the server to end it).
-  const stop = new AbortController();
-  const response = await fetch(url, { signal: stop.signal });
-  if (response.status !== 200) assert.fail(`GET ${url} answered ${response.status}: ${await response.text()}`);
-  assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
-  assert.ok(response.body);
-  const events: ServerEvent[] = [];
-  const decoder = new TextDecoder();
-  let buffer = '';
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return events;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const fields = new Map(
-        block
-          .split('\n')
-          .filter((line) => !line.startsWith(':'))
-          .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]),
-      );
-      if (!fields.has('event')) continue; // the `retry:` preamble and keep-alive comments
-      assert.match(fields.get('id') ?? '', /^\d+$/, block);
-      const event = {
-        event: fields.get('event') ?? '',
-        data: JSON.parse(fields.get('data') ?? '') as Record<string, unknown>,
-      };
-      events.push(event);
-      if (until?.(event)) {
-        stop.abort();
-        return events;
-      }
-    }
-  }
-}
 
 async function call(
   api: RunningApi,
@@ -81,7 +33,7 @@ async function call(
   };
 }
 
-const progressOf = (event: ServerEvent) => (event.data.progress as { done: number }).done;
+const progressOf = (event: Pick<ServerEvent, 'data'>) => (event.data.progress as { done: number }).done;
 
 describe('HTTP API on a real dev server and worker', () => {
   let stack: TestStack;
@@ -165,7 +117,7 @@ describe('HTTP API on a real dev server and worker', () => {
     assert.equal((await call(api, 'POST', `/jobs/${id}/resume`)).status, 202);
     const moving = await readEvents(
       `${api.url}/jobs/${id}/events`,
-      (event) => progressOf(event) > progressOf({ event: '', data: paused }),
+      (event) => progressOf(event) > progressOf({ data: paused }),
     );
     assert.equal(moving.at(-1)?.data.state, 'running');
 

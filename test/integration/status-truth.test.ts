@@ -15,43 +15,8 @@ import { TemporalLink } from '../../src/api/temporal-link';
 import type { Jobs, JobView } from '../../src/client/jobs';
 import type { JobProgress } from '../../src/shared/job-status';
 import { runCli, startWorkerProcess } from '../helpers/processes';
+import { readEvents, type ServerEvent } from '../helpers/server-events';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
-
-interface ServerEvent {
-  event: string;
-  data: JobView;
-  at: number;
-}
-
-/** Reads a Server-Sent Events stream until it ends or `until` returns true for an event. */
-async function readEvents(url: string, until?: (event: ServerEvent) => boolean): Promise<ServerEvent[]> {
-  const stop = new AbortController();
-  const response = await fetch(url, { signal: stop.signal });
-  assert.equal(response.status, 200);
-  assert.ok(response.body);
-  const events: ServerEvent[] = [];
-  const decoder = new TextDecoder();
-  let buffer = '';
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return events;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!event || !data) continue;
-      events.push({ event, data: JSON.parse(data) as JobView, at: Date.now() });
-      if (until?.(events.at(-1) as ServerEvent)) {
-        stop.abort();
-        return events;
-      }
-    }
-  }
-}
 
 /** An SMTP server that offers STARTTLS with a self-signed certificate, as a fresh Postfix does. */
 async function startTlsSmtpServer(): Promise<{ url: string; received: string[]; close(): Promise<void> }> {
@@ -115,7 +80,7 @@ describe('status truth on a real dev server', () => {
       operations: [{ op: 'thumbnail' }],
     });
     ended.failed = id;
-    const events = await readEvents(`${api.url}/jobs/${id}/events`);
+    const events = await readEvents<JobView>(`${api.url}/jobs/${id}/events`);
     const final = events.at(-1);
     assert.equal(final?.event, 'failed', JSON.stringify(events));
     for (const view of [
@@ -170,7 +135,7 @@ describe('status truth on a real dev server', () => {
   it('the event stream shows paused after a pause signal', async () => {
     const { id } = await jobs.start('simpleTest', { message: 'pause me', durationSeconds: 60 });
     let pausedAt = 0;
-    const events = await readEvents(`${api.url}/jobs/${id}/events`, (event) => {
+    const events = await readEvents<JobView>(`${api.url}/jobs/${id}/events`, (event) => {
       if (!pausedAt && event.data.progress.done >= 1) {
         pausedAt = Date.now();
         void jobs.pause(id);
@@ -180,7 +145,7 @@ describe('status truth on a real dev server', () => {
     const first = events.find((event) => event.data.state === 'paused');
     assert.ok(first, JSON.stringify(events.map((event) => event.data.state)));
     console.log(`# paused appeared in the event stream ${(first.at - pausedAt) / 1000} s after the pause was sent`);
-    ended.paused = { id, done: (events.at(-1) as ServerEvent).data.progress.done };
+    ended.paused = { id, done: (events.at(-1) as ServerEvent<JobView>).data.progress.done };
     assert.ok(ended.paused.done >= 1);
   });
 
