@@ -2,21 +2,23 @@
  * Saturation benchmark: does a worker stay responsive when every activity slot is CPU-bound?
  * A real dev server and a worker process (`npm run worker`'s entry, with its `/healthz`), all its activity slots
  * busy with CPU-heavy jobs for BENCH_SATURATION_SECONDS (default 120; the issue's acceptance run is 600):
- * restoreBatch with the model step, evaluateModel and analyzeCuts, each started again when it ends. Meanwhile a
- * probe asks `/healthz` every 100 ms and records how long each answer took; afterwards the jobs' histories give the
- * heartbeat timeouts and the activity retries. Measured side by side in one run: the CPU work on the worker's main
- * thread (BACKROOM_CPU_POOL=0, the old path) and on the CPU pool. BENCH_SATURATION_MODES picks them
- * (`main-thread,pool`), BENCH_SATURATION_SLOTS the activity slots (default 8, the worker's default),
- * BENCH_SATURATION_PAGES the pages per batch (12, 1240×1754).
+ * restoreBatch with the model step, evaluateModel, analyzeCuts and trainModel (layer 1 on a small generated
+ * dataset), each started again when it ends. Meanwhile a probe asks `/healthz` every 100 ms and records how long
+ * each answer took; afterwards the jobs' histories give the heartbeat timeouts and the activity retries. Measured
+ * side by side in one run: the CPU work on the worker's main thread (BACKROOM_CPU_POOL=0, the old path) and on the
+ * CPU pool. BENCH_SATURATION_MODES picks them (`main-thread,pool`), BENCH_SATURATION_SLOTS the activity slots
+ * (default 8, the worker's default), BENCH_SATURATION_PAGES the pages per batch (12, 1240×1754).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { degradePage, randomDegradation, renderCleanPage } from '../src/activities/restoration/page-generator';
 import { writeCheckpoint } from '../src/activities/training/checkpoint';
 import { WindowModel } from '../src/activities/training/model';
+import { cutDatasetPatches, renderDatasetPages, validateDataset } from '../src/activities/training/synthetic-data';
 import { Jobs } from '../src/client/jobs';
 import { startDevServer } from '../src/devserver/dev-server';
 import { freePort, startWorkerProcess } from '../test/helpers/processes';
@@ -30,10 +32,14 @@ const PROBE_EVERY_MS = 100;
 /** A probe unanswered this long counts at this latency. */
 const PROBE_TIMEOUT_MS = 60_000;
 const MODEL = 'model/layer1.json';
+const DATASET = 'datasets/saturation';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Degraded pages with their clean references, a layer-1 model (its weights do not change its cost), a video. */
+/**
+ * Degraded pages with their clean references, a layer-1 model (its weights do not change its cost), a small training
+ * dataset (4 pages of 500×707, 24 patches each: 36 batches of 1024 windows per epoch), a video.
+ */
 async function makeInputs(dataDir: string, pages: number): Promise<void> {
   mkdirSync(path.join(dataDir, 'pages/clean'), { recursive: true });
   mkdirSync(path.join(dataDir, 'pages/degraded'), { recursive: true });
@@ -60,6 +66,21 @@ async function makeInputs(dataDir: string, pages: number): Promise<void> {
   } finally {
     model.dispose();
   }
+  const spec = {
+    datasetId: 'saturation',
+    datasetDir: DATASET,
+    pages: 4,
+    patchSize: 64,
+    patchesPerPage: 24,
+    augment: true,
+    width: 500,
+    height: 707,
+    seed: 1,
+  };
+  const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
+  for (const make of [renderDatasetPages, cutDatasetPatches, validateDataset]) {
+    await new MockActivityEnvironment(undefined, quiet).run(make, spec);
+  }
   const cycle = [SOURCES.moving, SOURCES.bars, SOURCES.zoom, SOURCES.pan, SOURCES.tinted];
   makeVideo(
     path.join(dataDir, 'video.mp4'),
@@ -71,11 +92,11 @@ async function makeInputs(dataDir: string, pages: number): Promise<void> {
   );
 }
 
-/** The jobs that fill `slots` activity slots: one cut analysis, one evaluation, and batches for the rest. */
+/** The jobs that fill `slots` activity slots: a cut analysis, an evaluation, a training run, batches for the rest. */
 function lanes(slots: number, pages: number, mode: Mode): { type: string; input: (run: number) => unknown }[] {
   const pageList = Array.from({ length: pages }, (_, i) => `page-${String(i + 1).padStart(4, '0')}`);
   // The slots left go to batches of up to four lanes each.
-  const batchSlots = Math.max(1, slots - 2);
+  const batchSlots = Math.max(1, slots - 3);
   const batches = Math.ceil(batchSlots / 4);
   const concurrency = (lane: number) => Math.floor(batchSlots / batches) + (lane < batchSlots % batches ? 1 : 0);
   return [
@@ -86,6 +107,16 @@ function lanes(slots: number, pages: number, mode: Mode): { type: string; input:
         model: MODEL,
         pages: pageList.map((name) => ({ input: `pages/degraded/${name}.jpg`, reference: `pages/clean/${name}.png` })),
         output: `out/${mode}/evaluation-${run}/evaluation.json`,
+      }),
+    },
+    {
+      type: 'trainModel',
+      input: (run) => ({
+        layer: 'layer1',
+        dataset: DATASET,
+        epochs: 3,
+        runId: `saturation-${mode}-${run}`,
+        evaluate: false,
       }),
     },
     ...Array.from({ length: batches }, (_, lane) => ({
@@ -230,7 +261,9 @@ function report(result: ModeResult): void {
   const ms = (value: number) => `${Math.round(value)} ms`.padStart(9);
   const { counts } = result;
   const work = [...counts.completedActivities.entries()]
-    .filter(([type]) => ['restoreBatchItem', 'evaluateHeldOutPages', 'detectShots', 'analyzeClips'].includes(type))
+    .filter(([type]) =>
+      ['restoreBatchItem', 'evaluateHeldOutPages', 'detectShots', 'analyzeClips', 'trainEpoch'].includes(type),
+    )
     .map(([type, count]) => `${type} ${count}`)
     .join(', ');
   console.log(
@@ -256,7 +289,8 @@ export async function saturationBenchmark(): Promise<void> {
   process.env.BACKROOM_DATA_DIR = dataDir;
   console.log(
     `\nSaturation benchmark on ${os.availableParallelism()} cores: ${slots} activity slots CPU-bound for ${seconds} s ` +
-      `per mode (restoreBatch with the model step on ${pages} pages, evaluateModel, analyzeCuts on 60 s of 720p)`,
+      `per mode (restoreBatch with the model step on ${pages} pages, evaluateModel, analyzeCuts on 60 s of 720p, ` +
+      'trainModel on a small dataset)',
   );
   console.log('  set with BENCH_SATURATION_SECONDS, _SLOTS, _PAGES, _MODES; data in', dataDir);
   await makeInputs(dataDir, pages);

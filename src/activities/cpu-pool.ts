@@ -45,10 +45,20 @@ function activitySignal(): AbortSignal | undefined {
 }
 
 export interface CpuTaskOptions {
-  /** Aborts the task; by default the current activity's cancellation signal. */
-  signal?: AbortSignal | undefined;
+  /**
+   * Aborts the task; by default the current activity's cancellation signal. `null`: the task always runs to its end
+   * (short steps that an activity stops between, where a cancel must not lose the step or the thread).
+   */
+  signal?: AbortSignal | null | undefined;
   /** Buffers of the input to move to the pool thread rather than copy (the caller must not use them after). */
   transfer?: ArrayBufferLike[];
+}
+
+const counts = new Map<CpuTaskName, { pool: number; calling: number }>();
+
+/** How many tasks of each name this process started, on the pool and on the calling thread (tests read it). */
+export function cpuTaskCounts(name: CpuTaskName): { pool: number; calling: number } {
+  return { ...(counts.get(name) ?? { pool: 0, calling: 0 }) };
 }
 
 /** Runs a CPU task (see cpu-tasks.ts) on the pool, or on this thread when the pool is off. */
@@ -57,12 +67,16 @@ export async function runCpuTask<N extends CpuTaskName>(
   input: CpuTaskInput<N>,
   options: CpuTaskOptions = {},
 ): Promise<CpuTaskOutput<N>> {
-  const signal = options.signal ?? activitySignal();
+  const signal = options.signal === null ? undefined : (options.signal ?? activitySignal());
+  const count = counts.get(name) ?? { pool: 0, calling: 0 };
+  counts.set(name, count);
   if (!cpuPoolSettings().enabled) {
+    count.calling++;
     signal?.throwIfAborted();
     const task = cpuTasks[name] as (input: CpuTaskInput<N>) => CpuTaskOutput<N> | Promise<CpuTaskOutput<N>>;
     return task(input);
   }
+  count.pool++;
   return (await cpuPool().run(
     { name, input },
     {

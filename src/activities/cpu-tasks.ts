@@ -1,13 +1,16 @@
 /**
- * The CPU pool's tasks, by name: every piece of CPU-heavy work that activities hand off (pixel loops, models,
- * detectors, page generation). Each pool thread loads this module and piscina calls its default export; with the
- * pool off, the calling thread runs the same functions. Tasks take and return plain data (numbers, strings, typed
- * arrays): nothing that holds a file, a socket or a class instance, since it crosses threads.
+ * The CPU pool's tasks, by name: every piece of CPU-heavy work that activities hand off (pixel loops, models and
+ * their training, detectors, page generation). Each pool thread loads this module and piscina calls its default
+ * export; with the pool off, the calling thread runs the same functions. Tasks take and return plain data (numbers,
+ * strings, typed arrays, shared memory): nothing that holds a file, a socket or a class instance, since it crosses
+ * threads.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { renderPagePair } from './restoration/page-generator';
 import { restoreAndMeasure } from './restoration/restore-image';
 import { evaluatePage } from './training/evaluate-page';
+import { loadSharedPatches } from './training/shared-patches';
+import { initialWeights, layer2Patches, trainSteps, validateModel } from './training/training-tasks';
 import { frameQualities } from './video/clip-quality';
 import { detectInBatch } from './video/shot-detector';
 
@@ -17,6 +20,11 @@ export const cpuTasks = {
   detectInBatch,
   frameQualities,
   renderPagePair,
+  initialWeights,
+  loadSharedPatches,
+  trainSteps,
+  layer2Patches,
+  validateModel,
 };
 
 export type CpuTasks = typeof cpuTasks;

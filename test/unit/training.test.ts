@@ -20,8 +20,9 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { cpuTaskCounts } from '../../src/activities/cpu-pool';
 import { readCheckpoint, writeCheckpoint } from '../../src/activities/training/checkpoint';
-import { WindowModel, cutWindow, emptyBatch } from '../../src/activities/training/model';
+import { WindowModel, cutWindow, emptyBatch, modelWorkCounts } from '../../src/activities/training/model';
 import { tensorflow } from '../../src/activities/training/tensorflow';
 import {
   cutDatasetPatches,
@@ -237,6 +238,59 @@ describe('training: model, dataset, epochs', () => {
       assert.ok(largest < 1e-4, `${name} differs by ${largest}`);
     }
     assert.equal(resumed.result.trainLoss, straight.result.trainLoss);
+  });
+
+  it("trains, runs layer 1 and validates on the CPU pool, never on the worker's main thread", async () => {
+    const pool = process.env.BACKROOM_CPU_POOL;
+    process.env.BACKROOM_CPU_POOL = '1';
+    try {
+      const here = { ...modelWorkCounts };
+      const tasks = ['initialWeights', 'layer2Patches', 'trainSteps', 'validateModel'] as const;
+      const before = tasks.map((task) => cpuTaskCounts(task));
+      await runActivity(activity(), prepareTrainingRun, runRequest('pooled'));
+      await runActivity(
+        activity(),
+        prepareTrainingRun,
+        runRequest('pooled-layer2', { layer: 'layer2', layer1Model: 'models/beats/best.json' }),
+      );
+      const trained = await runActivity(activity(), trainEpoch, {
+        ...epochRequest('pooled-layer2', 1),
+        layer: 'layer2',
+      });
+      assert.ok(trained.finished);
+      // The model's own counters on this (the main) thread: a batch trained or a patch predicted here shows.
+      assert.deepEqual(modelWorkCounts, here, 'model work ran on the main thread');
+      tasks.forEach((task, i) => {
+        const after = cpuTaskCounts(task);
+        assert.ok(after.pool > (before[i]?.pool ?? 0), `${task} did not run on the pool`);
+        assert.equal(after.calling, before[i]?.calling, `${task} ran on the calling thread`);
+      });
+    } finally {
+      if (pool === undefined) delete process.env.BACKROOM_CPU_POOL;
+      else process.env.BACKROOM_CPU_POOL = pool;
+    }
+  });
+
+  it('trains to the same bits on the calling thread with the pool off (BACKROOM_CPU_POOL=0)', async () => {
+    const pool = process.env.BACKROOM_CPU_POOL;
+    process.env.BACKROOM_CPU_POOL = '0';
+    try {
+      const here = modelWorkCounts.trainBatches;
+      await runActivity(activity(), prepareTrainingRun, runRequest('inline'));
+      const inline = await runActivity(activity(), trainEpoch, epochRequest('inline', 1));
+      assert.ok(inline.finished);
+      assert.ok(modelWorkCounts.trainBatches > here, 'with the pool off, training runs on this thread');
+      const a = await readCheckpoint(path.join(dataDir, 'models/straight/epoch-0001.json'));
+      const b = await readCheckpoint(path.join(dataDir, 'models/inline/epoch-0001.json'));
+      assert.deepEqual(b.weights, a.weights);
+      assert.deepEqual(b.optimizer, a.optimizer);
+      // Everything but the time it took and the file it is in.
+      const measured = (m: typeof a.metrics) => m && [m.epoch, m.trainLoss, m.valLoss, m.valPsnr, m.inputPsnr];
+      assert.deepEqual(measured(b.metrics), measured(a.metrics));
+    } finally {
+      if (pool === undefined) delete process.env.BACKROOM_CPU_POOL;
+      else process.env.BACKROOM_CPU_POOL = pool;
+    }
   });
 
   it('fine-tunes from the given weights, with a smaller default learning rate', async () => {

@@ -6,6 +6,8 @@
  *   ink; the division is applied after the linear map, so it costs one extra convolution, not a new input.
  * - Training runs it as dense layers over a batch of windows (the wasm backend has no convolution gradients);
  *   inference runs the same weights as convolutions over whole images, which is far faster than cutting windows.
+ * - It runs on the CPU pool's threads (training-tasks.ts, evaluate-page.ts, restore-image.ts), never on the worker's
+ *   main thread; a TrainingState carries it from one pool task to the next.
  */
 import type * as tfTypes from '@tensorflow/tfjs-core';
 import type { GrayImage } from '../restoration/gray-image';
@@ -35,6 +37,29 @@ export function weightShapes(architecture: Architecture): Record<WeightName, num
 
 export const DEFAULT_ARCHITECTURE: Architecture = { window: WINDOW, hidden: HIDDEN };
 
+/** Adam's state as checkpoints keep it: the step count, then the moments, in the optimiser's order. */
+export type OptimizerState = { shape: number[]; data: Float32Array }[];
+
+/**
+ * Everything training needs to go on bit for bit on another thread: weights, Adam's state and, within one attempt,
+ * Adam's running powers of beta1 and beta2 ([beta1^t, beta2^t], float32). Adam keeps those by multiplying once per
+ * step, while restoring a checkpoint recomputes them as a power: the last bits can differ, so a CPU-pool task that
+ * continues the previous task's training carries them over; after a checkpoint they are left out, as before.
+ * About 110 KB for the default architecture.
+ */
+export interface TrainingState {
+  architecture: Architecture;
+  weights: Weights;
+  optimizer: OptimizerState;
+  adamPowers?: Float32Array | undefined;
+}
+
+/**
+ * Model work done on this thread (each thread counts its own): the CPU pool's tests check that a training epoch
+ * leaves the worker's main thread at zero.
+ */
+export const modelWorkCounts = { trainBatches: 0, predictions: 0 };
+
 let instances = 0;
 
 /** A model held in tfjs variables; dispose it when done (variables live outside tidy scopes). */
@@ -49,9 +74,12 @@ export class WindowModel {
   ) {
     const shapes = weightShapes(architecture);
     const prefix = `model${++instances}`;
-    this.variables = WEIGHT_NAMES.map((name) =>
-      tf.variable(tf.tensor(weights[name], shapes[name]), true, `${prefix}/${name}`),
-    );
+    this.variables = WEIGHT_NAMES.map((name) => {
+      const initial = tf.tensor(weights[name], shapes[name]);
+      const variable = tf.variable(initial, true, `${prefix}/${name}`);
+      initial.dispose(); // the variable holds its own reference to the data
+      return variable;
+    });
   }
 
   /** Fresh He-initialised weights, reproducible from `seed`. */
@@ -64,9 +92,9 @@ export class WindowModel {
       if (shape.length === 1) weights[name] = new Float32Array(shape[0] ?? 0);
       else {
         const fanIn = name === 'w1' || name === 'w1n' ? 2 * (shape[0] ?? 1) : (shape[0] ?? 1);
-        weights[name] = tf
-          .tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + index))
-          .dataSync() as Float32Array;
+        const random = tf.randomNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + index);
+        weights[name] = random.dataSync() as Float32Array;
+        random.dispose();
       }
     });
     return new WindowModel(tf, architecture, weights);
@@ -74,6 +102,54 @@ export class WindowModel {
 
   static async fromWeights(weights: Weights, architecture: Architecture): Promise<WindowModel> {
     return new WindowModel(await tensorflow(), architecture, weights);
+  }
+
+  /** A model ready to train on from `state` (see TrainingState), with Adam at `learningRate`. */
+  static async fromTrainingState(state: TrainingState, learningRate: number): Promise<WindowModel> {
+    const model = await WindowModel.fromWeights(state.weights, state.architecture);
+    try {
+      model.useOptimizer(learningRate);
+      await model.restoreOptimizerState(state.optimizer);
+      if (state.adamPowers) model.setAdamPowers(state.adamPowers);
+      return model;
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+
+  /** What `fromTrainingState` needs to go on from here. */
+  async trainingState(): Promise<TrainingState> {
+    return {
+      architecture: this.architecture,
+      weights: await this.weights(),
+      optimizer: await this.optimizerState(),
+      adamPowers: this.adamPowers(),
+    };
+  }
+
+  /** Adam's running powers of beta1 and beta2 (tfjs keeps them in private variables: read and set them here only). */
+  private adamPowers(): Float32Array | undefined {
+    const powers = this.adamVariables();
+    if (!powers) return undefined;
+    return Float32Array.of(powers.accBeta1.dataSync()[0] ?? NaN, powers.accBeta2.dataSync()[0] ?? NaN);
+  }
+
+  private setAdamPowers(values: Float32Array): void {
+    const powers = this.adamVariables();
+    if (!powers) throw new Error('useOptimizer() before setting the optimiser state');
+    const { tf } = this;
+    tf.tidy(() => {
+      powers.accBeta1.assign(tf.scalar(values[0] ?? NaN));
+      powers.accBeta2.assign(tf.scalar(values[1] ?? NaN));
+    });
+  }
+
+  private adamVariables(): { accBeta1: tfTypes.Variable; accBeta2: tfTypes.Variable } | undefined {
+    if (!this.optimizer) return undefined;
+    const adam = this.optimizer as unknown as { accBeta1?: tfTypes.Variable; accBeta2?: tfTypes.Variable };
+    if (!adam.accBeta1 || !adam.accBeta2) throw new Error("This tfjs version's Adam has no accBeta1/accBeta2");
+    return { accBeta1: adam.accBeta1, accBeta2: adam.accBeta2 };
   }
 
   private get w(): Record<WeightName, tfTypes.Variable> {
@@ -104,6 +180,7 @@ export class WindowModel {
     const { tf } = this;
     const optimizer = this.optimizer;
     if (!optimizer) throw new Error('useOptimizer() before training');
+    modelWorkCounts.trainBatches++;
     const loss = tf.tidy((): tfTypes.Scalar => {
       const windows = tf.tensor2d(batch.windows, [batch.count, this.architecture.window ** 2]);
       const paper = tf.tensor2d(batch.paper, [batch.count, 1]);
@@ -124,6 +201,7 @@ export class WindowModel {
   /** Dense form at inference (what training optimises); `predict` must agree with it. */
   predictWindows(batch: WindowBatch): Float32Array {
     const { tf } = this;
+    modelWorkCounts.predictions++;
     const output = tf.tidy(() =>
       this.forwardWindows(
         tf.tensor2d(batch.windows, [batch.count, this.architecture.window ** 2]),
@@ -143,6 +221,7 @@ export class WindowModel {
     const { tf } = this;
     const first = images[0];
     if (!first) return [];
+    modelWorkCounts.predictions++;
     const { width, height } = first;
     const k = this.architecture.window;
     const r = (k - 1) / 2;
@@ -172,22 +251,34 @@ export class WindowModel {
   }
 
   /** Adam's state (step count and moments), in the optimiser's order; all float32 (the step count is int32 in tfjs). */
-  async optimizerState(): Promise<{ shape: number[]; data: Float32Array }[]> {
+  async optimizerState(): Promise<OptimizerState> {
     if (!this.optimizer) return [];
     const state = await this.optimizer.getWeights();
-    return Promise.all(
-      state.map(async ({ tensor }) => ({ shape: tensor.shape, data: Float32Array.from(await tensor.data()) })),
-    );
+    try {
+      return await Promise.all(
+        state.map(async ({ tensor }) => ({ shape: tensor.shape, data: Float32Array.from(await tensor.data()) })),
+      );
+    } finally {
+      // The step count is a new scalar; the moments are the optimiser's own variables and stay.
+      state[0]?.tensor.dispose();
+    }
   }
 
-  async restoreOptimizerState(state: readonly { shape: number[]; data: Float32Array }[]): Promise<void> {
+  async restoreOptimizerState(state: Readonly<OptimizerState>): Promise<void> {
     if (!this.optimizer || state.length === 0) return;
     const { tf } = this;
     // Adam names its moments after the variables; the names only label them, the order matches them up.
     const names = ['iter', ...this.variables.map((v) => `${v.name}/m`), ...this.variables.map((v) => `${v.name}/v`)];
-    await this.optimizer.setWeights(
-      state.map((entry, i) => ({ name: names[i] ?? `state${i}`, tensor: tf.tensor(entry.data, entry.shape) })),
-    );
+    const tensors = state.map((entry, i) => ({
+      name: names[i] ?? `state${i}`,
+      tensor: tf.tensor(entry.data, entry.shape),
+    }));
+    try {
+      await this.optimizer.setWeights(tensors);
+    } finally {
+      // Adam made variables of them (which hold their own references to the data).
+      for (const { tensor } of tensors) tensor.dispose();
+    }
   }
 
   dispose(): void {

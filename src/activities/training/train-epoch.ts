@@ -7,19 +7,20 @@
  *   after a dead worker, or the next call after a pause, continues from `partial.json`: it is written before the
  *   heartbeat that announces it, so it is never behind the heartbeat. At the end it measures the validation patches,
  *   writes `epoch-NNNN.json`, and copies it to `best.json` when its validation loss is the lowest so far.
+ * The model itself never runs here: its first weights, the training steps, layer 1's outputs for a layer-2 run and
+ * the validation are CPU-pool tasks (training-tasks.ts), and the dataset's patches are decoded once per process into
+ * shared memory (shared-patches.ts). This thread reads and writes checkpoints, heartbeats, and stops between steps
+ * when cancelled, so heartbeats, queries and `/healthz` never wait for a model.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
+import { runCpuTask } from '../cpu-pool';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
-import { seededRandom } from '../restoration/page-generator';
-import type { GrayImage } from '../restoration/gray-image';
-import { toPixels } from './apply-model';
 import {
   readCheckpoint,
   readCheckpointInput,
@@ -27,8 +28,9 @@ import {
   type Checkpoint,
   type TrainingPosition,
 } from './checkpoint';
-import { loadDataset, readManifest, type LoadedDataset, type PatchSet } from './dataset';
-import { WindowModel, cutWindow, emptyBatch } from './model';
+import { readManifest } from './dataset';
+import type { TrainingState } from './model';
+import type { SharedPatchSet, SharedPatches } from './shared-patches';
 
 /** Pixel windows drawn from each training patch per epoch. */
 export const WINDOWS_PER_PATCH = 256;
@@ -110,22 +112,17 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     () => undefined,
   );
   if (existing?.position.runId !== request.runKey) {
-    const model = fineTune
-      ? await WindowModel.fromWeights(fineTune.weights, fineTune.architecture)
-      : await WindowModel.initialise(request.seed);
-    try {
-      await writeCheckpoint(start, {
-        layer: request.layer,
-        architecture: model.architecture,
-        weights: await model.weights(),
-        ...(layer1 && { layer1 }),
-        learningRate,
-        optimizer: [],
-        position: { runId: request.runKey, epoch: 0, batch: 0, lossSum: 0, samples: 0 },
-      });
-    } finally {
-      model.dispose();
-    }
+    const { architecture, weights } =
+      fineTune ?? (await runCpuTask('initialWeights', { seed: request.seed }, { signal: null }));
+    await writeCheckpoint(start, {
+      layer: request.layer,
+      architecture,
+      weights,
+      ...(layer1 && { layer1 }),
+      learningRate,
+      optimizer: [],
+      position: { runId: request.runKey, epoch: 0, batch: 0, lossSum: 0, samples: 0 },
+    });
   }
   return {
     runDir: displayPath(runDir),
@@ -156,108 +153,48 @@ export interface EpochCursor {
   samples: number;
 }
 
-/** Inputs and targets for a layer: layer 1 maps degraded to clean; layer 2 maps layer 1's output to clean ink. */
+/** What an epoch trains and validates on, in shared memory; layer 2 maps layer 1's output to clean ink. */
 interface LayerData {
-  train: PatchSet;
-  val: PatchSet;
+  train: SharedPatchSet;
+  val: SharedPatchSet;
 }
 
-const binarised = (image: GrayImage): GrayImage => ({
-  ...image,
-  data: Uint8Array.from(image.data, (value) => (value < 128 ? 0 : 255)),
-});
-
+// One dataset and one layer-2 run at a time: a worker trains one run after another, each over many epochs.
+let datasetCache: { key: string; patches: Promise<SharedPatches> } | undefined;
 let layer2Cache: { key: string; data: Promise<LayerData> } | undefined;
 
-async function layerData(
-  layer: ModelLayer,
-  dataset: LoadedDataset,
-  start: Checkpoint,
-  key: string,
-  breathe: () => Promise<void>,
-): Promise<LayerData> {
-  if (layer === 'layer1') return { train: dataset.train, val: dataset.val };
+/** The dataset's patches, decoded on the CPU pool once per process and dataset version (the manifest's time). */
+async function sharedDataset(dir: string): Promise<{ key: string; patches: SharedPatches }> {
+  const key = `${dir}@${(await stat(path.join(dir, 'manifest.json'))).mtimeMs}`;
+  if (datasetCache?.key !== key) {
+    const entry = { key, patches: runCpuTask('loadSharedPatches', { dataset: dir }, { signal: null }) };
+    datasetCache = entry;
+    entry.patches.catch(() => {
+      if (datasetCache === entry) datasetCache = undefined;
+    });
+  }
+  return { key, patches: await datasetCache.patches };
+}
+
+/** A run's layer-1 model never changes, so its outputs over the dataset are computed once per run and process. */
+async function layerData(layer: ModelLayer, dataset: SharedPatches, start: Checkpoint, key: string) {
+  if (layer === 'layer1') return dataset;
   const layer1 = start.layer1;
   if (!layer1)
     throw ApplicationFailure.nonRetryable('The layer-2 checkpoint carries no layer-1 model.', 'Layer1Missing');
   if (layer2Cache?.key !== key) {
-    const refine = async (set: PatchSet): Promise<PatchSet> => {
-      const model = await WindowModel.fromWeights(layer1.weights, layer1.architecture);
-      try {
-        const inputs: GrayImage[] = [];
-        for (let i = 0; i < set.inputs.length; i += 64) {
-          await breathe();
-          const chunk = set.inputs.slice(i, i + 64);
-          model.predict(chunk).forEach((values, j) => {
-            const source = chunk[j];
-            if (source) inputs.push({ width: source.width, height: source.height, data: toPixels(values, 'layer1') });
-          });
-        }
-        return { inputs, targets: set.targets.map(binarised) };
-      } finally {
-        model.dispose();
-      }
-    };
-    layer2Cache = {
+    const base = { architecture: layer1.architecture, weights: layer1.weights };
+    const refine = (set: SharedPatchSet) => runCpuTask('layer2Patches', { layer1: base, set }, { signal: null });
+    const entry = {
       key,
-      data: (async () => ({ train: await refine(dataset.train), val: await refine(dataset.val) }))(),
+      data: Promise.all([refine(dataset.train), refine(dataset.val)]).then(([train, val]) => ({ train, val })),
     };
-    layer2Cache.data.catch(() => (layer2Cache = undefined));
-  }
-  return layer2Cache.data;
-}
-
-/** Fills batch number `batch` of `epoch`: the same windows whichever attempt draws them, so a resume repeats none. */
-function drawBatch(set: PatchSet, request: EpochRequest, batch: number, count: number) {
-  const random = seededRandom((request.seed * 7919 + request.epoch) * 1_000_003 + batch);
-  const windows = emptyBatch(count);
-  for (let slot = 0; slot < count; slot++) {
-    const index = Math.floor(random() * set.inputs.length);
-    const input = set.inputs[index];
-    const target = set.targets[index];
-    if (!input || !target) continue;
-    const x = Math.floor(random() * input.width);
-    const y = Math.floor(random() * input.height);
-    cutWindow(input, x, y, windows, slot);
-    windows.targets[slot] = (target.data[y * target.width + x] ?? 0) / 255;
-  }
-  return windows;
-}
-
-/**
- * Validation: the loss over every pixel of the validation patches, the PSNR of the 8-bit output, and the PSNR of
- * the degraded patches against the same targets (the bar to beat).
- */
-async function validate(
-  model: WindowModel,
-  layer: ModelLayer,
-  val: PatchSet,
-  degraded: GrayImage[],
-  breathe: () => Promise<void>,
-): Promise<{ loss: number; psnr: number; inputPsnr: number }> {
-  let squared = 0;
-  let pixelError = 0;
-  let inputError = 0;
-  let pixels = 0;
-  for (let i = 0; i < val.inputs.length; i += 64) {
-    await breathe();
-    const outputs = model.predict(val.inputs.slice(i, i + 64));
-    outputs.forEach((values, j) => {
-      const target = val.targets[i + j];
-      const input = degraded[i + j];
-      if (!target || !input) return;
-      const rendered = toPixels(values, layer);
-      for (let p = 0; p < values.length; p++) {
-        const expected = target.data[p] ?? 0;
-        squared += ((values[p] ?? 0) - expected / 255) ** 2;
-        pixelError += ((rendered[p] ?? 0) - expected) ** 2;
-        inputError += ((input.data[p] ?? 0) - expected) ** 2;
-      }
-      pixels += values.length;
+    layer2Cache = entry;
+    entry.data.catch(() => {
+      if (layer2Cache === entry) layer2Cache = undefined;
     });
   }
-  const db = (error: number) => (error === 0 ? 99 : 10 * Math.log10((255 * 255 * pixels) / error));
-  return { loss: squared / pixels, psnr: db(pixelError), inputPsnr: db(inputError) };
+  return layer2Cache.data;
 }
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -283,38 +220,33 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const start = await readCheckpoint(startFile, `checkpoint of epoch ${request.epoch - 1}`);
   const partial = await readPartial(partialFile, request);
   const from = partial ?? start;
-  const { manifest } = await readManifest(request.dataset);
+  const { dir, manifest } = await readManifest(request.dataset);
   const batches = Math.ceil((manifest.patches.train.length * WINDOWS_PER_PATCH) / request.batchSize);
   const done = (cursor: EpochCursor) => (request.epoch - 1) * batches + cursor.batch;
   const recovered: EpochCursor = partial
     ? { batch: partial.position.batch, lossSum: partial.position.lossSum, samples: partial.position.samples }
     : { batch: 0, lossSum: 0, samples: 0 };
   /**
-   * Lets a heartbeat out between CPU-bound chunks (loading, layer 1's outputs, validation), so a big dataset does
-   * not look like a dead worker; it carries where the epoch stands, so the progress users see never goes back.
+   * Heartbeats while the CPU pool loads, runs layer 1 or validates (a big dataset must not look like a dead worker);
+   * they carry where the epoch stands, so the progress users see never goes back.
    */
   let standing = recovered;
-  const breathe = (message: string) => async () => {
-    const details: ActivityHeartbeat<EpochCursor> = {
+  const meanwhile = <T>(message: string, work: Promise<T>): Promise<T> => {
+    const details = (): ActivityHeartbeat<EpochCursor> => ({
       checkpoint: standing,
       progress: { done: done(standing), total: request.epochs * batches, unit: 'batches' },
       message: `epoch ${request.epoch}/${request.epochs} · ${message}`,
-    };
-    Context.current().heartbeat(details);
-    await yieldToEventLoop();
+    });
+    Context.current().heartbeat(details());
+    return heartbeatWhile(work, details);
   };
-  const dataset = await loadDataset(request.dataset, () => void breathe('loading the dataset')());
-  // A run's layer-1 model never changes, so its outputs are computed once per run and process.
-  const data = await layerData(
-    request.layer,
-    dataset,
-    start,
-    `${dataset.dir}:${request.runKey}`,
-    breathe('running layer 1 over the dataset'),
+  const dataset = await meanwhile('loading the dataset', sharedDataset(dir));
+  const data = await meanwhile(
+    'running layer 1 over the dataset',
+    layerData(request.layer, dataset.patches, start, `${dataset.key}:${request.runKey}`),
   );
-  const model = await WindowModel.fromWeights(from.weights, from.architecture);
-  model.useOptimizer(request.learningRate);
-  await model.restoreOptimizerState(from.optimizer);
+  // The model as the last step left it: weights, Adam's state and (after a step of this attempt) Adam's powers.
+  let state: TrainingState = { architecture: from.architecture, weights: from.weights, optimizer: from.optimizer };
 
   const position = (cursor: EpochCursor): TrainingPosition => ({
     runId: request.runKey,
@@ -324,66 +256,89 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const save = async (file: string, cursor: EpochCursor, metrics?: EpochMetrics) =>
     writeCheckpoint(file, {
       layer: request.layer,
-      architecture: model.architecture,
-      weights: await model.weights(),
+      architecture: state.architecture,
+      weights: state.weights,
       ...(start.layer1 && { layer1: start.layer1 }),
       learningRate: request.learningRate,
-      optimizer: await model.optimizerState(),
+      optimizer: state.optimizer,
       position: position(cursor),
       ...(metrics && { metrics }),
     });
 
-  try {
-    const outcome = await runResumableLoop<EpochCursor, EpochCursor>({
-      initial: { batch: 0, lossSum: 0, samples: 0 },
-      recovered,
-      isDone: (cursor) => cursor.batch >= batches,
-      step: async (cursor) => {
-        const next = { ...cursor };
-        const until = performance.now() + STEP_MS;
-        while (next.batch < batches && next.batch - cursor.batch < STEP_BATCHES && performance.now() < until) {
-          const windows = drawBatch(data.train, request, next.batch, request.batchSize);
-          const loss = await model.trainBatch(windows);
-          if (!Number.isFinite(loss)) {
-            throw ApplicationFailure.nonRetryable(
-              `Training diverged at epoch ${request.epoch}, batch ${next.batch + 1} (loss ${loss}); ` +
-                `try a smaller learningRate than ${request.learningRate}.`,
-              'TrainingDiverged',
-            );
-          }
-          next.lossSum += loss * windows.count;
-          next.samples += windows.count;
-          next.batch += 1;
+  const outcome = await runResumableLoop<EpochCursor, EpochCursor>({
+    initial: { batch: 0, lossSum: 0, samples: 0 },
+    recovered,
+    isDone: (cursor) => cursor.batch >= batches,
+    step: async (cursor) => {
+      // Up to STEP_BATCHES batches or STEP_MS on the pool; a cancel is honoured when the step is back (as before).
+      const trained = await runCpuTask(
+        'trainSteps',
+        {
+          state,
+          learningRate: request.learningRate,
+          train: data.train,
+          seed: request.seed,
+          epoch: request.epoch,
+          batchSize: request.batchSize,
+          fromBatch: cursor.batch,
+          toBatch: Math.min(batches, cursor.batch + STEP_BATCHES),
+          budgetMs: STEP_MS,
+        },
+        { signal: null },
+      );
+      const next = { ...cursor };
+      for (const loss of trained.losses) {
+        if (!Number.isFinite(loss)) {
+          throw ApplicationFailure.nonRetryable(
+            `Training diverged at epoch ${request.epoch}, batch ${next.batch + 1} (loss ${loss}); ` +
+              `try a smaller learningRate than ${request.learningRate}.`,
+            'TrainingDiverged',
+          );
         }
-        await save(partialFile, next);
-        return next;
+        next.lossSum += loss * request.batchSize;
+        next.samples += request.batchSize;
+        next.batch += 1;
+      }
+      state = trained.state;
+      await save(partialFile, next);
+      return next;
+    },
+    progress: (cursor) => ({ done: done(cursor), total: request.epochs * batches, unit: 'batches' }),
+    describe: (cursor) =>
+      `epoch ${request.epoch}/${request.epochs} · batch ${cursor.batch}/${batches}` +
+      (cursor.samples ? ` · loss ${(cursor.lossSum / cursor.samples).toFixed(5)}` : ''),
+    finish: (cursor) => cursor,
+  });
+  if (!outcome.finished) return outcome;
+  const cursor = outcome.result;
+  standing = cursor;
+  const measured = await meanwhile(
+    'validating',
+    runCpuTask(
+      'validateModel',
+      {
+        layer: request.layer,
+        architecture: state.architecture,
+        weights: state.weights,
+        val: data.val,
+        degraded: dataset.patches.val.inputs,
       },
-      progress: (cursor) => ({ done: done(cursor), total: request.epochs * batches, unit: 'batches' }),
-      describe: (cursor) =>
-        `epoch ${request.epoch}/${request.epochs} · batch ${cursor.batch}/${batches}` +
-        (cursor.samples ? ` · loss ${(cursor.lossSum / cursor.samples).toFixed(5)}` : ''),
-      finish: (cursor) => cursor,
-    });
-    if (!outcome.finished) return outcome;
-    const cursor = outcome.result;
-    standing = cursor;
-    const measured = await validate(model, request.layer, data.val, dataset.val.inputs, breathe('validating'));
-    const file = epochFile(runDir, request.epoch);
-    const metrics: EpochMetrics = {
-      epoch: request.epoch,
-      trainLoss: round(cursor.lossSum / Math.max(1, cursor.samples), 6),
-      valLoss: round(measured.loss, 6),
-      valPsnr: round(measured.psnr, 3),
-      inputPsnr: round(measured.inputPsnr, 3),
-      seconds: round((performance.now() - started) / 1000, 2),
-      checkpoint: displayPath(file),
-    };
-    await save(file, cursor, metrics);
-    await keepBest(runDir, file, metrics, request.runKey);
-    return { finished: true, result: metrics };
-  } finally {
-    model.dispose();
-  }
+      { signal: null },
+    ),
+  );
+  const file = epochFile(runDir, request.epoch);
+  const metrics: EpochMetrics = {
+    epoch: request.epoch,
+    trainLoss: round(cursor.lossSum / Math.max(1, cursor.samples), 6),
+    valLoss: round(measured.loss, 6),
+    valPsnr: round(measured.psnr, 3),
+    inputPsnr: round(measured.inputPsnr, 3),
+    seconds: round((performance.now() - started) / 1000, 2),
+    checkpoint: displayPath(file),
+  };
+  await save(file, cursor, metrics);
+  await keepBest(runDir, file, metrics, request.runKey);
+  return { finished: true, result: metrics };
 }
 
 /** Copies an epoch's checkpoint to `best.json` when its validation loss beats the best one of this run. */

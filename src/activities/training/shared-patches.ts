@@ -1,0 +1,88 @@
+/**
+ * Training patches in shared memory (SharedArrayBuffer): the dataset is decoded once per process, and every CPU-pool
+ * task that trains or validates reads the same bytes, whichever thread runs it. Sending them to a task copies only a
+ * handle, so a training step's message stays small however big the dataset is.
+ */
+import path from 'node:path';
+import type { GrayImage } from '../restoration/gray-image';
+import { readGray } from '../restoration/gray-image';
+import { readManifest, type PagePair, type PatchSet } from './dataset';
+
+/** Images of any sizes, back to back: image i is `layout[3i]` wide, `layout[3i+1]` high, at byte `layout[3i+2]`. */
+export interface SharedImages {
+  layout: Float64Array;
+  pixels: Uint8Array;
+}
+
+/** A patch set in shared memory: model inputs and their targets, pair by pair. */
+export interface SharedPatchSet {
+  inputs: SharedImages;
+  targets: SharedImages;
+}
+
+/** A dataset's training and validation patches in shared memory. */
+export interface SharedPatches {
+  train: SharedPatchSet;
+  val: SharedPatchSet;
+}
+
+function sharedArray<T>(Kind: new (buffer: SharedArrayBuffer) => T, bytes: number): T {
+  return new Kind(new SharedArrayBuffer(bytes));
+}
+
+/** Copies `images` into shared memory. */
+export function shareImages(images: readonly GrayImage[]): SharedImages {
+  const layout = sharedArray(Float64Array, images.length * 3 * 8);
+  let bytes = 0;
+  images.forEach((image, i) => {
+    layout[3 * i] = image.width;
+    layout[3 * i + 1] = image.height;
+    layout[3 * i + 2] = bytes;
+    bytes += image.width * image.height;
+  });
+  const pixels = sharedArray(Uint8Array, bytes);
+  images.forEach((image, i) => pixels.set(image.data.subarray(0, image.width * image.height), layout[3 * i + 2]));
+  return { layout, pixels };
+}
+
+/** Views of the shared images (no copy). */
+export function imagesOf(shared: SharedImages): GrayImage[] {
+  const images: GrayImage[] = [];
+  for (let i = 0; i < shared.layout.length; i += 3) {
+    const width = shared.layout[i] ?? 0;
+    const height = shared.layout[i + 1] ?? 0;
+    const offset = shared.layout[i + 2] ?? 0;
+    images.push({ width, height, data: shared.pixels.subarray(offset, offset + width * height) });
+  }
+  return images;
+}
+
+export const patchSetOf = (shared: SharedPatchSet): PatchSet => ({
+  inputs: imagesOf(shared.inputs),
+  targets: imagesOf(shared.targets),
+});
+
+export const sharePatchSet = (set: PatchSet): SharedPatchSet => ({
+  inputs: shareImages(set.inputs),
+  targets: shareImages(set.targets),
+});
+
+/**
+ * CPU-pool task: decodes a dataset's patches (degraded → inputs, clean → targets) into shared memory. `dataset` is
+ * the dataset folder, already resolved by the caller; the manifest is read again through the data-dir checks, and
+ * every patch file is opened through `openImage`, which confirms it is inside the data dir right before reading.
+ */
+export async function loadSharedPatches(input: { dataset: string }): Promise<SharedPatches> {
+  const { dir, manifest } = await readManifest(input.dataset);
+  const read = async (pairs: PagePair[]): Promise<SharedPatchSet> => {
+    const set: PatchSet = { inputs: [], targets: [] };
+    // A few at a time: sharp decodes them on libuv's threads.
+    for (let i = 0; i < pairs.length; i += 32) {
+      const chunk = pairs.slice(i, i + 32);
+      set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
+      set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
+    }
+    return sharePatchSet(set);
+  };
+  return { train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
+}
