@@ -8,6 +8,7 @@ import {
   patched,
   proxyActivities,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CheckReport } from '../activities/health-checks';
@@ -23,21 +24,29 @@ import {
   type SystemHealthCheckInput,
 } from '../shared/job-inputs';
 import type { JobCarryOver } from '../shared/job-status';
-import { JobControl, heartbeatingActivityOptions, interruptibleActivityOptions, validateInput } from './job-control';
+import {
+  JobControl,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  shortActivityOptions,
+  validateInput,
+} from './job-control';
 import { SlidingWindow } from './sliding-window';
 
 const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
-const checks = proxyActivities<typeof activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 2 },
-});
+/** A health check is one quick probe, tried twice. */
+export const healthCheckOptions: ActivityOptions = { ...shortActivityOptions, retry: { maximumAttempts: 2 } };
 
-// Items heartbeat their place in the chain: a dead worker's item continues on another within the heartbeat timeout.
-const stress = proxyActivities<typeof activities>({
+const checks = proxyActivities<typeof activities>(healthCheckOptions);
+
+/** Items heartbeat their place in the chain: a dead worker's item continues on another within the heartbeat timeout. */
+export const stressItemOptions: ActivityOptions = {
   ...heartbeatingActivityOptions,
   retry: { initialInterval: '200 milliseconds', maximumAttempts: 5 },
-});
+};
+
+const stress = proxyActivities<typeof activities>(stressItemOptions);
 
 export interface SimpleTestResult extends Partial<CountSecondsResult> {
   outcome: 'completed' | 'cancelled';

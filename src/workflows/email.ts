@@ -4,7 +4,7 @@
  * message before the next. The workflow paces the batches with its own timers (send-plan.ts), so the rate limit
  * holds across worker restarts, and continues as new every `batchesPerRun` batches to keep its history small.
  */
-import { condition, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CampaignReportSummary } from '../activities/email/report';
 import type { BatchState } from '../activities/email/send-batch';
@@ -17,19 +17,24 @@ import {
 } from '../shared/email-inputs';
 import type { JobCarryOver } from '../shared/job-status';
 import { describeRate, keepRecentEnds, nextBatchStart, parseRate, planSending } from '../shared/send-plan';
-import { JobControl, boundedRetry, interruptibleActivityOptions, persistentRetry, validateInput } from './job-control';
+import {
+  JobControl,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  persistentRetry,
+  validateInput,
+} from './job-control';
 
-// An SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
-const smtp = proxyActivities<typeof activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: persistentRetry,
-});
+/**
+ * Sending one message heartbeats while it waits on the server (its own socket timeouts allow more than a minute). An
+ * SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
+ */
+export const deliverEmailOptions: ActivityOptions = { ...heartbeatingActivityOptions, retry: persistentRetry };
 
-const bookkeeping = proxyActivities<typeof activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: boundedRetry,
-});
+const { deliverEmail } = proxyActivities<typeof activities>(deliverEmailOptions);
+
+// Preparing and reporting read every send log of the campaign, heartbeating meanwhile.
+const bookkeeping = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
 const { sendEmailBatch } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
@@ -46,7 +51,7 @@ export async function sendEmail(rawInput: SendEmailInput): Promise<SendEmailResu
   return job.run(
     async () => {
       await job.checkpoint();
-      const sent = await smtp.deliverEmail({ ...input, messageKey: workflowInfo().workflowId });
+      const sent = await deliverEmail({ ...input, messageKey: workflowInfo().workflowId });
       job.itemSucceeded();
       job.setProgress(1);
       job.setMessage(`accepted: ${sent.response}`);
@@ -78,7 +83,13 @@ export interface BulkEmailCarry {
   next: number;
   sent: number;
   failed: number;
+  /**
+   * Messages that may have arrived twice, counted as the report counts them: those settled before this campaign's
+   * run began, plus each batch's.
+   */
   possiblyDuplicated: number;
+  /** Send logs of earlier runs that the batches read with their own (see `CampaignProgress.earlierLogs`). */
+  earlierLogs?: string[];
   /** When recent batches got their last server reply (ms since the epoch, oldest first): the pacing's memory. */
   recentEnds: number[];
 }
@@ -110,7 +121,11 @@ export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEm
   const showCounts = (c: BulkEmailCarry) => {
     job.setCounts(c.sent, c.failed + c.skipped);
     job.setProgress(c.sent, c.total);
-    const extra = [c.failed && `${c.failed} failed`, c.skipped && `${c.skipped} skipped`].filter(Boolean);
+    const extra = [
+      c.failed && `${c.failed} failed`,
+      c.skipped && `${c.skipped} skipped`,
+      c.possiblyDuplicated && `${c.possiblyDuplicated} possibly sent twice`,
+    ].filter(Boolean);
     const count = (n: number) => n.toLocaleString('en-US');
     job.setMessage(`${count(c.sent)} / ${count(c.total)} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
   };
@@ -143,6 +158,8 @@ export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEm
           sent: prepared.sent,
           failed: prepared.failed,
           possiblyDuplicated: prepared.possiblyDuplicated,
+          // (Undefined in a result recorded before prepareCampaign listed them.)
+          ...(prepared.earlierLogs?.length && { earlierLogs: prepared.earlierLogs }),
           // A campaign started again waits as if its last message had ended every recent batch: safe, if slower.
           recentEnds: prepared.lastReplyAt ? Array<number>(plan.window?.batches ?? 1).fill(prepared.lastReplyAt) : [],
         };
@@ -170,6 +187,7 @@ export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEm
             perDomainPerBatch: plan.perDomainPerBatch,
             sentBefore: c.sent,
             notBefore,
+            ...(c.earlierLogs?.length && { earlierLogs: c.earlierLogs }),
           }),
         );
         c.next = batch.next;

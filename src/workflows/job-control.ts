@@ -81,6 +81,27 @@ export const heartbeatingActivityOptions: ActivityOptions = {
 };
 
 /**
+ * The longest a short activity (one that does not heartbeat) may run: it must finish well within this on a loaded
+ * machine, and a dead worker's attempt is retried after it.
+ */
+export const SHORT_ACTIVITY_TIMEOUT = '30 seconds';
+
+/**
+ * Activities that are short by nature (a small JSON file written or read, a health probe): no heartbeat, so the
+ * start-to-close timeout is what tells a dead worker.
+ */
+export const shortActivityOptions: ActivityOptions = {
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
+  retry: boundedRetry,
+};
+
+/**
+ * The promise every activity option set keeps (test/unit/activity-timeouts.test.ts checks each one): a job whose
+ * worker dies waits at most this long before its activity is retried elsewhere.
+ */
+export const WORKER_DEATH_STALL_LIMIT = '60 seconds';
+
+/**
  * Activity options for activities that a pause or cancel may interrupt: the workflow waits for the activity to
  * stop and hand back its checkpoint, and heartbeats are frequent enough for the interruption to arrive promptly.
  */

@@ -1,22 +1,24 @@
 /** `processMedia`: one image through thumbnails, re-encoding and filters, in the order asked. */
-import { patched, proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { ProcessImageCheckpoint, ProcessImageResult } from '../activities/images/process-media';
 import { processMediaInput, type ProcessMediaInput } from '../shared/restoration-inputs';
 import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
-import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import {
+  JobControl,
+  boundedRetry,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  validateInput,
+} from './job-control';
 
-/** Runs started before pause and cancel reached the activity keep calling it in one go. */
-const { processImage } = proxyActivities<typeof activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+/** Runs started before pause and cancel reached the activity keep calling it in one go (heartbeating as it works). */
+const { processImage } = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
-const { processImageResumable } = proxyActivities<typeof activities>({
-  ...interruptibleActivityOptions,
-  retry: boundedRetry,
-});
+/** Operations stop between two for a pause or cancel; a bad image fails for good after a few tries. */
+export const processImageOptions: ActivityOptions = { ...interruptibleActivityOptions, retry: boundedRetry };
+
+const { processImageResumable } = proxyActivities<typeof activities>(processImageOptions);
 
 export type ProcessMediaResult =
   ProcessImageResult | { outcome: 'cancelled'; operationsDone: number; outputs: ProcessImageResult['outputs'] };

@@ -2,7 +2,14 @@
  * Document restoration jobs: one page (`restoreDocument`), a whole folder (`restoreBatch`), and the sample pages
  * that demos, tests and training use (`generateSamplePages`).
  */
-import { ActivityFailure, continueAsNew, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  continueAsNew,
+  patched,
+  proxyActivities,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { BatchReportSummary } from '../activities/restoration/batch';
 import type { RestoreDocumentCheckpoint, RestoreDocumentResult } from '../activities/restoration/restore-document';
@@ -16,28 +23,37 @@ import {
   type RestoreBatchInput,
   type RestoreDocumentInput,
 } from '../shared/restoration-inputs';
-import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import {
+  JobControl,
+  boundedRetry,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  shortActivityOptions,
+  validateInput,
+} from './job-control';
 import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 import { SlidingWindow } from './sliding-window';
 
-const pages = proxyActivities<typeof activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: boundedRetry,
-});
+// Pages heartbeat while they are read, restored on the CPU pool and written.
+const pages = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
-const bookkeeping = proxyActivities<typeof activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
+// Checking the model up front reads one small JSON file.
+const { describeModel } = proxyActivities<typeof activities>(shortActivityOptions);
+
+/** Listing, recording and reporting heartbeat while they read and write the batch's records; retried until done. */
+export const batchBookkeepingOptions: ActivityOptions = {
+  ...heartbeatingActivityOptions,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+};
+
+const bookkeeping = proxyActivities<typeof activities>(batchBookkeepingOptions);
 
 const { generateSamplePages: generatePages } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
-const { restoreDocumentResumable } = proxyActivities<typeof activities>({
-  ...interruptibleActivityOptions,
-  retry: boundedRetry,
-});
+/** A pause or cancel aborts the page; a bad page fails for good after a few tries. */
+export const restoreDocumentOptions: ActivityOptions = { ...interruptibleActivityOptions, retry: boundedRetry };
+
+const { restoreDocumentResumable } = proxyActivities<typeof activities>(restoreDocumentOptions);
 
 export type RestoreDocumentOutcome = RestoreDocumentResult | { outcome: 'cancelled' };
 
@@ -144,7 +160,7 @@ export async function restoreBatch(
       if (!manifest) {
         await job.checkpoint();
         // A missing or corrupt model fails the batch here, instead of failing every page.
-        if (input.model) await pages.describeModel({ model: input.model });
+        if (input.model) await describeModel({ model: input.model });
         const prepared = await bookkeeping.prepareBatch(input);
         manifest = prepared.manifest;
         count = prepared.count;

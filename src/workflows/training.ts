@@ -3,7 +3,7 @@
  * activity per epoch, then an evaluation) and `evaluateModel` (the evaluation alone). Weights never travel through
  * the workflow: it passes paths, and keeps the per-epoch metrics for `status`.
  */
-import { continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { EvaluationCursor, EvaluationSummary } from '../activities/training/evaluate';
 import type { DatasetStats } from '../activities/training/dataset';
@@ -30,11 +30,13 @@ import {
 // Preparing a run heartbeats while it reads the dataset and writes the first checkpoint.
 const preparing = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
-// A dead worker's epoch is retried (it resumes from its partial checkpoint); a bug is not retried forever.
-const long = proxyActivities<typeof activities>({
+/** A dead worker's epoch is retried (it resumes from its partial checkpoint); a bug is not retried forever. */
+export const trainingStepOptions: ActivityOptions = {
   ...interruptibleActivityOptions,
   retry: { ...boundedRetry, maximumAttempts: 10 },
-});
+};
+
+const long = proxyActivities<typeof activities>(trainingStepOptions);
 
 /** How many epochs' metrics `status` and the result keep (every epoch's are in its checkpoint). */
 const EPOCHS_SHOWN = 100;

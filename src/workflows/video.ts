@@ -2,32 +2,34 @@
  * Video cut analysis (`analyzeCuts`): probe, detect shots in one resumable decoding pass (status: seconds of video
  * analysed), then build, score and thumbnail the clips and write `cuts.json`.
  */
-import { patched, proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CutAnalysis, ScoreCheckpoint } from '../activities/video/analyze-clips';
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
 import type { VideoInfo } from '../activities/video/probe';
 import { analyzeCutsInput, type AnalyzeCutsInput } from '../shared/video-inputs';
-import { JobControl, boundedRetry, interruptibleActivityOptions, validateInput } from './job-control';
+import {
+  JobControl,
+  boundedRetry,
+  heartbeatingActivityOptions,
+  interruptibleActivityOptions,
+  shortActivityOptions,
+  validateInput,
+} from './job-control';
 import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 
-const quick = proxyActivities<typeof activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: boundedRetry,
-});
+// Probing (ffprobe) and scoring clips in one go (runs from before pause) heartbeat while they wait on ffmpeg.
+const { probeVideoFile, analyzeClips } = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
-const clipWork = proxyActivities<typeof activities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '1 minute',
-  retry: boundedRetry,
-});
+// Writing a partial cuts.json is one small file.
+const { writePartialCuts: writePartial } = proxyActivities<typeof activities>(shortActivityOptions);
 
 const { detectShots } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
-const { analyzeClipsResumable } = proxyActivities<typeof activities>({
-  ...interruptibleActivityOptions,
-  retry: boundedRetry,
-});
+/** Scoring stops between two clips for a pause or cancel; a bad clip fails for good after a few tries. */
+export const scoreClipsOptions: ActivityOptions = { ...interruptibleActivityOptions, retry: boundedRetry };
+
+const { analyzeClipsResumable } = proxyActivities<typeof activities>(scoreClipsOptions);
 
 export type AnalyzeCutsResult =
   | (CutAnalysis & { outcome: 'completed' })
@@ -67,7 +69,7 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
   const writePartialCuts = async () => {
     // Nothing to write before the probe; and a job cancelled while held after it finished has its full cuts.json.
     if (!info || finished) return;
-    partialCuts = await quick.writePartialCuts({
+    partialCuts = await writePartial({
       video: input.video,
       outputDir,
       info,
@@ -81,7 +83,7 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
   return job.run(
     async () => {
       await job.checkpoint();
-      info = await quick.probeVideoFile({ video: input.video });
+      info = await probeVideoFile({ video: input.video });
       const seconds = Math.round(info.durationMs / 1000);
       job.setProgress(0, seconds);
       job.setStage(
@@ -109,7 +111,7 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
             (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom }),
             { onCheckpoint: (checkpoint) => (scoring = checkpoint) },
           )
-        : await clipWork.analyzeClips(request);
+        : await analyzeClips(request);
       finished = true;
       job.setMessage(`${analysis.clipsCreated} clips, ${analysis.cutFrames.length} boundaries → ${analysis.results}`);
       return { outcome: 'completed', ...analysis };

@@ -273,6 +273,26 @@ describe('campaign activities against a real SMTP server', () => {
     assert.equal(report.possiblyDuplicated, 1);
   });
 
+  it('counts a message an earlier run left in doubt as the report does, once a restarted run resends it', async () => {
+    const { request, prepared } = await newCampaign(recipients(4));
+    // The earlier run ended (terminated) while message 1 was on its way: the restart resumes at 1, in a new log.
+    const logFile = batchLogFile(path.join(dataDir, prepared.campaignDir), 0);
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    writeFileSync(logFile, `S 0\nA 0 ${Date.now()}\nS 1\n`);
+    const restarted = await prepareCampaign(request);
+    assert.deepEqual([restarted.resumeAt, restarted.earlierLogs], [1, ['000000.log']]);
+    const outcome = await runActivity(new MockActivityEnvironment(), sendEmailBatch, {
+      ...batch(prepared.campaignDir, { batchStart: 1, earlierLogs: restarted.earlierLogs }),
+    });
+    assert.ok(outcome.finished);
+    assert.equal(outcome.result.sent, 3);
+    const report = await writeCampaignReport({ campaignDir: prepared.campaignDir });
+    assert.deepEqual(
+      { running: restarted.possiblyDuplicated + outcome.result.possiblyDuplicated, final: report.possiblyDuplicated },
+      { running: 1, final: 1 },
+    );
+  });
+
   it('reports a send left in doubt and never resent as unconfirmed, and two such sends as possibly duplicated', async () => {
     const { prepared } = await newCampaign(recipients(4));
     // A campaign cancelled after a worker died mid-send: message 1 once in doubt, message 2 twice.

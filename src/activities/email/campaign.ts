@@ -13,8 +13,9 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { dataDir, defaultMailFrom } from '../../config';
 import { confirmInDataDir, displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { parseRecipients, type Recipient, type SkippedRecipient } from './recipients';
-import { readAllSendLogs } from './send-log';
+import { countPossiblyDuplicated, parseSendLog, readSendLogFiles, type LoggedMessage } from './send-log';
 import { senderDomain } from './smtp';
 import { checkTemplateVariables } from './template';
 
@@ -46,11 +47,17 @@ export interface PrepareCampaignRequest {
 export interface CampaignProgress {
   sent: number;
   failed: number;
+  /**
+   * Messages before `resumeAt` that may have arrived twice. Those from `resumeAt` on are counted by the batch that
+   * sends them (with the lines `earlierLogs` hold about them), so the sum is the report's figure.
+   */
   possiblyDuplicated: number;
   /** The first message not yet sent (a message in doubt after a crash counts as not sent). */
   resumeAt: number;
   /** The last server reply (ms since the epoch; 0 for a new campaign): a re-run paces its first batch from it. */
   lastReplyAt: number;
+  /** Logs of earlier runs that mention messages from `resumeAt` on (a send left in doubt): the batches read them. */
+  earlierLogs: string[];
 }
 
 export interface PreparedCampaign extends CampaignProgress {
@@ -77,10 +84,15 @@ async function readInput(file: string, what: string): Promise<{ absolute: string
 }
 
 /**
- * Reads and checks the recipients and the template once, stores the campaign, and says where sending stands (all
- * zeros for a new campaign). Fails at once, without retries, on a missing or malformed file or template.
+ * Activity: reads and checks the recipients and the template once, stores the campaign, and says where sending
+ * stands (all zeros for a new campaign). Fails at once, without retries, on a missing or malformed file or template.
+ * Heartbeats meanwhile: a big list and thousands of batch logs take seconds to read.
  */
 export async function prepareCampaign(request: PrepareCampaignRequest): Promise<PreparedCampaign> {
+  return heartbeatWhile(prepare(request), () => ({ step: 'preparing' }));
+}
+
+async function prepare(request: PrepareCampaignRequest): Promise<PreparedCampaign> {
   const recipientsFile = await readInput(request.recipientsFile, 'recipients file');
   const template = request.templateFile ? await readInput(request.templateFile, 'template file') : undefined;
   const body = template?.text ?? request.template ?? '';
@@ -144,15 +156,29 @@ export async function prepareCampaign(request: PrepareCampaignRequest): Promise<
 
 /** Where sending stands, from the send logs. */
 export async function campaignProgress(dir: string): Promise<CampaignProgress> {
-  const progress: CampaignProgress = { sent: 0, failed: 0, possiblyDuplicated: 0, resumeAt: 0, lastReplyAt: 0 };
-  for (const entry of (await readAllSendLogs(sendLogDir(dir))).values()) {
+  const files = await readSendLogFiles(sendLogDir(dir));
+  const log = new Map<number, LoggedMessage>();
+  for (const { text } of files) parseSendLog(text, log);
+  const progress: CampaignProgress = {
+    sent: 0,
+    failed: 0,
+    possiblyDuplicated: 0,
+    resumeAt: 0,
+    lastReplyAt: 0,
+    earlierLogs: [],
+  };
+  for (const entry of log.values()) {
     if (entry.outcome === 'accepted' && !entry.inDoubt) progress.sent += 1;
     if (entry.outcome === 'rejected' && !entry.inDoubt) progress.failed += 1;
-    if (entry.outcome === 'accepted' && entry.doubtfulResends > 0) progress.possiblyDuplicated += 1;
     progress.lastReplyAt = Math.max(progress.lastReplyAt, entry.at ?? 0);
     const done = !entry.inDoubt && entry.outcome !== 'not-sent';
     if (done) progress.resumeAt = Math.max(progress.resumeAt, entry.index + 1);
   }
+  const { resumeAt } = progress;
+  progress.possiblyDuplicated = countPossiblyDuplicated([...log.values()].filter((entry) => entry.index < resumeAt));
+  progress.earlierLogs = files
+    .filter(({ text }) => [...parseSendLog(text).keys()].some((index) => index >= resumeAt))
+    .map(({ name }) => name);
   return progress;
 }
 

@@ -4,9 +4,10 @@
  */
 import path from 'node:path';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { loadCampaign, sendLogDir } from './campaign';
 import type { SkippedRecipient } from './recipients';
-import { possiblyDuplicated, readAllSendLogs, unconfirmed } from './send-log';
+import { countPossiblyDuplicated, possiblyDuplicated, readAllSendLogs, unconfirmed } from './send-log';
 
 export interface CampaignReportSummary {
   report: string;
@@ -35,7 +36,12 @@ export interface CampaignReport extends Omit<CampaignReportSummary, 'report' | '
   unconfirmedRecipients: string[];
 }
 
+/** Activity: writes the report, heartbeating while it reads every batch log of the campaign. */
 export async function writeCampaignReport(request: { campaignDir: string }): Promise<CampaignReportSummary> {
+  return heartbeatWhile(writeReport(request), () => ({ step: 'reporting' }));
+}
+
+async function writeReport(request: { campaignDir: string }): Promise<CampaignReportSummary> {
   const dir = resolveDataPath(request.campaignDir, 'campaign dir');
   const campaign = await loadCampaign(dir);
   const log = await readAllSendLogs(sendLogDir(dir));
@@ -71,7 +77,7 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
     }
   });
   report.failed = report.failures.length;
-  report.possiblyDuplicated = report.possiblyDuplicatedRecipients.length;
+  report.possiblyDuplicated = countPossiblyDuplicated(campaign.recipients.map((_, index) => log.get(index)));
   report.unconfirmed = report.unconfirmedRecipients.length;
 
   const lines = [

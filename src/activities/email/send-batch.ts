@@ -11,7 +11,7 @@ import type { Resumable } from '../../shared/job-status';
 import { resolveDataPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { loadCampaign, sendLogDir, type Campaign } from './campaign';
-import { SendLogWriter, readSendLog, type LoggedMessage } from './send-log';
+import { SendLogWriter, countPossiblyDuplicated, readSendLog, type LoggedMessage } from './send-log';
 import {
   borrowSmtpTransport,
   campaignMessageId,
@@ -30,6 +30,11 @@ export interface SendBatchRequest {
   sentBefore: number;
   /** The rate limit's start time for this batch (ms since the epoch): the first message waits for it. */
   notBefore?: number | undefined;
+  /**
+   * Logs of earlier runs of the campaign that mention messages from this batch on (prepareCampaign lists them): read
+   * before the batch's own, so its counts are the report's.
+   */
+  earlierLogs?: string[] | undefined;
 }
 
 export interface MessageFailure {
@@ -44,6 +49,7 @@ export interface BatchState {
   attempted: number;
   sent: number;
   failed: number;
+  /** Messages of the batch that may have arrived twice (`countPossiblyDuplicated` over its settled messages). */
   possiblyDuplicated: number;
   /** Time of the last server reply (ms since the epoch); the workflow paces the next batch from it. */
   lastReplyAt: number;
@@ -63,12 +69,12 @@ export const domainOf = (email: string) => email.slice(email.lastIndexOf('@') + 
 export const batchLogFile = (campaignDir: string, batchStart: number) =>
   path.join(sendLogDir(campaignDir), `${String(batchStart).padStart(6, '0')}.log`);
 
-/** Rebuilds a batch's state from its log: everything logged counts, a message in doubt is sent again. */
-export function batchStateFromLog(
-  campaign: Campaign,
-  batchStart: number,
-  log: Map<number, LoggedMessage>,
-): { state: BatchState; inDoubt: boolean } {
+/**
+ * A batch's state, from its log: the messages settled from `batchStart` on (accepted or rejected), up to the first
+ * one that is not (a message in doubt is sent again). Every attempt starts from it and every message sent updates
+ * it, so the batch's counts are always what its log says.
+ */
+export function batchStateFromLog(campaign: Campaign, batchStart: number, log: Map<number, LoggedMessage>): BatchState {
   const state: BatchState = {
     next: batchStart,
     attempted: 0,
@@ -79,14 +85,14 @@ export function batchStateFromLog(
     domainCounts: {},
     failures: [],
   };
-  let inDoubt = false;
+  const settled: LoggedMessage[] = [];
   for (let index = batchStart; ; index++) {
     const entry = log.get(index);
     if (!entry || entry.outcome === 'not-sent' || entry.inDoubt || !entry.outcome) {
-      inDoubt = entry?.inDoubt ?? false;
       state.next = index;
       break;
     }
+    settled.push(entry);
     const email = campaign.recipients[index]?.email ?? '';
     state.attempted += 1;
     const domain = domainOf(email);
@@ -94,13 +100,29 @@ export function batchStateFromLog(
     state.lastReplyAt = Math.max(state.lastReplyAt, entry.at ?? 0);
     if (entry.outcome === 'accepted') {
       state.sent += 1;
-      if (entry.doubtfulResends > 0) state.possiblyDuplicated += 1;
     } else {
       state.failed += 1;
       state.failures = withFailure(state.failures, { index, email, reason: entry.reason ?? 'rejected' });
     }
   }
-  return { state, inDoubt };
+  state.possiblyDuplicated = countPossiblyDuplicated(settled);
+  return state;
+}
+
+/**
+ * The send log as the report merges it, for the messages of the batch at `batchStart` in the campaign folder `dir`
+ * (absolute): the earlier runs' logs that mention them, then the batch's own.
+ */
+export async function readBatchSendLog(
+  dir: string,
+  batchStart: number,
+  earlierLogs: string[] = [],
+): Promise<Map<number, LoggedMessage>> {
+  const own = batchLogFile(dir, batchStart);
+  const files = new Set([...earlierLogs.map((name) => path.join(sendLogDir(dir), path.basename(name))), own]);
+  const log = new Map<number, LoggedMessage>();
+  for (const file of [...files].sort()) await readSendLog(file, log);
+  return log;
 }
 
 /** Sends one batch; see the module comment. */
@@ -114,9 +136,9 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
   });
   const total = campaign.recipients.length;
   const logFile = batchLogFile(dir, request.batchStart);
-  const recovered = batchStateFromLog(campaign, request.batchStart, await readSendLog(logFile));
-  let resendInDoubt = recovered.inDoubt;
-  const log = new SendLogWriter(logFile);
+  const sendLog = await readBatchSendLog(dir, request.batchStart, request.earlierLogs);
+  const recovered = batchStateFromLog(campaign, request.batchStart, sendLog);
+  const log = new SendLogWriter(logFile, sendLog);
   let transport: SmtpTransport | undefined;
   let faulted = false;
   const isFull = (state: BatchState) => {
@@ -128,8 +150,8 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
 
   try {
     return await runResumableLoop<BatchState, BatchState>({
-      initial: recovered.state,
-      recovered: recovered.state,
+      initial: recovered,
+      recovered,
       isDone: isFull,
       progress: (state) => ({ done: request.sentBefore + state.sent, total, unit: 'sent' }),
       describe: (state) =>
@@ -150,23 +172,13 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
         log.sending(index);
         try {
           await transport.sendMail(composeMessage(campaign, recipient.vars, recipient.email));
-          const at = Date.now();
-          log.accepted(index, at);
-          const next = countAttempt(state, recipient.email, at);
-          next.sent += 1;
-          if (resendInDoubt) next.possiblyDuplicated += 1;
-          resendInDoubt = false;
-          return next;
+          log.accepted(index, Date.now());
+          return batchStateFromLog(campaign, request.batchStart, sendLog);
         } catch (err) {
           const failure = classifySendError(err);
-          const at = Date.now();
           if (failure.kind === 'rejected') {
-            log.rejected(index, at, failure.reason);
-            const next = countAttempt(state, recipient.email, at);
-            next.failed += 1;
-            next.failures = withFailure(state.failures, { index, email: recipient.email, reason: failure.reason });
-            resendInDoubt = false;
-            return next;
+            log.rejected(index, Date.now(), failure.reason);
+            return batchStateFromLog(campaign, request.batchStart, sendLog);
           }
           if (!failure.maybeDelivered) log.notSent(index);
           faulted = true;
@@ -182,17 +194,6 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
     log.close();
     if (transport) releaseSmtpTransport(dir, transport, faulted);
   }
-}
-
-function countAttempt(state: BatchState, email: string, at: number): BatchState {
-  const domain = domainOf(email);
-  return {
-    ...state,
-    next: state.next + 1,
-    attempted: state.attempted + 1,
-    lastReplyAt: at,
-    domainCounts: { ...state.domainCounts, [domain]: (state.domainCounts[domain] ?? 0) + 1 },
-  };
 }
 
 /** The message for one recipient: rendered templates, the campaign's sender and a deterministic Message-ID. */

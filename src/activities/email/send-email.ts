@@ -1,6 +1,7 @@
 /** One message (`sendEmail`): sent once, with a Message-ID fixed by the workflow so a retry is recognisable. */
 import { ApplicationFailure } from '@temporalio/activity';
 import { defaultMailFrom } from '../../config';
+import { heartbeatWhile } from '../heartbeat-while';
 import { classifySendError, openSmtpTransport, senderDomain } from './smtp';
 
 export interface DeliverEmailRequest {
@@ -25,14 +26,19 @@ export async function deliverEmail(request: DeliverEmailRequest): Promise<Delive
   const messageId = `<${request.messageKey.replace(/[^A-Za-z0-9._-]/g, '_')}@${senderDomain(from)}>`;
   const transport = openSmtpTransport();
   try {
-    const info = (await transport.sendMail({
-      from,
-      to: request.to,
-      subject: request.subject,
-      ...(request.text !== undefined && { text: request.text }),
-      ...(request.html !== undefined && { html: request.html }),
-      messageId,
-    })) as { accepted: unknown[]; rejected: unknown[]; response: string };
+    // The transport's own timeouts (connect, greeting, an idle socket) add up to more than a minute on a slow
+    // server: the heartbeat, not a start-to-close timeout, is what tells Temporal this worker is alive.
+    const info = (await heartbeatWhile(
+      transport.sendMail({
+        from,
+        to: request.to,
+        subject: request.subject,
+        ...(request.text !== undefined && { text: request.text }),
+        ...(request.html !== undefined && { html: request.html }),
+        messageId,
+      }),
+      () => ({ step: 'sending' }),
+    )) as { accepted: unknown[]; rejected: unknown[]; response: string };
     return {
       messageId,
       accepted: info.accepted.map(String),

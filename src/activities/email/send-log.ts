@@ -62,6 +62,16 @@ export function possibleCopies(entry: LoggedMessage): number {
 /** Sent more than once with at least one of the sends unconfirmed: it may have arrived twice. */
 export const possiblyDuplicated = (entry: LoggedMessage) => possibleCopies(entry) >= 2;
 
+/**
+ * How many of `entries` may have arrived twice: the one count behind every figure of it, the running status (the
+ * campaign's preparation and each batch count the messages they settle) and the final report alike.
+ */
+export function countPossiblyDuplicated(entries: Iterable<LoggedMessage | undefined>): number {
+  let count = 0;
+  for (const entry of entries) if (entry && possiblyDuplicated(entry)) count += 1;
+  return count;
+}
+
 /** Its last send started and was never confirmed, nor accepted before (the campaign ended first): it may have arrived. */
 export const unconfirmed = (entry: LoggedMessage) => entry.inDoubt && entry.outcome !== 'accepted';
 
@@ -73,29 +83,46 @@ function safeJson(text: string): string {
   }
 }
 
-export async function readSendLog(file: string): Promise<Map<number, LoggedMessage>> {
+/** Reads one log (none yet reads as empty) into `into`, after what it holds already. */
+export async function readSendLog(
+  file: string,
+  into = new Map<number, LoggedMessage>(),
+): Promise<Map<number, LoggedMessage>> {
   const text = await readDataFile(file, 'send log', 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return '';
     throw err;
   });
-  return parseSendLog(text);
+  return parseSendLog(text, into);
+}
+
+/** The batch logs of a campaign folder in the order they merge in (by first index), with their text. */
+export async function readSendLogFiles(dir: string): Promise<{ name: string; text: string }[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const files = [];
+  for (const name of names.filter((n) => n.endsWith('.log')).sort()) {
+    files.push({ name, text: await readDataFile(path.join(dir, name), 'send log', 'utf8') });
+  }
+  return files;
 }
 
 /** Every batch log of a campaign folder, merged (a message resent after a crash may appear in two logs). */
 export async function readAllSendLogs(dir: string): Promise<Map<number, LoggedMessage>> {
-  const names = await readdir(dir).catch(() => [] as string[]);
   const merged = new Map<number, LoggedMessage>();
-  for (const name of names.filter((n) => n.endsWith('.log')).sort()) {
-    parseSendLog(await readDataFile(path.join(dir, name), 'send log', 'utf8'), merged);
-  }
+  for (const { text } of await readSendLogFiles(dir)) parseSendLog(text, merged);
   return merged;
 }
 
-/** Appends to one batch's log; every line reaches the OS before the call returns. */
+/**
+ * Appends to one batch's log; every line reaches the OS before the call returns, and `into` (the log as read so far)
+ * takes it in too, so what the batch counts is always what its log says.
+ */
 export class SendLogWriter {
   private readonly fd: number;
 
-  constructor(file: string) {
+  constructor(
+    file: string,
+    private readonly into?: Map<number, LoggedMessage>,
+  ) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.fd = openAppendSync(file, 'send log');
   }
@@ -122,5 +149,6 @@ export class SendLogWriter {
 
   private write(line: string): void {
     writeSync(this.fd, `${line}\n`);
+    if (this.into) parseSendLog(line, this.into);
   }
 }

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import type { Resumable } from '../../shared/job-status';
 import type { MediaOperation } from '../../shared/restoration-inputs';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
 import { openImage } from './open-image';
 
@@ -231,11 +232,13 @@ class ImageOperations {
 /** Applies `operations` to one image and writes the outputs, in one go; see the module comment. */
 export async function processImage(request: ProcessImageInput): Promise<ProcessImageResult> {
   const job = new ImageOperations(request);
-  await job.open();
+  // libvips decodes and filters on its own threads: the heartbeat keeps going while a large photo takes seconds.
+  await heartbeatWhile(job.open(), () => ({ operation: 0 }));
   let checkpoint = job.initial;
   while (!job.isDone(checkpoint)) {
-    Context.current().heartbeat({ operation: checkpoint.next });
-    checkpoint = await job.step(checkpoint);
+    const details = { operation: checkpoint.next };
+    Context.current().heartbeat(details);
+    checkpoint = await heartbeatWhile(job.step(checkpoint), () => details);
   }
   return job.result(checkpoint);
 }
@@ -248,8 +251,10 @@ export async function processImageResumable(
   request: ProcessImageInput & { resumeFrom?: ProcessImageCheckpoint | undefined },
 ): Promise<Resumable<ProcessImageCheckpoint, ProcessImageResult>> {
   const job = new ImageOperations(request);
-  // A bad input fails before the first step, with its own error.
-  await job.open();
+  // A bad input fails before the first step, with its own error. Decoding a large photo takes seconds: keep beating,
+  // with the details this attempt resumes from, so a worker dying meanwhile does not lose them.
+  const resumedFrom: unknown = Context.current().info.heartbeatDetails;
+  await heartbeatWhile(job.open(), () => resumedFrom);
   const total = request.operations.length;
   return runResumableLoop<ProcessImageCheckpoint, ProcessImageResult>({
     initial: job.initial,

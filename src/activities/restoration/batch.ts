@@ -17,6 +17,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { dataDir } from '../../config';
 import { appendDataFile, displayPath, listDataFiles, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { restoreDocumentFile, type RestoreDocumentResult } from './restore-document';
 
 export interface BatchItem {
@@ -65,8 +66,15 @@ export interface PrepareBatchRequest {
   referenceDir?: string | undefined;
 }
 
-/** Lists the batch once into its manifest (or reuses the manifest a previous run wrote). */
+/**
+ * Activity: lists the batch once into its manifest (or reuses the manifest a previous run wrote), heartbeating while
+ * a big folder is listed.
+ */
 export async function prepareBatch(request: PrepareBatchRequest): Promise<{ manifest: string; count: number }> {
+  return heartbeatWhile(listBatch(request), () => ({ step: 'listing' }));
+}
+
+async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: string; count: number }> {
   const outputDir = resolveDataPath(request.outputDir, 'output dir');
   const manifestFile = path.join(stateDir(outputDir), 'manifest.json');
   if (await exists(manifestFile)) {
@@ -187,6 +195,11 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
    * Temporal retries them. See the module comment for what a worker dying at any moment leaves.
    */
   return async function restoreBatchItem(request: BatchItemRequest): Promise<BatchItemSummary> {
+    // Reading, hashing and writing the item's files wait on the disk: the heartbeat keeps going meanwhile.
+    return heartbeatWhile(restoreItem(request), () => ({ step: 'restoring', index: request.index }));
+  };
+
+  async function restoreItem(request: BatchItemRequest): Promise<BatchItemSummary> {
     const manifest = await loadManifest(request.manifest);
     const item = manifest.items[request.index];
     if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
@@ -241,7 +254,7 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
     Context.current().heartbeat({ step: 'recording' });
     await writeFileAtomic(done, JSON.stringify(record));
     return summarize(record);
-  };
+  }
 }
 
 function succeeded(index: number, item: BatchItem, result: RestoreDocumentResult): BatchItemResult {
@@ -259,12 +272,16 @@ function succeeded(index: number, item: BatchItem, result: RestoreDocumentResult
 /** Activity: restores one item of a batch, exactly once (see the module comment). */
 export const restoreBatchItem = restoreBatchItemWith();
 
-/** Records an item whose retries ran out, so the report lists it with the reason. */
+/** Activity: records an item whose retries ran out, so the report lists it with the reason. */
 export async function recordBatchItemFailure(request: {
   manifest: string;
   index: number;
   reason: string;
 }): Promise<void> {
+  return heartbeatWhile(recordFailure(request), () => ({ step: 'recording', index: request.index }));
+}
+
+async function recordFailure(request: { manifest: string; index: number; reason: string }): Promise<void> {
   const manifest = await loadManifest(request.manifest);
   const item = manifest.items[request.index];
   const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
@@ -297,8 +314,22 @@ export interface BatchReportSummary {
 const mean = (values: number[]) =>
   values.length ? Math.round((values.reduce((a, b) => a + b, 0) / values.length) * 1000) / 1000 : undefined;
 
-/** Writes `report.json` (every item with its metrics, and aggregates) and `report.txt` (a short summary). */
+/**
+ * Activity: writes `report.json` (every item with its metrics, and aggregates) and `report.txt` (a short summary),
+ * heartbeating while it reads every item's record.
+ */
 export async function writeBatchReport(request: { manifest: string }): Promise<BatchReportSummary> {
+  let index = 0;
+  return heartbeatWhile(
+    buildBatchReport(request, (at) => (index = at)),
+    () => ({ index }),
+  );
+}
+
+async function buildBatchReport(
+  request: { manifest: string },
+  reading: (index: number) => void,
+): Promise<BatchReportSummary> {
   const manifest = await loadManifest(request.manifest);
   const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
   const items = [];
@@ -310,7 +341,7 @@ export async function writeBatchReport(request: { manifest: string }): Promise<B
   let failed = 0;
   let passed = 0;
   for (const [index, item] of manifest.items.entries()) {
-    if (index % 200 === 0) Context.current().heartbeat({ index });
+    reading(index);
     const file = resultFile(outputDir, index);
     if (!(await exists(file))) {
       items.push({

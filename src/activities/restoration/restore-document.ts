@@ -93,9 +93,12 @@ export async function restoreDocumentFile(
   return result;
 }
 
-/** Activity: restore one document image (see {@link restoreDocumentFile}); the form runs before pause existed. */
+/**
+ * Activity: restore one document image (see {@link restoreDocumentFile}); the form runs before pause existed. It
+ * heartbeats while the page is read, restored and encoded, however long each takes.
+ */
 export async function restoreDocumentImage(request: RestoreDocumentRequest): Promise<RestoreDocumentResult> {
-  return restoreDocumentFile(request);
+  return heartbeatWhile(restoreDocumentFile(request), () => ({ step: 'restoring' }));
 }
 
 /** Where a restoreDocument stands: the page is one task on the CPU pool, so it is either to do or done. */

@@ -10,6 +10,7 @@ import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { buildClips, shotsFromSegments } from './clips';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
+import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import type { DetectedShots } from './detect-shots';
@@ -174,8 +175,10 @@ export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAna
   const { clips, thumbHeight } = planClips(request);
   const results: ClipResult[] = [];
   for (const [i, clip] of clips.entries()) {
-    Context.current().heartbeat({ progress: { done: i, total: clips.length, unit: 'clips' } });
-    results.push(await scoreClip(file, outputDir, clip, i, thumbHeight));
+    // ffmpeg's seeks and the scoring run off the main thread: keep beating while a clip takes its time.
+    const details = () => ({ progress: { done: i, total: clips.length, unit: 'clips' } });
+    Context.current().heartbeat(details());
+    results.push(await heartbeatWhile(scoreClip(file, outputDir, clip, i, thumbHeight), details));
   }
   return writeCuts(request, { ...request.shots, clips: results });
 }

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { displayPath, resolveDataPath } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
 import { assertReadableFile } from '../images/image-errors';
 import { SAFE_INPUT_OPTIONS, ffprobePath, refusedFormat } from './ffmpeg';
 
@@ -116,7 +117,7 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   };
 }
 
-/** Activity: probes a video inside the data dir. */
+/** Activity: probes a video inside the data dir, heartbeating while ffprobe reads it (a slow disk, a busy machine). */
 export async function probeVideoFile(request: { video: string }): Promise<VideoInfo> {
-  return probeVideo(resolveDataPath(request.video, 'video'));
+  return heartbeatWhile(probeVideo(resolveDataPath(request.video, 'video')), () => ({ step: 'probing' }));
 }
