@@ -10,6 +10,7 @@ import { restorationBenchmark } from './restoration';
 import { saturationBenchmark } from './saturation';
 import { stressBenchmark } from './stress';
 import { trainingBenchmark } from './training';
+import { workerStartBenchmark } from './worker-start';
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   stress: stressBenchmark,
@@ -20,6 +21,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   api: apiBenchmark,
   codec: codecBenchmark,
   saturation: saturationBenchmark,
+  'worker-start': workerStartBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

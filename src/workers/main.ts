@@ -1,8 +1,12 @@
 /** `npm run worker`: one Backroom worker, its `/healthz` and `/metrics`, until SIGINT or SIGTERM. */
 import { workerSettings } from '../config';
 import { startHealthServer } from './health-server';
+import { preloadActivities } from './lazy-activities';
 import { installRuntimeWithMetrics } from './runtime';
 import { connectWorkerConnection, createBackroomWorker } from './worker';
+
+/** How long after polling starts the activity modules load: long enough for the first polls to go out. */
+const ACTIVITY_PRELOAD_DELAY_MS = 100;
 
 async function main(): Promise<void> {
   const settings = workerSettings();
@@ -21,9 +25,20 @@ async function main(): Promise<void> {
       `cached workflows ${settings.maxCachedWorkflows}). Health: ${health.url}/healthz, metrics: ${health.url}/metrics`,
   );
   // The SDK shuts the worker down on SIGINT/SIGTERM (waiting up to shutdownGraceTime for activities).
-  await worker.run();
+  const running = worker.run();
+  // Polling first, then the activity modules (TensorFlow, sharp: seconds on a busy machine). A module that cannot
+  // load stops the worker, as it did when they loaded before polling.
+  let loadFailure: unknown;
+  setTimeout(() => {
+    preloadActivities().catch((err: unknown) => {
+      loadFailure = err;
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    });
+  }, ACTIVITY_PRELOAD_DELAY_MS);
+  await running;
   await health.close();
   await connection.close();
+  if (loadFailure) throw loadFailure;
   console.log('Worker stopped cleanly.');
 }
 

@@ -4,11 +4,10 @@
  */
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import * as activities from '../activities';
-import { configureSharp } from '../activities/images/sharp-settings';
 import { workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
 import { dataConverter } from '../codec/data-converter';
+import { lazyActivities } from './lazy-activities';
 import { cachedWorkflowBundle } from './workflow-bundle-cache';
 
 export interface BackroomWorkerOptions {
@@ -37,7 +36,6 @@ export async function connectWorkerConnection(): Promise<{ connection: NativeCon
 
 export async function createBackroomWorker(options: BackroomWorkerOptions = {}): Promise<Worker> {
   const settings = { ...workerSettings(), ...options.settings };
-  configureSharp();
   const converter = options.dataConverter ?? dataConverter();
   const { connection, namespace } = options.connection
     ? { connection: options.connection, namespace: options.namespace ?? 'default' }
@@ -50,7 +48,8 @@ export async function createBackroomWorker(options: BackroomWorkerOptions = {}):
     ...(converter && { dataConverter: converter }),
     ...(options.identity && { identity: options.identity }),
     workflowBundle,
-    activities: { ...activities, ...options.activities },
+    // Loaded on first use (see lazy-activities.ts): the worker polls without waiting for TensorFlow or sharp.
+    activities: { ...lazyActivities(), ...options.activities },
     maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: settings.maxConcurrentWorkflowTasks,
     maxCachedWorkflows: settings.maxCachedWorkflows,

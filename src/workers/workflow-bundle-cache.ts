@@ -22,11 +22,17 @@ import {
 /** Where bundles are kept unless told otherwise: the conventional cache folder of the project's node_modules. */
 export const DEFAULT_BUNDLE_CACHE_DIR = path.resolve(__dirname, '../../node_modules/.cache/backroom/workflow-bundles');
 
+/** The cache folder in force: BACKROOM_BUNDLE_CACHE_DIR (e.g. where node_modules is read-only), else the default. */
+export function bundleCacheDir(): string {
+  return path.resolve(process.env.BACKROOM_BUNDLE_CACHE_DIR || DEFAULT_BUNDLE_CACHE_DIR);
+}
+
 export interface WorkflowBundleCacheOptions {
   workflowsPath: string;
   /** The data converter's failure converter (set when payloads are encrypted): the bundle must include it. */
   failureConverterPath?: string | undefined;
   payloadConverterPath?: string | undefined;
+  /** By default `bundleCacheDir()`. */
   cacheDir?: string;
   logger?: Logger;
 }
@@ -46,7 +52,7 @@ interface Manifest {
 
 /** The workflow bundle for these options: the cached one while its inputs are unchanged, else a fresh build. */
 export async function cachedWorkflowBundle(options: WorkflowBundleCacheOptions): Promise<CachedBundle> {
-  const cacheDir = options.cacheDir ?? DEFAULT_BUNDLE_CACHE_DIR;
+  const cacheDir = options.cacheDir ?? bundleCacheDir();
   const key = await entryKey(options);
   const manifestPath = path.join(cacheDir, `${key}.json`);
   const cached = await validBundle(cacheDir, manifestPath);

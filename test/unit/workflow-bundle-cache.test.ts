@@ -8,7 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DefaultLogger } from '@temporalio/worker';
-import { cachedWorkflowBundle, type CachedBundle } from '../../src/workers/workflow-bundle-cache';
+import {
+  bundleCacheDir,
+  cachedWorkflowBundle,
+  DEFAULT_BUNDLE_CACHE_DIR,
+  type CachedBundle,
+} from '../../src/workers/workflow-bundle-cache';
 
 function codePathOf(cached: CachedBundle): string {
   assert.ok('codePath' in cached.bundle, 'the bundle is on disk');
@@ -76,5 +81,22 @@ describe('cachedWorkflowBundle', () => {
     assert.equal(rebuilt.reused, false);
     assert.match(readFileSync(codePathOf(rebuilt), 'utf8'), /second-marker-of-the-converter/);
     assert.equal((await cachedWorkflowBundle(options)).reused, true);
+  });
+
+  it('keeps bundles where BACKROOM_BUNDLE_CACHE_DIR says, when no folder is given', async () => {
+    const elsewhere = path.join(project, 'elsewhere');
+    const saved = process.env.BACKROOM_BUNDLE_CACHE_DIR;
+    process.env.BACKROOM_BUNDLE_CACHE_DIR = elsewhere;
+    try {
+      assert.equal(bundleCacheDir(), elsewhere);
+      const withoutFolder = { ...options, cacheDir: undefined };
+      const built = await cachedWorkflowBundle(withoutFolder);
+      assert.equal(path.dirname(codePathOf(built)), elsewhere);
+      assert.equal((await cachedWorkflowBundle(withoutFolder)).reused, true);
+    } finally {
+      if (saved === undefined) delete process.env.BACKROOM_BUNDLE_CACHE_DIR;
+      else process.env.BACKROOM_BUNDLE_CACHE_DIR = saved;
+    }
+    if (saved === undefined) assert.equal(bundleCacheDir(), DEFAULT_BUNDLE_CACHE_DIR);
   });
 });
