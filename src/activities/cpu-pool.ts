@@ -6,42 +6,66 @@
  *   threads, where sharp decodes and encodes) still get a core as soon as they have work. One thread fewer than the
  *   cores would halve CPU throughput on a 2-core machine for no gain in latency.
  * - Threads run TypeScript through tsx's require hook, whatever started the process (tsx, node --import tsx, tests).
+ * - Fair between jobs: at most one task per thread is handed to piscina; the rest wait per job (the calling activity's
+ *   workflow run; outside an activity, one shared queue), and a freed thread goes to the job that has used the least
+ *   thread time so far (see fair-share.ts). So a training run's 1 s steps are not stuck behind a batch's 10 s pages.
+ *   The job, not the activity, is the owner: a batch runs each page as its own activity, and would otherwise get a
+ *   share per page in flight.
  * - A task stops when its signal aborts (by default the current activity's cancellation signal): piscina ends the
- *   thread running it and starts a fresh one, so a pause or cancel never waits for a page to finish.
+ *   thread running it and starts a fresh one, so a pause or cancel never waits for a page to finish; a task still
+ *   waiting for a thread leaves the queue at once (with piscina's AbortError, as a running one).
  * - BACKROOM_CPU_POOL=0 runs the same tasks on the calling thread: the old behaviour, for side-by-side benchmarks.
  */
-import { Context } from '@temporalio/activity';
+import { asyncLocalStorage } from '@temporalio/activity';
 import { Piscina } from 'piscina';
 import { cpuPoolSettings } from '../config';
 import { cpuTasks, type CpuTaskInput, type CpuTaskName, type CpuTaskOutput } from './cpu-tasks';
+import { FairShare } from './fair-share';
 
 /** How much lower than the main thread the pool threads run (Linux nice levels; ignored where unsupported). */
 const POOL_NICE_INCREMENT = 10;
 
-let pool: Piscina | undefined;
+/** The error of an aborted task: piscina's own (which it does not export), also for a task aborted in the queue. */
+class AbortError extends Error {
+  constructor(reason: unknown) {
+    super('The task has been aborted', { cause: reason });
+  }
+  override get name(): string {
+    return 'AbortError';
+  }
+}
 
-function cpuPool(): Piscina {
+let pool: { threads: Piscina; queue: FairShare } | undefined;
+
+function cpuPool(): NonNullable<typeof pool> {
   if (!pool) {
     const { threads } = cpuPoolSettings();
-    pool = new Piscina({
-      filename: require.resolve('./cpu-tasks'),
-      // Threads stay up: each one loads TensorFlow's wasm backend once.
-      minThreads: threads,
-      maxThreads: threads,
-      execArgv: ['--require', require.resolve('tsx/cjs')],
-      niceIncrement: POOL_NICE_INCREMENT,
-    });
+    pool = {
+      threads: new Piscina({
+        filename: require.resolve('./cpu-tasks'),
+        // Threads stay up: each one loads TensorFlow's wasm backend once.
+        minThreads: threads,
+        maxThreads: threads,
+        execArgv: ['--require', require.resolve('tsx/cjs')],
+        niceIncrement: POOL_NICE_INCREMENT,
+      }),
+      queue: new FairShare(threads, (reason) => new AbortError(reason)),
+    };
   }
   return pool;
 }
 
 /** The running activity's cancellation signal, or none outside an activity. */
 function activitySignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
+  return asyncLocalStorage.getStore()?.cancellationSignal;
+}
+
+/** Whose task this is, for fair sharing: the calling activity's workflow run (the job), or '' outside an activity. */
+function taskOwner(): string {
+  const info = asyncLocalStorage.getStore()?.info;
+  if (!info) return '';
+  const run = info.workflowExecution;
+  return run ? `workflow ${run.workflowId} ${run.runId}` : `activity ${info.activityId}`;
 }
 
 export interface CpuTaskOptions {
@@ -77,12 +101,18 @@ export async function runCpuTask<N extends CpuTaskName>(
     return task(input);
   }
   count.pool++;
-  return (await cpuPool().run(
-    { name, input },
-    {
-      ...(signal && { signal }),
-      ...(options.transfer && { transferList: options.transfer as ArrayBuffer[] }),
-    },
+  const { threads, queue } = cpuPool();
+  return (await queue.run(
+    taskOwner(),
+    () =>
+      threads.run(
+        { name, input },
+        {
+          ...(signal && { signal }),
+          ...(options.transfer && { transferList: options.transfer as ArrayBuffer[] }),
+        },
+      ),
+    signal,
   )) as CpuTaskOutput<N>;
 }
 
@@ -90,5 +120,7 @@ export async function runCpuTask<N extends CpuTaskName>(
 export async function closeCpuPool(): Promise<void> {
   const closing = pool;
   pool = undefined;
-  await closing?.destroy();
+  // What piscina rejects the tasks in its own queue with.
+  closing?.queue.close(new Error('Terminating worker thread'));
+  await closing?.threads.destroy();
 }

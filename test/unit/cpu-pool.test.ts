@@ -1,6 +1,7 @@
 /**
- * The CPU pool: a task gives the same bytes on a pool thread as on the calling thread, an aborted task stops, and an
- * activity waiting on the pool is cancelled at once instead of finishing its page.
+ * The CPU pool: a task gives the same bytes on a pool thread as on the calling thread, an aborted task stops, an
+ * activity waiting on the pool is cancelled at once instead of finishing its page, and the pool's threads are shared
+ * fairly between jobs (a job's short tasks are not stuck behind another job's backlog).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { closeCpuPool, runCpuTask } from '../../src/activities/cpu-pool';
+import { FairShare } from '../../src/activities/fair-share';
 import { readGray, type GrayImage } from '../../src/activities/restoration/gray-image';
 import { degradePage, randomDegradation, renderCleanPage } from '../../src/activities/restoration/page-generator';
 import { restoreAndMeasure } from '../../src/activities/restoration/restore-image';
@@ -80,5 +82,103 @@ describe('the CPU pool', () => {
       }),
       (err: Error) => err instanceof CancelledFailure || err.name === 'AbortError',
     );
+  });
+});
+
+/** A mock activity of the workflow run `job` (the pool's unit of fairness). */
+function activityOf(job: string): MockActivityEnvironment {
+  return new MockActivityEnvironment(
+    { activityId: `${job}-activity`, workflowExecution: { workflowId: job, runId: `${job}-run` } },
+    quiet,
+  );
+}
+
+describe('the CPU pool shared between jobs', () => {
+  const threads = process.env.BACKROOM_CPU_THREADS;
+  let page: GrayImage;
+  /** A few ms of work. */
+  const tiny: GrayImage = { width: 32, height: 32, data: new Uint8Array(32 * 32).fill(200) };
+
+  before(async () => {
+    const cleanPng = await renderCleanPage({ seed: 32, width: 600, height: 800 });
+    page = await readGray(await degradePage(cleanPng, randomDegradation(32), 32));
+    await closeCpuPool();
+    process.env.BACKROOM_CPU_THREADS = '2';
+    // Both threads up and warm, so the order below is the queue's, not the threads' start-up.
+    await Promise.all([0, 1].map(() => runCpuTask('restoreAndMeasure', { page, steps: ['deskew'] })));
+  });
+  after(async () => {
+    await closeCpuPool();
+    if (threads === undefined) delete process.env.BACKROOM_CPU_THREADS;
+    else process.env.BACKROOM_CPU_THREADS = threads;
+  });
+
+  it("runs a job's short tasks before another job's backlog of long ones drains", async () => {
+    const finished: string[] = [];
+    const submit = (job: string, count: number, image: GrayImage, steps: ['deskew'] | ['binarize']) =>
+      activityOf(job).run(async () =>
+        Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            runCpuTask('restoreAndMeasure', { page: image, steps }).then(() => void finished.push(`${job}${i}`)),
+          ),
+        ),
+      );
+    // Job a queues 8 deskews of a page (0.2–0.4 s each), then job b 3 tiny tasks: in arrival order b would end last.
+    const longOnes = submit('a', 8, page, ['deskew']);
+    const shortOnes = submit('b', 3, tiny, ['binarize']);
+    await Promise.all([longOnes, shortOnes]);
+    const lastOfB = Math.max(...['b0', 'b1', 'b2'].map((name) => finished.indexOf(name)));
+    const aAfterB = finished.slice(lastOfB + 1).filter((name) => name.startsWith('a'));
+    assert.ok(aAfterB.length >= 4, `job b waited for job a's backlog: ${finished.join(' ')}`);
+  });
+
+  it('drops a waiting task from the queue at once when its activity is cancelled', async () => {
+    const events: string[] = [];
+    const busy = activityOf('a').run(async () =>
+      Promise.all(
+        [0, 1, 2].map((i) =>
+          runCpuTask('restoreAndMeasure', { page, steps: ['deskew'] }).then(() => void events.push(`a${i}`)),
+        ),
+      ),
+    );
+    const cancelled = activityOf('b');
+    const waiting = cancelled.run(async () => runCpuTask('restoreAndMeasure', { page: tiny, steps: ['binarize'] }));
+    cancelled.cancel();
+    await assert.rejects(waiting, (err: Error) => {
+      events.push('b aborted');
+      return err.name === 'AbortError' && err.message === 'The task has been aborted';
+    });
+    await busy;
+    assert.equal(events[0], 'b aborted', events.join(' '));
+    // An explicit signal works the same, and the queue goes on without the dropped task.
+    const controller = new AbortController();
+    const blocking = [0, 1].map(() => runCpuTask('restoreAndMeasure', { page, steps: ['deskew'] }));
+    const dropped = runCpuTask('restoreAndMeasure', { page: tiny, steps: ['binarize'] }, { signal: controller.signal });
+    const after = runCpuTask('restoreAndMeasure', { page: tiny, steps: ['binarize'] });
+    controller.abort();
+    await assert.rejects(dropped, (err: Error) => err.name === 'AbortError');
+    await Promise.all([...blocking, after]);
+  });
+});
+
+describe('fair sharing of slots', () => {
+  const aborted = (reason: unknown) => new Error('aborted', { cause: reason });
+
+  it('runs at most `slots` tasks at once, and rejects the waiting ones when closed', async () => {
+    const share = new FairShare(2, aborted);
+    let running = 0;
+    let most = 0;
+    const task = async () => {
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+    };
+    await Promise.all(Array.from({ length: 6 }, (_, i) => share.run(i % 2 ? 'x' : 'y', task)));
+    assert.equal(most, 2);
+    const held = [0, 1].map(() => share.run('x', () => new Promise((resolve) => setTimeout(resolve, 20))));
+    const waiting = share.run('y', task);
+    share.close(new Error('closed'));
+    await assert.rejects(waiting, /closed/);
+    await Promise.all(held);
   });
 });
