@@ -6,6 +6,7 @@ import { apiBenchmark } from './api';
 import { codecBenchmark } from './codec';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
+import { fairnessBenchmark } from './fairness';
 import { restorationBenchmark } from './restoration';
 import { saturationBenchmark } from './saturation';
 import { stressBenchmark } from './stress';
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   codec: codecBenchmark,
   saturation: saturationBenchmark,
   'worker-start': workerStartBenchmark,
+  fairness: fairnessBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

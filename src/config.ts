@@ -62,8 +62,64 @@ export interface WorkerSettings {
   healthHost: string;
 }
 
+/** The environment variable of each worker setting, for messages that say what to set. */
+const WORKER_SETTING_VARIABLES: Record<Exclude<keyof WorkerSettings, 'taskQueue' | 'healthHost'>, string> = {
+  maxConcurrentActivities: 'BACKROOM_MAX_ACTIVITIES',
+  maxConcurrentWorkflowTasks: 'BACKROOM_MAX_WORKFLOW_TASKS',
+  maxCachedWorkflows: 'BACKROOM_MAX_CACHED_WORKFLOWS',
+  shutdownGraceSeconds: 'BACKROOM_SHUTDOWN_GRACE_SECONDS',
+  healthPort: 'BACKROOM_HEALTH_PORT',
+};
+
+/** Worker settings that no worker can run with, each saying what to set instead. */
+export class WorkerSettingsError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`The worker cannot start with these settings:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'WorkerSettingsError';
+  }
+}
+
+/**
+ * Checks worker settings before anything starts, so that a value the Temporal SDK would refuse (or silently
+ * change) stops the worker with what to set instead; every value it lets through works.
+ */
+export function checkWorkerSettings<S extends WorkerSettings>(settings: S): S {
+  const name = WORKER_SETTING_VARIABLES;
+  const problems: string[] = [];
+  const integer = (key: keyof typeof name, min: number, max: number, why = '') => {
+    const value = settings[key];
+    if (Number.isInteger(value) && value >= min && value <= max) return true;
+    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+    problems.push(`${name[key]}=${value}: set a whole number ${range}.${why}`);
+    return false;
+  };
+  const unbounded = Number.MAX_SAFE_INTEGER;
+  integer('maxConcurrentActivities', 1, unbounded, ' With no activity slot a worker runs no job (the SDK refuses 0).');
+  integer('maxConcurrentWorkflowTasks', 1, unbounded, ' With no workflow task slot a worker runs no job.');
+  if (integer('maxCachedWorkflows', 0, unbounded) && settings.maxCachedWorkflows === 1) {
+    problems.push(
+      `${name.maxCachedWorkflows}=1: the Temporal SDK caches 0 workflows (none: every workflow task replays its ` +
+        `history) or at least 2. Set 0, or 2 or more.`,
+    );
+  }
+  if (settings.maxConcurrentWorkflowTasks === 1 && settings.maxCachedWorkflows > 0) {
+    problems.push(
+      `${name.maxConcurrentWorkflowTasks}=1 with ${name.maxCachedWorkflows}=${settings.maxCachedWorkflows}: a worker ` +
+        `that caches workflows polls two queues (its sticky queue and the shared one) and needs 2 workflow task ` +
+        `slots. Set ${name.maxConcurrentWorkflowTasks}=2 or more, or ${name.maxCachedWorkflows}=0 to run one ` +
+        `workflow task at a time without a cache (each task then replays its workflow's history).`,
+    );
+  }
+  integer('shutdownGraceSeconds', 0, unbounded);
+  integer('healthPort', 0, 65_535);
+  if (!settings.taskQueue) problems.push('BACKROOM_TASK_QUEUE is empty: name a task queue or unset it.');
+  if (problems.length) throw new WorkerSettingsError(problems);
+  return settings;
+}
+
+/** The worker settings from the environment, checked (see {@link checkWorkerSettings}). */
 export function workerSettings(): WorkerSettings {
-  return {
+  return checkWorkerSettings({
     taskQueue: taskQueue(),
     maxConcurrentActivities: intFromEnv('BACKROOM_MAX_ACTIVITIES', 8),
     maxConcurrentWorkflowTasks: intFromEnv('BACKROOM_MAX_WORKFLOW_TASKS', 4),
@@ -71,7 +127,7 @@ export function workerSettings(): WorkerSettings {
     shutdownGraceSeconds: intFromEnv('BACKROOM_SHUTDOWN_GRACE_SECONDS', 10),
     healthPort: intFromEnv('BACKROOM_HEALTH_PORT', 9464),
     healthHost: process.env.BACKROOM_HEALTH_HOST || '0.0.0.0',
-  };
+  });
 }
 
 export interface CpuPoolSettings {

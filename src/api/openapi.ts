@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { JOB_CATALOG, JOB_TYPES, type JobType } from '../shared/job-catalog';
 import { JOB_STATES } from '../shared/job-status';
-import { PRIORITY_KEYS } from '../shared/names';
+import { PRIORITY_KEYS, TENANT_MAX_BYTES, TENANT_WEIGHT_RANGE } from '../shared/names';
 
 const errorResponse = (description: string) => ({
   description,
@@ -76,7 +76,28 @@ function startOperation(type: JobType) {
       description: definition.summary,
       parameters: [
         { name: 'id', in: 'query', schema: { type: 'string' }, description: 'Workflow id (default: generated)' },
-        { name: 'priority', in: 'query', schema: { type: 'string', enum: Object.keys(PRIORITY_KEYS) } },
+        {
+          name: 'priority',
+          in: 'query',
+          schema: { type: 'string', enum: Object.keys(PRIORITY_KEYS), default: 'default' },
+          description:
+            "Temporal's priority key (high 1, default 3, low 5): a backlog is served in that order; the job's " +
+            'activities and child workflows inherit it',
+        },
+        {
+          name: 'tenant',
+          in: 'query',
+          schema: { type: 'string', minLength: 1, maxLength: TENANT_MAX_BYTES },
+          description:
+            "Who the job works for (Temporal's fairness key, at most 64 bytes): tenants of the same priority share " +
+            "the workers in proportion to their weights, so one tenant's backlog does not hold another's jobs up",
+        },
+        {
+          name: 'tenantWeight',
+          in: 'query',
+          schema: { type: 'number', minimum: TENANT_WEIGHT_RANGE.min, maximum: TENANT_WEIGHT_RANGE.max, default: 1 },
+          description: "The tenant's share relative to other tenants (Temporal's fairness weight); needs tenant",
+        },
         {
           name: 'Idempotency-Key',
           in: 'header',
@@ -147,6 +168,16 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
       type: { type: 'string' },
       state: { type: 'string', enum: JOB_STATES },
       execution: { type: 'string', description: "Temporal's execution status (RUNNING, COMPLETED, ...)" },
+      priority: {
+        type: 'object',
+        description: 'The priority and tenant the job was started with (its activities and children inherit them)',
+        properties: {
+          level: { type: 'string', enum: Object.keys(PRIORITY_KEYS) },
+          key: { type: 'integer', minimum: 1, maximum: 5, description: "Temporal's priority key (1 most urgent)" },
+          tenant: { type: 'string', description: "Temporal's fairness key" },
+          tenantWeight: { type: 'number' },
+        },
+      },
       progress: {
         type: 'object',
         properties: { done: { type: 'number' }, total: { type: 'number' }, unit: { type: 'string' } },

@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import {
   IdempotencyKeyReusedError,
+  InvalidStartOptionError,
   JobAlreadyRunningError,
   JobEndedError,
   JobInputError,
@@ -20,7 +21,13 @@ import {
 import type { ApiSettings } from '../config';
 import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-catalog';
 import { JOB_STATES } from '../shared/job-status';
-import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import {
+  PRIORITY_KEYS,
+  TENANT_MAX_BYTES,
+  TENANT_WEIGHT_RANGE,
+  tenantProblem,
+  type PriorityName,
+} from '../shared/names';
 import { requireApiKey } from './api-key';
 import { sseEvent, streamJobEvents } from './job-events';
 import { codecRoutes, isCodecRoute, type CodecRouteOptions } from './codec-routes';
@@ -84,6 +91,8 @@ function httpError(err: unknown, bodyLimit: number): { status: number; body: Err
       body: { error: 'BadRequest', message: err.message, ...(err.issues.length && { issues: err.issues }) },
     };
   }
+  if (err instanceof InvalidStartOptionError)
+    return { status: 400, body: { error: 'BadRequest', message: err.message } };
   if (err instanceof UnknownJobTypeError)
     return { status: 404, body: { error: 'UnknownJobType', message: err.message } };
   if (err instanceof JobNotFoundError) {
@@ -163,6 +172,13 @@ function idempotencyKeyOf(request: FastifyRequest): string | undefined {
 const startQuery = z.strictObject({
   id: z.string().min(1).max(255).optional(),
   priority: z.enum(Object.keys(PRIORITY_KEYS) as [PriorityName, ...PriorityName[]]).optional(),
+  tenant: z
+    .string()
+    .optional()
+    .refine((tenant) => !tenantProblem(tenant), {
+      message: `must be 1 to ${TENANT_MAX_BYTES} bytes (it becomes Temporal's fairness key)`,
+    }),
+  tenantWeight: z.coerce.number().min(TENANT_WEIGHT_RANGE.min).max(TENANT_WEIGHT_RANGE.max).optional(),
 });
 
 const listQuery = z.strictObject({
@@ -279,6 +295,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       jobs.start(type, request.body, {
         ...(query.id && { id: query.id }),
         ...(query.priority && { priority: query.priority }),
+        ...(query.tenant !== undefined && { tenant: query.tenant }),
+        ...(query.tenantWeight !== undefined && { tenantWeight: query.tenantWeight }),
         ...(key !== undefined && { idempotencyKey: key }),
         attempts: 2,
         attemptTimeoutMs: link.callTimeoutMs,

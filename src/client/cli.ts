@@ -111,7 +111,13 @@ export function buildProgram(): Command {
     .argument('<type>', 'job type (see `backroom workflows`)')
     .option('--input <json>', 'job input as a JSON object')
     .option('--id <id>', 'workflow id (default: <type prefix>-<time>-<random>)')
-    .addOption(new Option('--priority <level>', 'task priority').choices(Object.keys(PRIORITY_KEYS)).default('default'))
+    .addOption(
+      new Option('--priority <level>', 'task priority: a backlog is served high first, then default, then low')
+        .choices(Object.keys(PRIORITY_KEYS))
+        .default('default'),
+    )
+    .option('--tenant <name>', "who the job works for: tenants share the workers fairly (Temporal's fairness key)")
+    .option('--tenant-weight <weight>', "the tenant's share relative to others (0.001-1000, default 1)", parseFloat)
     .option('--watch', 'show a live progress bar until the job ends')
     .option('--json', 'print the started job as JSON')
     .allowUnknownOption()
@@ -119,7 +125,15 @@ export function buildProgram(): Command {
     .action(
       async (
         type: string,
-        options: { input?: string; id?: string; priority: PriorityName; watch?: boolean; json?: boolean },
+        options: {
+          input?: string;
+          id?: string;
+          priority: PriorityName;
+          tenant?: string;
+          tenantWeight?: number;
+          watch?: boolean;
+          json?: boolean;
+        },
         command: Command,
       ) => {
         const extra = command.args.slice(1);
@@ -130,6 +144,8 @@ export function buildProgram(): Command {
         const started = await client.start(type, input, {
           ...(options.id && { id: options.id }),
           priority: options.priority,
+          ...(options.tenant !== undefined && { tenant: options.tenant }),
+          ...(options.tenantWeight !== undefined && { tenantWeight: options.tenantWeight }),
           attempts: 3,
           attemptTimeoutMs: START_TRY_TIMEOUT_MS,
         });

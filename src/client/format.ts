@@ -20,6 +20,7 @@ export function formatStatus(view: JobView): string {
     `  state     ${view.state}${view.execution !== 'RUNNING' ? ` (Temporal: ${view.execution})` : ''}`,
     `  progress  ${progressLine(view)}`,
     `  stage     ${view.stage}${view.message ? ` · ${view.message}` : ''}`,
+    `  priority  ${formatPriority(view.priority)}`,
   ];
   if (view.stale)
     lines.push(`  stale     no worker answered in time; this is the last known status, as of ${view.updatedAt}`);
@@ -41,6 +42,13 @@ export function formatStatus(view: JobView): string {
   lines.push(`  started   ${view.startedAt}`, `  updated   ${view.updatedAt}`);
   if (view.result !== undefined) lines.push(`  result    ${JSON.stringify(view.result)}`);
   return lines.join('\n');
+}
+
+/** `high (key 1) · tenant acme`, `key 2`, `default (key 3) · tenant b, weight 2`. */
+export function formatPriority(priority: JobView['priority']): string {
+  const level = priority.level ? `${priority.level} (key ${priority.key})` : `key ${priority.key}`;
+  if (!priority.tenant) return level;
+  return `${level} · tenant ${priority.tenant}${priority.tenantWeight ? `, weight ${priority.tenantWeight}` : ''}`;
 }
 
 /** A training job's latest epochs, one row each, under the status. */

@@ -40,7 +40,7 @@ import {
 } from '../shared/job-status';
 import { rootCause } from '../shared/failures';
 import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
-import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
+import { PRIORITY_KEYS, priorityName, tenantProblem, type PriorityName } from '../shared/names';
 import { confineDataPaths } from '../shared/data-path';
 import { taskQueue as configuredTaskQueue } from '../config';
 import { locateInDataDir } from '../data-paths';
@@ -110,6 +110,14 @@ export class JobEndedError extends Error {
   }
 }
 
+/** A start option that Temporal would refuse (a tenant too long, a weight out of range); nothing was started. */
+export class InvalidStartOptionError extends Error {
+  constructor(message: string) {
+    super(`${message}; nothing was started.`);
+    this.name = 'InvalidStartOptionError';
+  }
+}
+
 export class UnknownJobTypeError extends Error {
   constructor(readonly jobType: string) {
     super(`Unknown job type "${jobType}". Known types: ${Object.keys(JOB_CATALOG).join(', ')}.`);
@@ -120,6 +128,13 @@ export class UnknownJobTypeError extends Error {
 export interface StartOptions {
   id?: string;
   priority?: PriorityName;
+  /**
+   * The tenant (customer, team) the job works for: Temporal's fairness key, so a tenant's backlog shares the
+   * workers with other tenants' jobs of the same priority instead of holding them up (1–64 bytes).
+   */
+  tenant?: string;
+  /** The tenant's share relative to others (Temporal's fairness weight, 0.001–1000, default 1). */
+  tenantWeight?: number;
   /** Names this start: every start with the same key and input gets the same job (see {@link Jobs.start}). */
   idempotencyKey?: string;
   /** How many times to try when Temporal does not answer (default 3); each try asks for the very same job. */
@@ -146,6 +161,46 @@ interface PendingStart {
   id: string;
   mark: StartMark;
   priority: PriorityName;
+  tenant?: string;
+  tenantWeight?: number;
+}
+
+/** The priority a job runs with (its activities and child workflows inherit it), as Temporal has it. */
+export interface JobPriorityView {
+  /** `high`, `default` or `low`; absent for a key Backroom does not name (2 or 4, set by another client). */
+  level?: PriorityName;
+  /** Temporal's priority key: 1 (most urgent) to 5. */
+  key: number;
+  /** The fairness key, when the job names a tenant. */
+  tenant?: string;
+  tenantWeight?: number;
+}
+
+/** The Priority a start sends to Temporal. */
+export function temporalPriority(options: Pick<StartOptions, 'priority' | 'tenant' | 'tenantWeight'>): {
+  priorityKey: number;
+  fairnessKey?: string;
+  fairnessWeight?: number;
+} {
+  return {
+    priorityKey: PRIORITY_KEYS[options.priority ?? 'default'],
+    ...(options.tenant !== undefined && { fairnessKey: options.tenant }),
+    ...(options.tenantWeight !== undefined && { fairnessWeight: options.tenantWeight }),
+  };
+}
+
+/** A job's priority as clients show it, from what Temporal describes (0 or empty fields: the defaults). */
+export function priorityView(
+  priority: { priorityKey?: number; fairnessKey?: string; fairnessWeight?: number } = {},
+): JobPriorityView {
+  const key = priority.priorityKey || PRIORITY_KEYS.default;
+  const level = priorityName(key);
+  return {
+    ...(level && { level }),
+    key,
+    ...(priority.fairnessKey && { tenant: priority.fairnessKey }),
+    ...(priority.fairnessKey && priority.fairnessWeight && { tenantWeight: priority.fairnessWeight }),
+  };
 }
 
 /** A running activity of a job, with the progress its last heartbeat carried. */
@@ -174,6 +229,8 @@ export interface JobView extends JobStatus {
   runId: string;
   /** Temporal's own execution status (RUNNING, COMPLETED, CANCELLED, ...). */
   execution: WorkflowExecutionStatusName;
+  /** The priority and tenant the job was started with. */
+  priority: JobPriorityView;
   activities: ActivityView[];
 }
 
@@ -367,6 +424,8 @@ export class Jobs {
    */
   async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartResult> {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
+    const problem = tenantProblem(options.tenant, options.tenantWeight);
+    if (problem) throw new InvalidStartOptionError(problem);
     const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
     const key = options.idempotencyKey;
     const pending: PendingStart = {
@@ -379,6 +438,8 @@ export class Jobs {
         newJobId(type, new Date(), args),
       mark: newStartMark(type, args, key),
       priority: options.priority ?? 'default',
+      ...(options.tenant !== undefined && { tenant: options.tenant }),
+      ...(options.tenantWeight !== undefined && { tenantWeight: options.tenantWeight }),
     };
     const attempts = options.attempts ?? 3;
     for (let attempt = 1; ; attempt++) {
@@ -407,7 +468,8 @@ export class Jobs {
         taskQueue: this.taskQueue,
         workflowId: id,
         args: [pending.args],
-        priority: { priorityKey: PRIORITY_KEYS[pending.priority] },
+        // Activities and child workflows inherit it (the server fills in what they leave unset).
+        priority: temporalPriority(pending),
         memo: { backroomState: 'running', [START_MARK_MEMO]: pending.mark },
         workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
       });
@@ -451,6 +513,7 @@ export class Jobs {
       id,
       runId: description.runId,
       execution: description.status.name,
+      priority: priorityView(description.priority),
       activities,
     };
     mergeActivities(merged);

@@ -10,8 +10,23 @@ import { devServerSettings, type DevServerSettings } from '../config';
 import { isListening } from '../ports';
 import { ensureTemporalCli } from './temporal-cli';
 
-/** Dynamic config every Backroom dev server runs with (the new matcher makes task priorities take effect). */
-export const DEV_SERVER_DYNAMIC_CONFIG = ['matching.useNewMatcher=true'];
+/**
+ * Dynamic config every Backroom dev server runs with (tests and benchmarks too, see test/helpers/temporal.ts):
+ * - `matching.useNewMatcher`: the matcher that serves a backlog by priority key;
+ * - `matching.enableFairness`: within a priority, tasks are served by fairness key (a job's tenant) in proportion
+ *   to their weights, not first come first served (implies the new matcher; the server keeps these tasks in its
+ *   `tasks_v2` table);
+ * - one partition per task queue: each partition keeps its own priority order and a poller takes whichever
+ *   partition answers first, so with the server's default of 4 a backlog came out of priority order (low before
+ *   default). One partition limits one queue to what one matching node does, far more than one machine's workers
+ *   need; a cluster that needs more raises these per task queue (see the README's Priorities section).
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = [
+  'matching.useNewMatcher=true',
+  'matching.enableFairness=true',
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+];
 
 /** The `temporal server start-dev` arguments; `codecEndpoint` makes the UI decode payloads through a codec server. */
 export function devServerArgs(settings: DevServerSettings, options: { codecEndpoint?: string } = {}): string[] {

@@ -4,7 +4,7 @@
  */
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import { workerSettings, type WorkerSettings } from '../config';
+import { checkWorkerSettings, workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
 import { dataConverter } from '../codec/data-converter';
 import { lazyActivities } from './lazy-activities';
@@ -35,7 +35,8 @@ export async function connectWorkerConnection(): Promise<{ connection: NativeCon
 }
 
 export async function createBackroomWorker(options: BackroomWorkerOptions = {}): Promise<Worker> {
-  const settings = { ...workerSettings(), ...options.settings };
+  // Checked before connecting: a setting the SDK would refuse stops here with what to set.
+  const settings = checkWorkerSettings({ ...workerSettings(), ...options.settings });
   const converter = options.dataConverter ?? dataConverter();
   const { connection, namespace } = options.connection
     ? { connection: options.connection, namespace: options.namespace ?? 'default' }

@@ -55,7 +55,10 @@ export function warmTemporalCli(cli: string): Promise<void> {
  * is warmed first; a start that misses the SDK's fixed 5 s deadline is retried until SERVER_START_DEADLINE_MS has
  * passed, and a server that never comes up fails with what was waited for, how long, and each attempt's error.
  */
-export async function startTestServer(options: { ip?: string; port?: number } = {}): Promise<TestWorkflowEnvironment> {
+export async function startTestServer(
+  options: { ip?: string; port?: number; dynamicConfig?: string[] } = {},
+): Promise<TestWorkflowEnvironment> {
+  const { dynamicConfig = [], ...where } = options;
   quietRuntime();
   // Jobs write into a data dir of the test's own, never the project's.
   process.env.BACKROOM_DATA_DIR ??= mkdtempSync(path.join(os.tmpdir(), 'backroom-test-'));
@@ -68,8 +71,8 @@ export async function startTestServer(options: { ip?: string; port?: number } = 
       return await TestWorkflowEnvironment.createLocal({
         server: {
           executable: { type: 'existing-path', path: cli },
-          ...options,
-          extraArgs: DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+          ...where,
+          extraArgs: serverDynamicConfig(dynamicConfig).flatMap((value) => ['--dynamic-config-value', value]),
         },
       });
     } catch (err) {
@@ -87,6 +90,13 @@ export async function startTestServer(options: { ip?: string; port?: number } = 
       }
     }
   }
+}
+
+/** The dev server's dynamic config (DEV_SERVER_DYNAMIC_CONFIG) with `overrides` (`key=value`) replacing its keys. */
+export function serverDynamicConfig(overrides: string[] = []): string[] {
+  const key = (value: string) => value.slice(0, value.indexOf('='));
+  const replaced = new Set(overrides.map(key));
+  return [...DEV_SERVER_DYNAMIC_CONFIG.filter((value) => !replaced.has(key(value))), ...overrides];
 }
 
 const bundles = new Map<string, Promise<WorkflowBundleOption>>();

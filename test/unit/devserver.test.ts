@@ -38,7 +38,7 @@ describe('findTemporalCli', () => {
 });
 
 describe('devServerArgs', () => {
-  it('persists to the data dir, serves the UI and enables task priorities', () => {
+  it('persists to the data dir, serves the UI and enables task priorities, fairness and one partition per queue', () => {
     const args = devServerArgs({
       ip: '127.0.0.1',
       port: 7233,
@@ -51,7 +51,13 @@ describe('devServerArgs', () => {
     assert.equal(flag('--port'), '7233');
     assert.equal(flag('--ui-port'), '8233');
     assert.equal(flag('--db-filename'), '/data/temporal.db');
-    assert.equal(flag('--dynamic-config-value'), 'matching.useNewMatcher=true');
+    const dynamic = args.flatMap((arg, i) => (args[i - 1] === '--dynamic-config-value' ? [arg] : []));
+    assert.deepEqual(dynamic, [
+      'matching.useNewMatcher=true',
+      'matching.enableFairness=true',
+      'matching.numTaskqueueReadPartitions=1',
+      'matching.numTaskqueueWritePartitions=1',
+    ]);
     assert.ok(!args.includes('--headless'));
   });
 });
