@@ -92,6 +92,11 @@ export const restoreBatchInput = z
     thresholds: qualityThresholds,
     /** Items per run before continuing as new (keeps each run's history small). */
     itemsPerRun: z.number().int().min(10).max(2000).default(500),
+    /**
+     * When `outputDir` holds another batch's state (other inputs, steps, model or thresholds): clear its results and
+     * start fresh, rewriting the outputs. Without it such a batch is refused (`StateFolderMismatch`).
+     */
+    overwrite: z.boolean().default(false),
   })
   .refine((value) => (value.inputDir === undefined) !== (value.inputs === undefined), {
     message: 'give exactly one of inputDir or inputs',

@@ -7,13 +7,13 @@
  * Starting a campaign again with the same id picks up after the last message sent instead of starting over.
  * Workflows pass only the folder and indexes around: payloads stay small whatever the campaign size.
  */
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { dataDir, defaultMailFrom } from '../../config';
 import { confirmInDataDir, displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
+import { stateFingerprint, useStateFolder } from '../state-folder';
 import { parseRecipients, type Recipient, type SkippedRecipient } from './recipients';
 import { countPossiblyDuplicated, parseSendLog, readSendLogFiles, type LoggedMessage } from './send-log';
 import { senderDomain } from './smtp';
@@ -116,19 +116,19 @@ async function prepare(request: PrepareCampaignRequest): Promise<PreparedCampaig
     list.columns,
   );
   const from = request.from ?? defaultMailFrom();
-  const fingerprint = createHash('sha256')
-    .update(JSON.stringify([recipientsFile.text, request.subject, body, format, from]))
-    .digest('hex');
+  // An array of strings: its canonical JSON is its plain JSON, so campaigns stored before keep their fingerprint.
+  const fingerprint = stateFingerprint([recipientsFile.text, request.subject, body, format, from]);
 
   const dir = confirmInDataDir(path.join(dataDir(), 'email', request.campaignId), 'campaign dir');
   const existing = await loadCampaign(dir).catch(() => undefined);
-  if (existing && existing.fingerprint !== fingerprint) {
-    throw ApplicationFailure.nonRetryable(
+  // A campaign has no overwrite: replacing one that sent messages would send them again.
+  useStateFolder({
+    recorded: existing && (existing.fingerprint || null),
+    fingerprint,
+    conflict: () =>
       `Campaign ${request.campaignId} already exists (${displayPath(dir)}) with other recipients, subject, ` +
-        'template or sender. Give the new campaign another campaignId.',
-      'CampaignConflict',
-    );
-  }
+      'template or sender. Give the new campaign another campaignId.',
+  });
   if (!existing) {
     const campaign: Campaign = {
       campaignId: request.campaignId,

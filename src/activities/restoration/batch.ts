@@ -9,15 +9,27 @@
  * processed again only when the worker died before its output landed (then nothing of it was written). A finished
  * record is never processed again.
  * Workflows pass only the manifest path and indexes: payloads stay small whatever the batch size.
+ * The manifest records the fingerprint of the batch's request (inputs, references, steps, model, thresholds: see
+ * state-folder.ts): the same batch resumes from the folder, another one is refused unless it passes `overwrite`,
+ * which clears the old results first. Each result carries the fingerprint too, so no result of another batch counts.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { dataDir } from '../../config';
-import { appendDataFile, displayPath, listDataFiles, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import {
+  appendDataFile,
+  confirmInDataDir,
+  displayPath,
+  listDataFiles,
+  readDataFile,
+  resolveDataPath,
+  writeFileAtomic,
+} from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
+import { stateFingerprint, useStateFolder } from '../state-folder';
 import { restoreDocumentFile, type RestoreDocumentResult } from './restore-document';
 
 export interface BatchItem {
@@ -29,6 +41,10 @@ export interface BatchItem {
 export interface BatchManifest {
   createdAt: string;
   outputDir: string;
+  /** What the batch was asked (see state-folder.ts); absent in manifests written before it was recorded. */
+  fingerprint?: string;
+  /** The workflow execution that listed the batch (its first run). */
+  writtenBy?: { workflowId: string; runId: string };
   items: BatchItem[];
 }
 
@@ -47,6 +63,8 @@ export interface BatchItemResult extends BatchItemSummary {
   finishedAt: string;
   /** Set while the output is being put in place: the SHA-256 of the bytes it has once it landed. */
   writing?: { sha256: string };
+  /** The fingerprint of the batch that wrote this result (its manifest's). */
+  fingerprint?: string;
 }
 
 const stateDir = (outputDir: string) => path.join(outputDir, '.backroom');
@@ -64,11 +82,31 @@ export interface PrepareBatchRequest {
   inputs?: string[] | undefined;
   outputDir: string;
   referenceDir?: string | undefined;
+  steps: RestorationStep[];
+  model?: string | undefined;
+  thresholds: QualityThresholds;
+  /** Replace the state of another batch found in `outputDir` instead of refusing to start. */
+  overwrite?: boolean | undefined;
+}
+
+/** What defines a batch: another value of any of these is another batch (concurrency and run size are not). */
+function batchFingerprint(request: PrepareBatchRequest): string {
+  const place = (file: string | undefined) => file && displayPath(path.resolve(dataDir(), file));
+  return stateFingerprint({
+    inputDir: place(request.inputDir),
+    inputs: request.inputs?.map(place),
+    outputDir: place(request.outputDir),
+    referenceDir: place(request.referenceDir),
+    steps: request.steps,
+    model: place(request.model),
+    thresholds: request.thresholds,
+  });
 }
 
 /**
- * Activity: lists the batch once into its manifest (or reuses the manifest a previous run wrote), heartbeating while
- * a big folder is listed.
+ * Activity: lists the batch once into its manifest, or reuses the manifest an earlier attempt or run of the same batch
+ * wrote; refuses a folder that holds another batch (`StateFolderMismatch`) unless `overwrite` is set. Heartbeats
+ * while a big folder is listed.
  */
 export async function prepareBatch(request: PrepareBatchRequest): Promise<{ manifest: string; count: number }> {
   return heartbeatWhile(listBatch(request), () => ({ step: 'listing' }));
@@ -77,10 +115,29 @@ export async function prepareBatch(request: PrepareBatchRequest): Promise<{ mani
 async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: string; count: number }> {
   const outputDir = resolveDataPath(request.outputDir, 'output dir');
   const manifestFile = path.join(stateDir(outputDir), 'manifest.json');
-  if (await exists(manifestFile)) {
-    const manifest = JSON.parse(await readDataFile(manifestFile, 'manifest', 'utf8')) as BatchManifest;
-    return { manifest: displayPath(manifestFile), count: manifest.items.length };
-  }
+  const fingerprint = batchFingerprint(request);
+  const execution = Context.current().info.workflowExecution;
+  const writtenBy = execution && { workflowId: execution.workflowId, runId: execution.runId };
+  const existing = (await exists(manifestFile))
+    ? (JSON.parse(await readDataFile(manifestFile, 'manifest', 'utf8')) as BatchManifest)
+    : undefined;
+  const use = useStateFolder({
+    recorded: existing && (existing.fingerprint ?? null),
+    fingerprint,
+    overwrite: request.overwrite,
+    mine:
+      existing &&
+      writtenBy !== undefined &&
+      existing.writtenBy?.workflowId === writtenBy.workflowId &&
+      existing.writtenBy.runId === writtenBy.runId,
+    conflict: () =>
+      `${request.outputDir} holds a batch of ${existing?.items.length ?? 0} other pages` +
+      (existing?.fingerprint
+        ? ' (different inputs, references, steps, model or thresholds)'
+        : ' (written by an earlier version of Backroom)') +
+      '; choose another outputDir or pass overwrite: true.',
+  });
+  if (existing && use === 'resume') return { manifest: displayPath(manifestFile), count: existing.items.length };
   let inputs: string[];
   if (request.inputDir) {
     const inputDir = resolveDataPath(request.inputDir, 'input dir');
@@ -124,22 +181,44 @@ async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: stri
       ...(reference && { reference: displayPath(reference) }),
     };
   });
-  const manifest: BatchManifest = { createdAt: new Date().toISOString(), outputDir: displayPath(outputDir), items };
+  const manifest: BatchManifest = {
+    createdAt: new Date().toISOString(),
+    outputDir: displayPath(outputDir),
+    fingerprint,
+    ...(writtenBy && { writtenBy }),
+    items,
+  };
+  // A new batch: no result or log line of an earlier one may count. Cleared once the inputs are known good and before
+  // the manifest is written, so an attempt that dies in between leaves the old manifest, and its retry clears again.
+  await clearResults(outputDir);
   await writeFileAtomic(manifestFile, JSON.stringify(manifest));
   return { manifest: displayPath(manifestFile), count: items.length };
 }
 
-/** Manifests are read once per worker process, not once per item. */
-const manifestCache = new Map<string, Promise<BatchManifest>>();
-function loadManifest(manifestPath: string): Promise<BatchManifest> {
+/** Removes the results and the write log of the batch that used `outputDir` before (its outputs are rewritten). */
+async function clearResults(outputDir: string): Promise<void> {
+  for (const name of ['results', 'writes.log']) {
+    await rm(confirmInDataDir(path.join(stateDir(outputDir), name), 'batch state'), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Manifests are read once per worker process, not once per item, and again when the file changed (a batch that
+ * replaced another in the same folder).
+ */
+const manifestCache = new Map<string, { version: string; manifest: Promise<BatchManifest> }>();
+async function loadManifest(manifestPath: string): Promise<BatchManifest> {
   const file = resolveDataPath(manifestPath, 'manifest');
+  const info = await stat(file).catch(() => undefined);
+  const version = info ? `${info.mtimeMs}:${info.size}:${info.ino}` : '';
   let cached = manifestCache.get(file);
-  if (!cached) {
-    cached = readDataFile(file, 'manifest', 'utf8').then((text) => JSON.parse(text) as BatchManifest);
-    cached.catch(() => manifestCache.delete(file));
+  if (!cached || cached.version !== version) {
+    const manifest = readDataFile(file, 'manifest', 'utf8').then((text) => JSON.parse(text) as BatchManifest);
+    manifest.catch(() => manifestCache.delete(file));
+    cached = { version, manifest };
     manifestCache.set(file, cached);
   }
-  return cached;
+  return cached.manifest;
 }
 
 function summarize(result: BatchItemResult): BatchItemSummary {
@@ -155,9 +234,11 @@ async function landedWith(file: string, digest: string): Promise<boolean> {
   return data !== undefined && sha256(data) === digest;
 }
 
-async function readRecord(file: string): Promise<BatchItemResult | undefined> {
+/** The item's result, if the batch of `manifest` wrote it (one of another batch does not count). */
+async function readRecord(file: string, manifest: BatchManifest): Promise<BatchItemResult | undefined> {
   if (!(await exists(file))) return undefined;
-  return JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
+  const record = JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
+  return record.fingerprint === manifest.fingerprint ? record : undefined;
 }
 
 /**
@@ -205,7 +286,7 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
     if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
     const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
     const done = resultFile(outputDir, request.index);
-    const earlier = await readRecord(done);
+    const earlier = await readRecord(done, manifest);
     if (earlier && !earlier.writing) return summarize(earlier);
     const output = resolveDataPath(item.output, 'output');
     if (earlier?.writing && (await landedWith(output, earlier.writing.sha256))) {
@@ -229,7 +310,10 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
         },
         {
           beforeWrite: async (result, data) => {
-            const writing = { ...succeeded(request.index, item, result), writing: { sha256: sha256(data) } };
+            const writing = {
+              ...succeeded(request.index, item, result, manifest.fingerprint),
+              writing: { sha256: sha256(data) },
+            };
             await writeFileAtomic(done, JSON.stringify(writing));
             await at?.('recorded-writing', request.index);
           },
@@ -240,7 +324,7 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
           },
         },
       );
-      record = succeeded(request.index, item, result);
+      record = succeeded(request.index, item, result, manifest.fingerprint);
     } catch (err) {
       if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
       record = {
@@ -249,6 +333,7 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
         ok: false,
         error: err.message,
         finishedAt: new Date().toISOString(),
+        fingerprint: manifest.fingerprint,
       };
     }
     Context.current().heartbeat({ step: 'recording' });
@@ -257,8 +342,14 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
   }
 }
 
-function succeeded(index: number, item: BatchItem, result: RestoreDocumentResult): BatchItemResult {
+function succeeded(
+  index: number,
+  item: BatchItem,
+  result: RestoreDocumentResult,
+  fingerprint: string | undefined,
+): BatchItemResult {
   return {
+    fingerprint,
     index,
     input: item.input,
     ok: true,
@@ -291,6 +382,7 @@ async function recordFailure(request: { manifest: string; index: number; reason:
     ok: false,
     error: request.reason,
     finishedAt: new Date().toISOString(),
+    fingerprint: manifest.fingerprint,
   };
   await writeFileAtomic(resultFile(outputDir, request.index), JSON.stringify(record));
 }
@@ -342,8 +434,8 @@ async function buildBatchReport(
   let passed = 0;
   for (const [index, item] of manifest.items.entries()) {
     reading(index);
-    const file = resultFile(outputDir, index);
-    if (!(await exists(file))) {
+    const record = await readRecord(resultFile(outputDir, index), manifest);
+    if (!record) {
       items.push({
         input: item.input,
         output: item.output,
@@ -352,7 +444,6 @@ async function buildBatchReport(
       });
       continue;
     }
-    const record = JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
     if (record.writing) {
       // Stopped while its output was being put in place: the next run of the batch finishes it.
       items.push({
