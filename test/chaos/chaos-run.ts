@@ -383,10 +383,24 @@ export async function runChaos(
           log(`chaos: ${elapsed()} SIGKILL worker ${slot + 1} (kill ${workerKills})`);
           restarts.push(
             (async () => {
-              await sleep(1000);
-              const spawned = Date.now();
-              stack.workers[slot] = await startWorkerProcess({ ...stack.workerEnv, BACKROOM_TASK_QUEUE: TASK_QUEUE });
-              restartSeconds.push(seconds(Date.now() - spawned));
+              // As a supervisor would: again a second after each exit (a worker started while the dev server is
+              // down exits, saying it cannot reach Temporal).
+              while (Date.now() < began + settings.limitSeconds * 1000) {
+                await sleep(1000);
+                const spawned = Date.now();
+                try {
+                  stack.workers[slot] = await startWorkerProcess({
+                    ...stack.workerEnv,
+                    BACKROOM_TASK_QUEUE: TASK_QUEUE,
+                  });
+                  restartSeconds.push(seconds(Date.now() - spawned));
+                  return;
+                } catch (err) {
+                  log(
+                    `chaos: ${elapsed()} worker ${slot + 1} did not start (${String(err).split('\n')[1] ?? err}); again`,
+                  );
+                }
+              }
             })(),
           );
         }
