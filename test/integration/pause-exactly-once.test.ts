@@ -49,6 +49,24 @@ describe('pause, resume and cancel of single-activity jobs; exactly-once batch o
       60_000,
     );
 
+  /** Starts processMedia on the noisy photo into `outputDir` and waits until two of its operations are done. */
+  const startMediaPastTwoOperations = async (outputDir: string) => {
+    const { id } = await stack.jobs.start('processMedia', {
+      input: 'photos/noise.jpg',
+      outputDir,
+      operations: OPERATIONS,
+    });
+    await waitFor(
+      'two operations done',
+      async () => {
+        const activity = (await stack.jobs.status(id)).activities.find((a) => a.type === 'processImageResumable');
+        return (activity?.progress?.done ?? 0) >= 2;
+      },
+      120_000,
+    );
+    return id;
+  };
+
   before(async () => {
     stack = await startTestStack('pause-exactly-once');
     dataDir = process.env.BACKROOM_DATA_DIR ?? '';
@@ -76,19 +94,7 @@ describe('pause, resume and cancel of single-activity jobs; exactly-once batch o
   after(() => stack.stop());
 
   it('processMedia: pause stops it between operations and holds it; resume carries on from the next one', async () => {
-    const { id } = await stack.jobs.start('processMedia', {
-      input: 'photos/noise.jpg',
-      outputDir: 'media-paused',
-      operations: OPERATIONS,
-    });
-    await waitFor(
-      'two operations done',
-      async () => {
-        const activity = (await stack.jobs.status(id)).activities.find((a) => a.type === 'processImageResumable');
-        return (activity?.progress?.done ?? 0) >= 2;
-      },
-      120_000,
-    );
+    const id = await startMediaPastTwoOperations('media-paused');
     await stack.jobs.pause(id);
     const paused = await pausedAndIdle(id);
     assert.ok(paused.progress.done < OPERATIONS.length, `stopped mid-way: ${JSON.stringify(paused.progress)}`);
@@ -111,19 +117,7 @@ describe('pause, resume and cancel of single-activity jobs; exactly-once batch o
   });
 
   it('processMedia: a graceful cancel stops it mid-way and returns the operations done and their outputs', async () => {
-    const { id } = await stack.jobs.start('processMedia', {
-      input: 'photos/noise.jpg',
-      outputDir: 'media-cancelled',
-      operations: OPERATIONS,
-    });
-    await waitFor(
-      'two operations done',
-      async () => {
-        const activity = (await stack.jobs.status(id)).activities.find((a) => a.type === 'processImageResumable');
-        return (activity?.progress?.done ?? 0) >= 2;
-      },
-      120_000,
-    );
+    const id = await startMediaPastTwoOperations('media-cancelled');
     await stack.jobs.cancel(id);
     const result = await stack.jobs.result<ProcessMediaResult>(id);
     assert.ok('outcome' in result && result.outcome === 'cancelled', JSON.stringify(result));
