@@ -106,6 +106,8 @@ export interface ChaosReport {
   restartSeconds: number[];
   /** Per job: the longest time its progress stood still while it was running. */
   longestStall: Record<string, number>;
+  /** The job that stood still longest, and what it waited on meanwhile. */
+  worstStall?: { id: string; story: string[] };
   checks: ChaosCheck[];
   passed: boolean;
 }
@@ -217,20 +219,25 @@ function watchWrites(folder: string): { writes: Map<string, number>; watcher: FS
   return { writes, watcher };
 }
 
-/** Follows each job's progress: the longest time it stood still while running. */
+/** Follows each job's progress: the longest time it stood still while running, and what it was waiting on. */
 class StallWatch {
-  private readonly last = new Map<string, { done: number; since: number }>();
+  private readonly last = new Map<string, { done: number; since: number; story: string[] }>();
   readonly longest = new Map<string, number>();
+  /** Per job: what its longest stall looked like (each change of its activities' states, with the run's clock). */
+  readonly stories = new Map<string, string[]>();
   private readonly ended = new Set<string>();
 
-  constructor(private readonly jobs: Jobs) {}
+  constructor(
+    private readonly jobs: Jobs,
+    private readonly clock: () => string,
+  ) {}
 
   get pending(): string[] {
     return [...this.last.keys()].filter((id) => !this.ended.has(id));
   }
 
   add(id: string): void {
-    this.last.set(id, { done: -1, since: Date.now() });
+    this.last.set(id, { done: -1, since: Date.now(), story: [] });
     this.longest.set(id, 0);
   }
 
@@ -242,11 +249,18 @@ class StallWatch {
         const now = Date.now();
         const last = this.last.get(id);
         if (!last) return;
-        this.longest.set(id, Math.max(this.longest.get(id) ?? 0, now - last.since));
+        const scene = view
+          ? `${view.state}; ${view.activities.map((a) => `${a.type} attempt ${a.attempt} ${a.state}`).join(', ') || 'no activity'}`
+          : 'status unreadable';
+        if (last.story.at(-1)?.endsWith(scene) !== true) last.story.push(`${this.clock()} ${scene}`);
+        if (now - last.since > (this.longest.get(id) ?? 0)) {
+          this.longest.set(id, now - last.since);
+          this.stories.set(id, [...last.story]);
+        }
         if (!view) return;
         if (TERMINAL_STATES.includes(view.state)) this.ended.add(id);
         const done = view.progress.done + view.activities.reduce((sum, a) => sum + (a.progress?.done ?? 0), 0);
-        if (done !== last.done) this.last.set(id, { done, since: now });
+        if (done !== last.done) this.last.set(id, { done, since: now, story: [`${this.clock()} ${scene}`] });
       }),
     );
   }
@@ -340,7 +354,7 @@ export async function runChaos(
     const load = await startLoad(stack, settings, 'datasets/chaos');
     const chaosIds = [load.batch, load.campaign, load.training, load.cuts, load.stress, ...load.simple];
     log(`chaos: ${chaosIds.length} jobs started at ${elapsed()}; killing workers for ${settings.killSeconds} s`);
-    const stalls = new StallWatch(stack.jobs);
+    const stalls = new StallWatch(stack.jobs, elapsed);
     chaosIds.forEach((id) => stalls.add(id));
     const loadStarted = Date.now();
     let watching = true;
@@ -523,6 +537,7 @@ export async function runChaos(
       serverKills,
       restartSeconds,
       longestStall,
+      ...(worst && { worstStall: { id: worst[0], story: stalls.stories.get(worst[0]) ?? [] } }),
       checks,
       passed: checks.every((c) => c.ok),
     };
@@ -544,6 +559,10 @@ export function formatChaosReport(report: ChaosReport): string {
     '| check | result | detail |',
     '|---|---|---|',
     ...report.checks.map((c) => `| ${c.name} | ${c.ok ? 'pass' : 'FAIL'} | ${c.detail} |`),
+    '',
+    ...(report.worstStall
+      ? ['', `longest stall (${report.worstStall.id}):`, ...report.worstStall.story.map((line) => `  ${line}`)]
+      : []),
     '',
     report.passed ? 'chaos run: PASSED' : 'chaos run: FAILED',
   ];
