@@ -4,13 +4,15 @@
  * have started, tenant B starts one simpleTest (1 s). Measured: B's wait (its start call to its activity's start, as
  * the worker saw it) and A's throughput (items/s from the first to the last item start), three ways:
  * - "no fairness": a dev server with `matching.enableFairness=false` (the priority matcher only), jobs with tenants;
- * - "fair, no tenants": today's dev server, jobs without a tenant (one fairness key: first come, first served);
+ * - "fair, one tenant": today's dev server, A and B both tenant `a` (one fairness key: first come, first served);
+ * - "fair, no tenants": today's dev server, jobs without a tenant (each job its own fairness key);
  * - "fair, tenants": today's dev server, A and B as tenants `a` and `b`.
  * Nothing asserts on timings; test/integration/priorities.test.ts checks the order.
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { StartOptions } from '../src/client/jobs';
 import { countSeconds, stressWork } from '../src/activities/diagnostics';
 import {
   createTestWorker,
@@ -30,7 +32,16 @@ interface Run {
   aSeconds: number;
 }
 
-async function oneRun(env: TestWorkflowEnvironment, mode: string, tenants: boolean): Promise<Run> {
+/** The tenants A and B name in each mode (none: each job is its own share). */
+const TENANTS: Record<string, [StartOptions, StartOptions]> = {
+  'no fairness': [{ tenant: 'a' }, { tenant: 'b' }],
+  'fair, one tenant': [{ tenant: 'a' }, { tenant: 'a' }],
+  'fair, no tenants': [{}, {}],
+  'fair, tenants': [{ tenant: 'a' }, { tenant: 'b' }],
+};
+
+async function oneRun(env: TestWorkflowEnvironment, mode: keyof typeof TENANTS): Promise<Run> {
+  const [tenantA, tenantB] = TENANTS[mode] ?? [{}, {}];
   const items = intFromEnv('BENCH_FAIRNESS_ITEMS', 200);
   const slots = intFromEnv('BENCH_FAIRNESS_SLOTS', 2);
   const rounds = intFromEnv('BENCH_FAIRNESS_ROUNDS', 20_000);
@@ -53,15 +64,11 @@ async function oneRun(env: TestWorkflowEnvironment, mode: string, tenants: boole
     },
   });
   return worker.runUntil(async () => {
-    const a = await jobs.start(
-      'stressTest',
-      { count: items, concurrency: items, rounds },
-      tenants ? { tenant: 'a' } : {},
-    );
+    const a = await jobs.start('stressTest', { count: items, concurrency: items, rounds }, tenantA);
     await waitFor('the head of A’s batch', async () => aStarts.length >= head, 120_000);
     const aItemsBeforeB = aStarts.length;
     const bCalled = performance.now();
-    const b = await jobs.start('simpleTest', { durationSeconds: 1 }, tenants ? { tenant: 'b' } : {});
+    const b = await jobs.start('simpleTest', { durationSeconds: 1 }, tenantB);
     await env.client.workflow.getHandle(b.id).result();
     await env.client.workflow.getHandle(a.id).result();
     await sleep(100);
@@ -81,21 +88,20 @@ export async function fairnessBenchmark(): Promise<void> {
   const repeats = intFromEnv('BENCH_FAIRNESS_REPEATS', 1);
   const items = intFromEnv('BENCH_FAIRNESS_ITEMS', 200);
   console.log(
-    `\nFairness: tenant A's ${items}-item batch, then tenant B's one job, on ` +
+    `\nFairness: job A's ${items}-item batch, then job B's one task, on ` +
       `${intFromEnv('BENCH_FAIRNESS_SLOTS', 2)} activity slots (${repeats} run(s) each)`,
   );
   const runs: Run[] = [];
   const old = await startTestServer({ dynamicConfig: ['matching.enableFairness=false'] });
   try {
-    for (let i = 0; i < repeats; i++) runs.push(await oneRun(old, 'no fairness', true));
+    for (let i = 0; i < repeats; i++) runs.push(await oneRun(old, 'no fairness'));
   } finally {
     await old.teardown();
   }
   const fair = await startTestServer();
   try {
     for (let i = 0; i < repeats; i++) {
-      runs.push(await oneRun(fair, 'fair, no tenants', false));
-      runs.push(await oneRun(fair, 'fair, tenants', true));
+      for (const mode of ['fair, one tenant', 'fair, no tenants', 'fair, tenants']) runs.push(await oneRun(fair, mode));
     }
   } finally {
     await fair.teardown();

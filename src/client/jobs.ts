@@ -3,7 +3,7 @@
  * merged with the live heartbeat details of its running activities), pause, resume, cancel, wait for the result,
  * list and watch. The CLI and the HTTP API are thin layers on this.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Client,
@@ -171,35 +171,53 @@ export interface JobPriorityView {
   level?: PriorityName;
   /** Temporal's priority key: 1 (most urgent) to 5. */
   key: number;
-  /** The fairness key, when the job names a tenant. */
+  /** The fairness key, when the job names a tenant (without one, the job is its own share: see ownFairnessKey). */
   tenant?: string;
   tenantWeight?: number;
 }
 
-/** The Priority a start sends to Temporal. */
-export function temporalPriority(options: Pick<StartOptions, 'priority' | 'tenant' | 'tenantWeight'>): {
+/**
+ * The fairness key of a job that names no tenant: its own id (hashed when longer than Temporal's 64 bytes). Each
+ * such job is then its own share of the queue, so a job with one task waiting (a small job, or a dead worker's
+ * activity waiting for its retry) goes out at the next free slot instead of behind another job's whole backlog.
+ */
+export function ownFairnessKey(jobId: string): string {
+  if (Buffer.byteLength(jobId) <= 64) return jobId;
+  return `job-${createHash('sha256').update(jobId).digest('hex').slice(0, 40)}`;
+}
+
+/** The Priority a start sends to Temporal: the tenant as fairness key, or the job's own key without one. */
+export function temporalPriority(
+  jobId: string,
+  options: Pick<StartOptions, 'priority' | 'tenant' | 'tenantWeight'>,
+): {
   priorityKey: number;
-  fairnessKey?: string;
+  fairnessKey: string;
   fairnessWeight?: number;
 } {
   return {
     priorityKey: PRIORITY_KEYS[options.priority ?? 'default'],
-    ...(options.tenant !== undefined && { fairnessKey: options.tenant }),
+    fairnessKey: options.tenant ?? ownFairnessKey(jobId),
     ...(options.tenantWeight !== undefined && { fairnessWeight: options.tenantWeight }),
   };
 }
 
-/** A job's priority as clients show it, from what Temporal describes (0 or empty fields: the defaults). */
+/**
+ * A job's priority as clients show it, from what Temporal describes (0 or empty fields: the defaults). A fairness
+ * key that is the job's own (see {@link ownFairnessKey}) is no tenant.
+ */
 export function priorityView(
+  jobId: string,
   priority: { priorityKey?: number; fairnessKey?: string; fairnessWeight?: number } = {},
 ): JobPriorityView {
   const key = priority.priorityKey || PRIORITY_KEYS.default;
   const level = priorityName(key);
+  const tenant = priority.fairnessKey && priority.fairnessKey !== ownFairnessKey(jobId) ? priority.fairnessKey : '';
   return {
     ...(level && { level }),
     key,
-    ...(priority.fairnessKey && { tenant: priority.fairnessKey }),
-    ...(priority.fairnessKey && priority.fairnessWeight && { tenantWeight: priority.fairnessWeight }),
+    ...(tenant && { tenant }),
+    ...(tenant && priority.fairnessWeight && { tenantWeight: priority.fairnessWeight }),
   };
 }
 
@@ -469,7 +487,7 @@ export class Jobs {
         workflowId: id,
         args: [pending.args],
         // Activities and child workflows inherit it (the server fills in what they leave unset).
-        priority: temporalPriority(pending),
+        priority: temporalPriority(id, pending),
         memo: { backroomState: 'running', [START_MARK_MEMO]: pending.mark },
         workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
       });
@@ -513,7 +531,7 @@ export class Jobs {
       id,
       runId: description.runId,
       execution: description.status.name,
-      priority: priorityView(description.priority),
+      priority: priorityView(id, description.priority),
       activities,
     };
     mergeActivities(merged);

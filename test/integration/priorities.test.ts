@@ -147,21 +147,25 @@ describe('priorities and tenants', { timeout: 600_000 }, () => {
   });
 
   /**
-   * Tenant A's job puts `items` activities in the queue; once a few have started, tenant B starts one simpleTest.
-   * Returns how many of A's items had started when B's activity started.
+   * Job A puts `items` activities in the queue; once a few have started, job B starts one simpleTest. `tenants`:
+   * A and B name tenants `a` and `b`; `none`: neither names one (each job is its own share); `same`: both are
+   * tenant `a` (one share, first come first served). Returns how many of A's items had started when B's did.
    */
-  async function tenantRun(tenants: boolean, items: number): Promise<{ before: number; startedWhenBArrived: number }> {
-    const taskQueue = uniqueTaskQueue(tenants ? 'tenants' : 'no-tenants');
+  async function tenantRun(
+    mode: 'tenants' | 'none' | 'same',
+    items: number,
+  ): Promise<{ before: number; startedWhenBArrived: number }> {
+    const taskQueue = uniqueTaskQueue(`tenants-${mode}`);
     const jobs = testJobs(env, taskQueue);
     const { starts, activities } = recorder(100);
     const worker = await createTestWorker(env, taskQueue, { settings: { maxConcurrentActivities: 1 }, activities });
-    const tenant = (name: string): StartOptions => (tenants ? { tenant: name } : {});
+    const tenant = (name: string): StartOptions => (mode === 'none' ? {} : { tenant: mode === 'same' ? 'a' : name });
     return worker.runUntil(async () => {
       const a = await jobs.start('stressTest', { count: items, concurrency: items, rounds: 0 }, tenant('a'));
       await waitFor('a few of A’s items to start', async () => starts.length >= 3);
       const startedWhenBArrived = starts.length;
       const b = await jobs.start('simpleTest', { durationSeconds: 1 }, tenant('b'));
-      if (tenants) assert.equal((await jobs.status(b.id)).priority.tenant, 'b');
+      assert.equal((await jobs.status(b.id)).priority.tenant, mode === 'none' ? undefined : tenant('b').tenant);
       await env.client.workflow.getHandle(b.id).result();
       const before = starts.indexOf(b.id);
       await env.client.workflow.getHandle(a.id).result();
@@ -169,20 +173,27 @@ describe('priorities and tenants', { timeout: 600_000 }, () => {
     });
   }
 
-  it("gives tenant B's job a turn before tenant A's backlog drains", async (t) => {
+  it("gives job B a turn before job A's backlog drains, unless both are one tenant", async (t) => {
     const items = 40;
-    const fair = await tenantRun(true, items);
-    // Tolerance: the items already handed to the worker, or being handed, when B's activity was scheduled.
-    assert.ok(
-      fair.before <= fair.startedWhenBArrived + 3,
-      `with tenants, B started after ${fair.before} of A's ${items} items (${fair.startedWhenBArrived} had started ` +
-        `when B arrived)`,
-    );
-    const unfair = await tenantRun(false, items);
+    const runs = {
+      tenants: await tenantRun('tenants', items),
+      none: await tenantRun('none', items),
+      same: await tenantRun('same', items),
+    };
     t.diagnostic(
-      `B's activity started after ${fair.before} of A's items with tenants (${fair.startedWhenBArrived} had started ` +
-        `when B was queued), after ${unfair.before} without`,
+      Object.entries(runs)
+        .map(([mode, run]) => `${mode}: B after ${run.before} of A's items (${run.startedWhenBArrived} on arrival)`)
+        .join('; '),
     );
-    assert.equal(unfair.before, items, `without tenants, B waits behind A's whole backlog (${unfair.before})`);
+    // Tolerance: the items already handed to the worker, or being handed, when B's activity was scheduled.
+    for (const mode of ['tenants', 'none'] as const) {
+      const run = runs[mode];
+      assert.ok(
+        run.before <= run.startedWhenBArrived + 3,
+        `${mode}: B started after ${run.before} of A's ${items} items (${run.startedWhenBArrived} had started ` +
+          `when B arrived)`,
+      );
+    }
+    assert.equal(runs.same.before, items, `one tenant: B waits behind A's whole backlog (${runs.same.before})`);
   });
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkWorkerSettings, workerSettings, WorkerSettingsError, type WorkerSettings } from '../../src/config';
-import { priorityView, temporalPriority } from '../../src/client/jobs';
+import { ownFairnessKey, priorityView, temporalPriority } from '../../src/client/jobs';
 import { formatPriority } from '../../src/client/format';
 import { tenantProblem } from '../../src/shared/names';
 
@@ -63,8 +63,8 @@ describe('worker settings', () => {
 
 describe('priorities and tenants', () => {
   it("map to Temporal's priority key and fairness key", () => {
-    assert.deepEqual(temporalPriority({}), { priorityKey: 3 });
-    assert.deepEqual(temporalPriority({ priority: 'high', tenant: 'acme', tenantWeight: 2 }), {
+    assert.deepEqual(temporalPriority('job-1', {}), { priorityKey: 3, fairnessKey: 'job-1' });
+    assert.deepEqual(temporalPriority('job-1', { priority: 'high', tenant: 'acme', tenantWeight: 2 }), {
       priorityKey: 1,
       fairnessKey: 'acme',
       fairnessWeight: 2,
@@ -72,17 +72,29 @@ describe('priorities and tenants', () => {
   });
 
   it('show as the status has them, for keys Backroom names and keys it does not', () => {
-    assert.deepEqual(priorityView({}), { level: 'default', key: 3 });
-    assert.deepEqual(priorityView({ priorityKey: 5, fairnessKey: 'b', fairnessWeight: 0 }), {
+    assert.deepEqual(priorityView('job-1', {}), { level: 'default', key: 3 });
+    assert.deepEqual(priorityView('job-1', { priorityKey: 3, fairnessKey: 'job-1' }), { level: 'default', key: 3 });
+    assert.deepEqual(priorityView('job-1', { priorityKey: 5, fairnessKey: 'b', fairnessWeight: 0 }), {
       level: 'low',
       key: 5,
       tenant: 'b',
     });
-    assert.deepEqual(priorityView({ priorityKey: 2 }), { key: 2 });
+    assert.deepEqual(priorityView('job-1', { priorityKey: 2 }), { key: 2 });
     assert.equal(
-      formatPriority(priorityView({ priorityKey: 1, fairnessKey: 'acme', fairnessWeight: 2 })),
+      formatPriority(priorityView('job-1', { priorityKey: 1, fairnessKey: 'acme', fairnessWeight: 2 })),
       'high (key 1) · tenant acme, weight 2',
     );
+  });
+
+  it('give a job without a tenant a fairness key of its own, within the 64 bytes Temporal takes', () => {
+    assert.equal(ownFairnessKey('simple-test-1'), 'simple-test-1');
+    const long = ownFairnessKey('x'.repeat(100));
+    assert.ok(Buffer.byteLength(long) <= 64, long);
+    assert.notEqual(long, ownFairnessKey(`${'x'.repeat(99)}y`));
+    assert.deepEqual(priorityView('x'.repeat(100), { priorityKey: 3, fairnessKey: long }), {
+      level: 'default',
+      key: 3,
+    });
   });
 
   it("refuses a tenant or a weight that Temporal's limits refuse", () => {
