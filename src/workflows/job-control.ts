@@ -68,10 +68,11 @@ export const persistentRetry: RetryPolicy = {
  * How long an activity may go without a heartbeat before Temporal retries it (on another worker if this one died):
  * the longest a dead worker holds a job up. Heartbeating activities beat at least every second; with eight stress
  * items hashing on one worker's main thread and a load average of 9 on 2 cores, the worst gap between one item's
- * heartbeats was 3.1 s (event-loop delay up to 4.2 s). 15 s leaves room for that, and a dead worker's job moves on
- * well within a minute.
+ * heartbeats was 3.1 s (event-loop delay up to 4.2 s). 10 s leaves three times that. It was 15 s, until a chaos run
+ * killed the worker of a cut analysis three times in 40 s, each time just as the retry began: the job waited 3 × 15 s
+ * for timeouts and stood still 64 s. At 10 s a dead worker costs a job about 11 s (timeout, then the retry's start).
  */
-export const HEARTBEAT_TIMEOUT = '15 seconds';
+export const HEARTBEAT_TIMEOUT = '10 seconds';
 
 /** Activities that heartbeat while they work, however long: the heartbeat, not the clock, tells a dead worker. */
 export const heartbeatingActivityOptions: ActivityOptions = {

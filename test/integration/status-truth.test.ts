@@ -214,7 +214,7 @@ describe('a worker that died mid-activity', () => {
       await waitFor('2 s counted', async () => (await jobs.status(id)).progress.done >= 2, 60_000);
       worker.process.kill('SIGKILL');
       await worker.exited;
-      // The activity's heartbeat timeout (15 s) has to pass before the server gives up on the dead worker.
+      // The activity's heartbeat timeout (10 s) has to pass before the server gives up on the dead worker.
       const view = await waitFor(
         'the retry to be waiting for a worker',
         async () => {
