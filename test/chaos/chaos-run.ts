@@ -9,6 +9,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import os from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -279,7 +280,7 @@ interface StartedLoad {
 
 async function startLoad(stack: Stack, settings: ChaosSettings, dataset: string): Promise<StartedLoad> {
   const { jobs, controlJobs } = stack;
-  const training = (runId: string) => ({ layer: 'layer1', dataset, epochs: settings.epochs, runId, seed: 7 });
+  const training = (modelName: string) => ({ layer: 'layer1', dataset, epochs: settings.epochs, modelName, seed: 7 });
   const cuts = (outputDir: string) => ({ video: 'videos/footage.mp4', outputDir, maxClipSeconds: 20 });
   const start = async (on: Jobs, type: string, input: Record<string, unknown>) => (await on.start(type, input)).id;
   return {
@@ -431,7 +432,8 @@ export async function runChaos(
         (value) => ({ ok: true as const, value }),
         (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err) }),
       );
-      const timeout = sleep(Math.max(0, limit - Date.now())).then(() => ({
+      // Unreferenced: a run that ends early must not wait for the limit before its process exits.
+      const timeout = delay(Math.max(0, limit - Date.now()), undefined, { ref: false }).then(() => ({
         ok: false as const,
         error: `not ended within the run's ${settings.limitSeconds} s`,
       }));
@@ -554,7 +556,10 @@ export function formatChaosReport(report: ChaosReport): string {
   const restarts = [...report.restartSeconds].sort((a, b) => a - b);
   const lines = [
     `chaos run: ${report.seconds} s, ${report.workerKills} worker kills, ${report.serverKills} dev-server kills` +
-      (restarts.length ? `; restarted workers polled after ${restarts[0]}–${restarts.at(-1)} s` : ''),
+      (restarts.length
+        ? `; restarted workers polled after ${restarts[0]}–${restarts.at(-1)} s ` +
+          `(median ${restarts[Math.floor(restarts.length / 2)]} s)`
+        : ''),
     '',
     '| check | result | detail |',
     '|---|---|---|',
