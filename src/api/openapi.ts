@@ -194,6 +194,10 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
             item: { type: 'string' },
             reason: { type: 'string' },
             type: { type: 'string', description: "The failure's type (FileNotFound, HeartbeatTimeout, ...)" },
+            stack: {
+              type: 'string',
+              description: "A bug's stack trace (TypeError, ReferenceError, ...), for whoever fixes it",
+            },
           },
         },
       },

@@ -570,7 +570,12 @@ export class Jobs {
       const cause = rootCause(err);
       status.message = `${cause.type}: ${cause.message}`;
       if (!status.errors.some((error) => error.reason === cause.message)) {
-        status.errors.push({ item: description.type, reason: cause.message, type: cause.type });
+        status.errors.push({
+          item: description.type,
+          reason: cause.message,
+          type: cause.type,
+          ...(cause.stack && { stack: cause.stack }),
+        });
       }
     }
     return status;

@@ -4,12 +4,18 @@
  * inside. Shared by workflows (which record it in the status) and clients (which show it). No I/O here.
  */
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TimeoutFailure } from '@temporalio/common';
+import { isBugType } from './bug-errors';
 
 export interface FailureSummary {
   /** The failure's own message. */
   message: string;
   /** The `ApplicationFailure` type (`FileNotFound`, `InvalidInput`...), or the kind of failure (`HeartbeatTimeout`). */
   type: string;
+  /**
+   * A bug's stack (a `TypeError`... see bug-errors.ts): where in the code to look. Other failures say what happened
+   * in their message, and their stacks are noise to a user, so they have none here.
+   */
+  stack?: string;
 }
 
 /** Wrappers that only say *where* a failure happened; the cause says what it was. */
@@ -27,7 +33,10 @@ export function rootCause(err: unknown): FailureSummary {
   let current: unknown = err;
   while (current instanceof Error && isWrapper(current) && current.cause instanceof Error) current = current.cause;
   if (!(current instanceof Error)) return { message: String(current), type: 'Error' };
-  return { message: current.message, type: failureType(current) };
+  const type = failureType(current);
+  // A bug's failure carries the bug's own stack (see bugFailure), converted or not.
+  const stack = isBugType(type) ? current.stack : undefined;
+  return { message: current.message, type, ...(stack && { stack }) };
 }
 
 function failureType(err: Error): string {

@@ -25,6 +25,8 @@ export interface ItemError {
   reason: string;
   /** The failure's type when an error raised it (`FileNotFound`, `SmtpRefusesAll`, `HeartbeatTimeout`...). */
   type?: string;
+  /** A bug's stack (`TypeError`, `ReferenceError`...: see bug-errors.ts), for whoever fixes it. */
+  stack?: string;
 }
 
 export interface JobStatus<Result = unknown> {

@@ -7,6 +7,7 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { checkWorkerSettings, workerSettings, type WorkerSettings } from '../config';
 import { temporalTarget, unreachableMessage } from '../client/connection';
 import { dataConverter } from '../codec/data-converter';
+import { bugInterceptor } from './bug-interceptor';
 import { lazyActivities } from './lazy-activities';
 import { cachedWorkflowBundle } from './workflow-bundle-cache';
 
@@ -51,6 +52,8 @@ export async function createBackroomWorker(options: BackroomWorkerOptions = {}):
     workflowBundle,
     // Loaded on first use (see lazy-activities.ts): the worker polls without waiting for TensorFlow or sharp.
     activities: { ...lazyActivities(), ...options.activities },
+    // A bug (TypeError, ReferenceError...) fails its activity after a few attempts instead of retrying forever.
+    interceptors: { activity: [bugInterceptor] },
     maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: settings.maxConcurrentWorkflowTasks,
     maxCachedWorkflows: settings.maxCachedWorkflows,

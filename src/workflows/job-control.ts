@@ -57,7 +57,11 @@ export const boundedRetry: RetryPolicy = {
   maximumAttempts: 5,
 };
 
-/** Retries for work that waits on something outside (an SMTP server, a dead worker's heartbeat): until it works. */
+/**
+ * Retries for work that waits on something outside (an SMTP server, a dead worker's heartbeat): until it works. A
+ * bug (`TypeError`...) is not worth waiting for: the worker fails it for good on attempt BUG_ATTEMPTS, whatever the
+ * policy (src/workers/bug-interceptor.ts).
+ */
 export const persistentRetry: RetryPolicy = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
@@ -233,20 +237,23 @@ export class JobControl<Result = unknown> {
     this.touch();
   }
 
-  itemFailed(item: string, reason: string, type?: string): void {
+  itemFailed(item: string, reason: string, type?: string, stack?: string): void {
     this.status.failed += 1;
-    this.noteError(item, reason, type);
+    this.noteError(item, reason, type, stack);
   }
 
   /** Counts an item that failed with `err`, recording the root cause (not Temporal's "Activity task failed"). */
   itemFailedWith(item: string, err: unknown): void {
     const cause = rootCause(err);
-    this.itemFailed(item, cause.message, cause.type);
+    this.itemFailed(item, cause.message, cause.type, cause.stack);
   }
 
-  /** Keeps an item's failure reason among the recent errors, without counting it (see {@link setCounts}). */
-  noteError(item: string, reason: string, type?: string): void {
-    this.status.errors.push({ item, reason, ...(type !== undefined && { type }) });
+  /**
+   * Keeps an item's failure reason among the recent errors, without counting it (see {@link setCounts}); `stack`
+   * only for a bug (see rootCause).
+   */
+  noteError(item: string, reason: string, type?: string, stack?: string): void {
+    this.status.errors.push({ item, reason, ...(type !== undefined && { type }), ...(stack && { stack }) });
     if (this.status.errors.length > MAX_STATUS_ERRORS) this.status.errors.shift();
     this.touch();
   }
@@ -355,7 +362,7 @@ export class JobControl<Result = unknown> {
       const cause = rootCause(err);
       this.status.message = `${cause.type}: ${cause.message}`;
       const where = err instanceof ActivityFailure ? err.activityType : this.status.type;
-      this.noteError(where, cause.message, cause.type);
+      this.noteError(where, cause.message, cause.type, cause.stack);
       this.finish('failed');
       throw err;
     }
