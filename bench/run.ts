@@ -7,6 +7,7 @@ import { codecBenchmark } from './codec';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { fairnessBenchmark } from './fairness';
+import { qualityBenchmark } from './quality';
 import { restorationBenchmark } from './restoration';
 import { saturationBenchmark } from './saturation';
 import { stressBenchmark } from './stress';
@@ -24,6 +25,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   saturation: saturationBenchmark,
   'worker-start': workerStartBenchmark,
   fairness: fairnessBenchmark,
+  quality: qualityBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -3,8 +3,12 @@ import type { GrayImage } from './gray-image';
 
 /** Otsu's threshold: the grey level that best separates the histogram into two classes. */
 export function otsuThreshold(image: GrayImage): number {
-  const histogram = new Float64Array(256);
-  for (const value of image.data) histogram[value] = (histogram[value] ?? 0) + 1;
+  const histogram = new Uint32Array(256);
+  const { data } = image;
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i] ?? 0;
+    histogram[value] = (histogram[value] ?? 0) + 1;
+  }
   const total = image.data.length;
   let sumAll = 0;
   for (let level = 0; level < 256; level++) sumAll += level * (histogram[level] ?? 0);
