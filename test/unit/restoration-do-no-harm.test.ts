@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { binarizeSauvola, fMeasure } from '../../src/activities/restoration/binarize';
+import { fMeasure } from '../../src/activities/restoration/binarize';
+import { binarizeDocument } from '../../src/activities/restoration/document-binarize';
 import { deskewDecision, measureSkew } from '../../src/activities/restoration/deskew';
 import { readGray, type GrayImage } from '../../src/activities/restoration/gray-image';
 import { inkKept } from '../../src/activities/restoration/ink-check';
@@ -43,7 +44,7 @@ describe('the default pipeline on a real manuscript page (Doxa 2JohnC1V3, CC0)',
   });
 
   it('is at least as good as binarize alone, leaves the page unrotated, and says why for every step', async (t) => {
-    const alone = binarizeSauvola(page);
+    const alone = binarizeDocument(page);
     const restored = await restorePixels(page, DEFAULT_WITH_BINARIZE, undefined, undefined, { reference: truth });
     const scores = {
       alone: { f: fMeasure(alone, truth), psnr: psnr(alone, truth) },

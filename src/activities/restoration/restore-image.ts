@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
 import { applyCheckpoint } from '../training/apply-model';
 import type { Checkpoint } from '../training/checkpoint';
-import { binarizeSauvola, fMeasure } from './binarize';
+import { fMeasure } from './binarize';
+import { binarizeDocument } from './document-binarize';
 import { deskewDecision, measureSkew, type SkewMeasurement } from './deskew';
 import { grayToSharp, type GrayImage } from './gray-image';
 import { inkKept } from './ink-check';
@@ -283,7 +284,11 @@ export async function restorePixels(
         outcome = await normalizeStep(current);
         break;
       case 'binarize':
-        outcome = { image: binarizeSauvola(current), applied: true, reason: 'asked for black and white (Sauvola)' };
+        outcome = {
+          image: binarizeDocument(current),
+          applied: true,
+          reason: 'asked for black and white (background and ink estimated per page: document-binarize.ts)',
+        };
         break;
       case 'model':
         if (!model) throw new Error('The model step needs a model checkpoint');
