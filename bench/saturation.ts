@@ -53,7 +53,7 @@ async function makeInputs(dataDir: string, pages: number): Promise<void> {
       await degradePage(clean, randomDegradation(seed), seed),
     );
   }
-  const model = await WindowModel.initialise(1);
+  const model = await WindowModel.initialize(1);
   try {
     await writeCheckpoint(path.join(dataDir, MODEL), {
       layer: 'layer1',
@@ -61,7 +61,7 @@ async function makeInputs(dataDir: string, pages: number): Promise<void> {
       weights: await model.weights(),
       learningRate: 0.002,
       optimizer: [],
-      position: { runId: 'bench', epoch: 1, batch: 0, lossSum: 0, samples: 0 },
+      position: { firstRunId: 'bench', epoch: 1, batch: 0, lossSum: 0, samples: 0 },
     });
   } finally {
     model.dispose();
@@ -115,7 +115,7 @@ function lanes(slots: number, pages: number, mode: Mode): { type: string; input:
         layer: 'layer1',
         dataset: DATASET,
         epochs: 3,
-        runId: `saturation-${mode}-${run}`,
+        modelName: `saturation-${mode}-${run}`,
         evaluate: false,
       }),
     },

@@ -89,21 +89,21 @@ async function main(): Promise<void> {
   await run(activity(), cutDatasetPatches, spec);
   await run(activity(), validateDataset, spec);
 
-  const prepare = (runId: string, layer: ModelLayer, layer1Model?: string) =>
+  const prepare = (modelName: string, layer: ModelLayer, layer1Model?: string) =>
     run(activity(), prepareTrainingRun, {
       layer,
       dataset: DATASET,
-      runId,
-      runKey: `key-${runId}`,
+      modelName,
+      runKey: `key-${modelName}`,
       batchSize: BATCH,
       seed: 1,
       ...(layer1Model && { layer1Model }),
     });
-  const request = (runId: string, layer: ModelLayer, epoch: number, learningRate: number): EpochRequest => ({
+  const request = (modelName: string, layer: ModelLayer, epoch: number, learningRate: number): EpochRequest => ({
     layer,
     dataset: DATASET,
-    runDir: `models/${runId}`,
-    runKey: `key-${runId}`,
+    runDir: `models/${modelName}`,
+    runKey: `key-${modelName}`,
     epoch,
     epochs: 2,
     batchSize: BATCH,

@@ -37,7 +37,7 @@ const secondsSince = (started: number) => (performance.now() - started) / 1000;
 /** Windows per second of the training loop alone: random windows of the training patches, as trainEpoch draws them. */
 async function bareLoop(batches: number): Promise<number> {
   const { train } = await loadDataset(DATASET);
-  const model = await WindowModel.initialise(1);
+  const model = await WindowModel.initialize(1);
   model.useOptimizer(0.002);
   const random = seededRandom(7);
   const draw = () => {
@@ -110,7 +110,7 @@ export async function trainingBenchmark(): Promise<void> {
     const jobs = testJobs(env, taskQueue);
     jobStartedAt = Date.now();
     started = performance.now();
-    const input = { layer: 'layer1', dataset: DATASET, epochs, runId: 'bench', evaluate: false };
+    const input = { layer: 'layer1', dataset: DATASET, epochs, modelName: 'bench', evaluate: false };
     const { id } = await jobs.start('trainModel', input);
     result = await jobs.result<TrainModelResult>(id);
     jobSeconds = secondsSince(started);
@@ -118,7 +118,7 @@ export async function trainingBenchmark(): Promise<void> {
       layer: 'layer2',
       dataset: DATASET,
       epochs: layer2Epochs,
-      runId: 'bench-layer2',
+      modelName: 'bench-layer2',
       layer1Model: 'models/bench/best.json',
     });
     layer2 = await jobs.result<TrainModelResult>(second.id);

@@ -322,10 +322,15 @@ export function openApiDocument(options: { apiKey: boolean }): Record<string, un
           required: ['id', 'runId', 'type', 'statusUrl', 'eventsUrl'],
           properties: {
             id: { type: 'string' },
-            runId: { type: 'string' },
+            runId: { type: 'string', description: "Temporal's run id of the job's first run" },
             type: { type: 'string', enum: JOB_TYPES },
             statusUrl: { type: 'string', format: 'uri' },
             eventsUrl: { type: 'string', format: 'uri' },
+            warnings: {
+              type: 'array',
+              items: { type: 'string' },
+              description: 'What to change in the input (a deprecated field name); the job started anyway',
+            },
           },
         },
         Error: {

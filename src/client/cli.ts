@@ -5,7 +5,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { JOB_CATALOG } from '../shared/job-catalog';
+import { JOB_CATALOG, type JobDefinition } from '../shared/job-catalog';
 import { JOB_STATES, type JobState } from '../shared/job-status';
 import { rootCause } from '../shared/failures';
 import { PRIORITY_KEYS, type PriorityName } from '../shared/names';
@@ -70,7 +70,8 @@ let jobsPromise: Promise<Jobs> | undefined;
 const jobs = () => (jobsPromise ??= Jobs.connect());
 
 function describeJobTypes(): string {
-  const blocks = Object.entries(JOB_CATALOG).map(([type, def]) => {
+  const blocks = Object.entries(JOB_CATALOG).map(([type, definition]) => {
+    const def: JobDefinition = definition;
     const schema = z.toJSONSchema(def.schema, { io: 'input' }) as {
       properties?: Record<
         string,
@@ -84,7 +85,8 @@ function describeJobTypes(): string {
           ? ` [${prop.minimum ?? ''}..${prop.maximum ?? ''}]`
           : '';
       const fallback = prop.default !== undefined ? ` = ${JSON.stringify(prop.default)}` : '';
-      return `    ${name}: ${kind}${range}${fallback}`;
+      const renamed = def.renamedFields?.[name];
+      return `    ${name}: ${kind}${range}${fallback}${renamed ? ` (deprecated: use ${renamed})` : ''}`;
     });
     return [
       `${type}  ${def.summary}`,
@@ -101,14 +103,16 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
 
   program
-    .command('workflows')
+    .command('job-types')
+    // The old name of the command, for scripts written before it was renamed.
+    .alias('workflows')
     .description('list the job types and their inputs')
     .action(() => console.log(describeJobTypes()));
 
   program
     .command('start')
     .description('start a job: input as --input JSON and/or one --field value per input field')
-    .argument('<type>', 'job type (see `backroom workflows`)')
+    .argument('<type>', 'job type (see `backroom job-types`)')
     .option('--input <json>', 'job input as a JSON object')
     .option('--id <id>', 'workflow id (default: <type prefix>-<time>-<random>)')
     .addOption(
@@ -151,6 +155,8 @@ export function buildProgram(): Command {
         });
         if (options.json) console.log(JSON.stringify(started));
         else console.log(`Started ${started.type} as ${started.id}`);
+        // On stderr, so that --json output stays one JSON document (it has them as `warnings` too).
+        for (const warning of started.warnings ?? []) console.error(`Warning: ${warning}`);
         if (options.watch) {
           const final = await watchJob(client, started.id);
           console.log(formatStatus(final));

@@ -56,7 +56,7 @@ async function writeDemoRecipients(): Promise<void> {
 /** Jobs that need another's output: started once that job has completed. */
 const FOLLOWERS: Partial<Record<JobType, { type: JobType; input: Record<string, unknown> }[]>> = {
   generateSyntheticData: [
-    { type: 'trainModel', input: { layer: 'layer1', dataset: 'demo/dataset', epochs: 4, runId: DEMO_RUN } },
+    { type: 'trainModel', input: { layer: 'layer1', dataset: 'demo/dataset', epochs: 4, modelName: DEMO_RUN } },
   ],
   generateSamplePages: [
     {

@@ -24,6 +24,7 @@ import { temporal } from '@temporalio/proto';
 import {
   JOB_CATALOG,
   JobInputError,
+  inputWarnings,
   isJobType,
   parseJobInput,
   type JobDefinition,
@@ -152,6 +153,8 @@ export interface StartedJob {
 /** A started job, and whether this start created it (false: an earlier start with the same key did). */
 export interface StartResult extends StartedJob {
   created: boolean;
+  /** What the user should change in the input (a deprecated field name), when anything. */
+  warnings?: string[];
 }
 
 /** A start decided once (its id and mark), so that every try of it asks for the same job. */
@@ -438,7 +441,8 @@ export class Jobs {
    * connection) the next try asks for the same job, so a start whose answer was lost is found, not duplicated.
    * With an idempotency key the id comes from the key: the same key and input give the job it already started
    * (`created: false`, running or ended); the same key with another input is an {@link IdempotencyKeyReusedError}.
-   * When no try is answered, {@link StartUnconfirmedError} names the id the job would have.
+   * When no try is answered, {@link StartUnconfirmedError} names the id the job would have. An input that uses a
+   * deprecated field name still starts the job, and `warnings` says what to write instead.
    */
   async start(type: string, input: unknown, options: StartOptions = {}): Promise<StartResult> {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
@@ -460,12 +464,15 @@ export class Jobs {
       ...(options.tenantWeight !== undefined && { tenantWeight: options.tenantWeight }),
     };
     const attempts = options.attempts ?? 3;
+    const warnings = inputWarnings(type, input);
     for (let attempt = 1; ; attempt++) {
       try {
         const timeout = options.attemptTimeoutMs;
-        return timeout === undefined
-          ? await this.startOnce(pending)
-          : await this.client.withDeadline(Date.now() + timeout, () => this.startOnce(pending));
+        const started =
+          timeout === undefined
+            ? await this.startOnce(pending)
+            : await this.client.withDeadline(Date.now() + timeout, () => this.startOnce(pending));
+        return warnings.length > 0 ? { ...started, warnings } : started;
       } catch (err) {
         if (!isNoAnswer(err)) throw err;
         if (attempt >= attempts) throw new StartUnconfirmedError(pending.id, { cause: err });

@@ -1,6 +1,6 @@
 /**
  * The job types users can start: workflow type, input schema, a one-line summary, an example input, and the
- * prefix of meaningful workflow ids. The CLI's `backroom workflows`, `backroom start` and the HTTP API read this.
+ * prefix of meaningful workflow ids. The CLI's `backroom job-types`, `backroom start` and the HTTP API read this.
  */
 import { type z } from 'zod';
 import { mathCalculationInput, simpleTestInput, stressTestInput, systemHealthCheckInput } from './job-inputs';
@@ -12,7 +12,12 @@ import {
 } from './restoration-inputs';
 import { sendBulkEmailInput, sendEmailInput } from './email-inputs';
 import { analyzeCutsInput } from './video-inputs';
-import { evaluateModelInput, generateSyntheticDataInput, trainModelInput } from './training-inputs';
+import {
+  TRAIN_MODEL_RENAMED_FIELDS,
+  evaluateModelInput,
+  generateSyntheticDataInput,
+  trainModelInput,
+} from './training-inputs';
 
 export interface JobDefinition {
   summary: string;
@@ -24,6 +29,8 @@ export interface JobDefinition {
   idField?: string;
   /** An input field whose value joins the prefix (`train-layer1-…`), so the UI list tells the kinds apart. */
   idPrefixField?: string;
+  /** Renamed input fields (old → new): the schema still accepts the old name, and a start warns about it. */
+  renamedFields?: Readonly<Record<string, string>>;
 }
 
 export const JOB_CATALOG = {
@@ -64,7 +71,7 @@ export const JOB_CATALOG = {
     idPrefix: 'media',
   },
   restoreDocument: {
-    summary: 'Denoises, deskews, flattens and optionally binarises one document image, then assesses its quality.',
+    summary: 'Denoises, deskews, flattens and optionally binarizes one document image, then assesses its quality.',
     schema: restoreDocumentInput,
     example: { input: 'samples/degraded/page-0001.jpg', reference: 'samples/clean/page-0001.png' },
     idPrefix: 'restore',
@@ -117,10 +124,11 @@ export const JOB_CATALOG = {
   trainModel: {
     summary: 'Trains a layer-1 or layer-2 restoration model epoch by epoch with checkpoints, then evaluates it.',
     schema: trainModelInput,
-    example: { layer: 'layer1', dataset: 'datasets/demo', epochs: 8, runId: 'demo-layer1' },
+    example: { layer: 'layer1', dataset: 'datasets/demo', epochs: 8, modelName: 'demo-layer1' },
     idPrefix: 'train',
-    idField: 'runId',
+    idField: 'modelName',
     idPrefixField: 'layer',
+    renamedFields: TRAIN_MODEL_RENAMED_FIELDS,
   },
   evaluateModel: {
     summary: 'Scores a trained model on held-out pages (PSNR, SSIM) against the input and the classical pipeline.',
@@ -135,6 +143,22 @@ export const JOB_TYPES = Object.keys(JOB_CATALOG) as JobType[];
 
 export function isJobType(name: string): name is JobType {
   return Object.hasOwn(JOB_CATALOG, name);
+}
+
+/**
+ * What a start should tell its user about `raw` (the input as given, before parsing): one line per renamed field it
+ * still uses. Pure, so a workflow can call it on its own input too.
+ */
+export function inputWarnings(jobType: string, raw: unknown): string[] {
+  const renamed: JobDefinition['renamedFields'] = isJobType(jobType) ? catalogEntry(jobType).renamedFields : undefined;
+  if (!renamed || raw === null || typeof raw !== 'object') return [];
+  return Object.entries(renamed)
+    .filter(([old]) => Object.hasOwn(raw, old))
+    .map(([old, current]) => `${old} is deprecated: use ${current} (${old} is accepted until the next release)`);
+}
+
+function catalogEntry(jobType: JobType): JobDefinition {
+  return JOB_CATALOG[jobType];
 }
 
 /** A bad job input, with the offending fields named. */

@@ -57,7 +57,7 @@ const steps = z
   .max(8)
   .default([...DEFAULT_RESTORATION_STEPS]);
 
-/** A trained model's checkpoint, for the `model` step (e.g. `models/<runId>/best.json`). */
+/** A trained model's checkpoint, for the `model` step (e.g. `models/<modelName>/best.json`). */
 const model = dataPath.optional();
 
 /** The `model` step and the `model` field go together. */

@@ -35,15 +35,17 @@ export const trainModelInput = z
     /** A dataset folder made by generateSyntheticData. */
     dataset: dataPath,
     epochs: z.number().int({ error: 'must be a whole number' }).min(1).max(10_000),
-    /** Pixel windows per optimiser step. */
+    /** Pixel windows per optimizer step. */
     batchSize: z.number().int().min(1).max(65_536).default(1024),
     learningRate: z
       .number({ error: 'must be a number' })
       .positive({ error: 'must be a positive number' })
       .max(1)
       .optional(),
-    /** Names the run: checkpoints go to `models/<runId>/`, and the workflow id is `train-<layer>-<runId>`. */
-    runId: name.optional(),
+    /** Names the model: checkpoints go to `models/<modelName>/`, the workflow id is `train-<layer>-<modelName>`. */
+    modelName: name.optional(),
+    /** Deprecated: the old name of `modelName` (not Temporal's run id), still accepted for one release. */
+    runId: name.optional().meta({ deprecated: true, description: 'Deprecated: the old name of modelName.' }),
     /** A checkpoint to continue from (new data or learning rate); its layer must match. */
     fineTuneFrom: dataPath.optional(),
     /** Layer 2 only: the layer-1 model whose output it refines. */
@@ -57,11 +59,23 @@ export const trainModelInput = z
   .refine((value) => value.layer === 'layer1' || value.layer1Model !== undefined || value.fineTuneFrom !== undefined, {
     error: 'a layer2 run refines a layer-1 model: give layer1Model (or fineTuneFrom a layer-2 checkpoint)',
     path: ['layer1Model'],
-  });
+  })
+  .refine((value) => value.runId === undefined || value.modelName === undefined || value.runId === value.modelName, {
+    error: 'runId is the old name of modelName and names the same thing: give modelName only',
+    path: ['runId'],
+  })
+  // The old name maps to the new one, so everything past the parse (ids, folders, the workflow) sees `modelName` only.
+  .overwrite(({ runId, ...value }) => ({
+    ...value,
+    ...(value.modelName === undefined && runId !== undefined && { modelName: runId }),
+  }));
+
+/** Input fields of `trainModel` that were renamed (old → new): the old name still works for one release. */
+export const TRAIN_MODEL_RENAMED_FIELDS = { runId: 'modelName' } as const;
 
 export const evaluateModelInput = z
   .strictObject({
-    /** A model checkpoint (`models/<runId>/best.json`). */
+    /** A model checkpoint (`models/<modelName>/best.json`). */
     model: dataPath,
     /** The dataset whose held-out pages it is measured on... */
     dataset: dataPath.optional(),
@@ -79,7 +93,7 @@ export const evaluateModelInput = z
     path: ['dataset'],
   });
 
-/** One epoch of a training run, as `status` and the run's `metrics.jsonl` show it. */
+/** One epoch of a training run, as `status` and its checkpoint (`models/<modelName>/epoch-NNNN.json`) show it. */
 export interface EpochMetrics {
   epoch: number;
   trainLoss: number;

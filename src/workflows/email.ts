@@ -110,7 +110,7 @@ export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEm
   const campaignId = input.campaignId ?? workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
   const job = new JobControl<BulkEmailResult>({
     type: 'sendBulkEmail',
-    progress: { done: carry?.sent ?? 0, total: carry?.total ?? 0, unit: 'sent' },
+    progress: { done: carry?.sent ?? 0, total: carry?.total ?? 0, unit: 'emails' },
     stage: carry ? 'sending' : 'preparing',
     carried: carry?.job,
   });

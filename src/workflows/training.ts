@@ -9,6 +9,7 @@ import type { EvaluationCursor, EvaluationSummary } from '../activities/training
 import type { DatasetStats } from '../activities/training/dataset';
 import type { EpochCursor, PreparedRun } from '../activities/training/train-epoch';
 import type { ValidationCursor } from '../activities/training/synthetic-data';
+import { inputWarnings } from '../shared/job-catalog';
 import type { JobCarryOver } from '../shared/job-status';
 import {
   evaluateModelInput,
@@ -83,7 +84,8 @@ export async function generateSyntheticData(
 export interface TrainModelResult {
   outcome: 'completed' | 'cancelled';
   layer: string;
-  runId: string;
+  /** The model's name (its folder is `models/<modelName>/`). */
+  modelName: string;
   runDir: string;
   epochsAsked: number;
   epochsCompleted: number;
@@ -93,6 +95,8 @@ export interface TrainModelResult {
   /** The metrics of the latest epochs. */
   epochs: EpochMetrics[];
   evaluation?: EvaluationSummary;
+  /** Deprecated input fields the job was started with (e.g. `runId` for `modelName`). */
+  warnings?: string[];
 }
 
 /** What one run of `trainModel` hands to the next when it continues as new. */
@@ -105,9 +109,12 @@ export interface TrainModelCarry {
   nextEpoch: number;
 }
 
-/** The run's name: the input's `runId`, else the workflow id without its `train-<layer>-` prefix. */
-function runName(runId: string | undefined, layer: string): string {
-  if (runId) return runId;
+/**
+ * The model's name: the input's `modelName` (or its deprecated `runId`, which the schema maps to it), else the
+ * workflow id without its `train-<layer>-` prefix.
+ */
+function modelNameOf(modelName: string | undefined, layer: string): string {
+  if (modelName) return modelName;
   const id = workflowInfo().workflowId.replace(new RegExp(`^train-${layer}-`), '');
   return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'run';
 }
@@ -119,7 +126,9 @@ function runName(runId: string | undefined, layer: string): string {
  */
 export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCarry): Promise<TrainModelResult> {
   const input = validateInput('trainModel', trainModelInput, rawInput);
-  const runId = runName(input.runId, input.layer);
+  const modelName = modelNameOf(input.modelName, input.layer);
+  // A start through Temporal itself (the UI, the `temporal` CLI) or an older client may still say `runId`.
+  const warnings = inputWarnings('trainModel', rawInput);
   const runKey = carry?.runKey ?? workflowInfo().firstExecutionRunId;
   const job = new JobControl<TrainModelResult>({
     type: 'trainModel',
@@ -127,6 +136,7 @@ export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCa
     stage: carry ? 'training' : 'preparing',
     carried: carry?.job,
   });
+  if (warnings.length > 0) job.setMessage(warnings.join('; '));
   let prepared = carry?.prepared;
   const epochs = carry?.epochs ?? [];
   let best = carry?.best;
@@ -136,13 +146,14 @@ export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCa
   const result = (outcome: TrainModelResult['outcome']): TrainModelResult => ({
     outcome,
     layer: input.layer,
-    runId,
-    runDir: prepared?.runDir ?? `models/${runId}`,
+    modelName,
+    runDir: prepared?.runDir ?? `models/${modelName}`,
     epochsAsked: input.epochs,
     epochsCompleted: epochs.at(-1)?.epoch ?? (carry?.nextEpoch ?? 1) - 1,
-    ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${runId}`}/best.json`, best }),
+    ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${modelName}`}/best.json`, best }),
     epochs,
     ...(evaluation && { evaluation }),
+    ...(warnings.length > 0 && { warnings }),
   });
 
   return job.run(
@@ -152,7 +163,7 @@ export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCa
         prepared = await preparing.prepareTrainingRun({
           layer: input.layer,
           dataset: input.dataset,
-          runId,
+          modelName,
           runKey,
           batchSize: input.batchSize,
           learningRate: input.learningRate,

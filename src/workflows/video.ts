@@ -35,11 +35,16 @@ export type AnalyzeCutsResult =
   | (CutAnalysis & { outcome: 'completed' })
   | {
       outcome: 'cancelled';
-      secondsAnalysed: number;
+      secondsAnalyzed: number;
       /** Boundaries found before the cancel, all in the partial `cuts.json` at `results`. */
       boundariesFound?: number;
       results?: string;
     };
+
+/** The frames detection decoded (a result recorded before the rename, by a job in flight, says `framesAnalysed`). */
+function framesAnalyzed(shots: DetectedShots): number {
+  return shots.framesAnalyzed ?? shots.framesAnalysed ?? 0;
+}
 
 /** Default output folder: next to the video, named after it. */
 function defaultOutputDir(video: string): string {
@@ -74,8 +79,8 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
       outputDir,
       info,
       boundaries: shots?.boundaries ?? detecting?.detector.boundaries ?? [],
-      framesAnalysed: shots?.framesAnalysed ?? detecting?.nextIndex ?? 0,
-      analysedMs: shots ? info.durationMs : (detecting?.nextMs ?? 0),
+      framesAnalyzed: (shots && framesAnalyzed(shots)) ?? detecting?.nextIndex ?? 0,
+      analyzedMs: shots ? info.durationMs : (detecting?.nextMs ?? 0),
       clips: scoring?.clips,
     });
   };
@@ -96,7 +101,7 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
         { onCheckpoint: (checkpoint) => (detecting = checkpoint) },
       );
       job.setProgress(seconds, seconds);
-      job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${shots.framesAnalysed} frames`);
+      job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${framesAnalyzed(shots)} frames`);
       const request = {
         video: input.video,
         outputDir,
@@ -118,7 +123,7 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
     },
     () => ({
       outcome: 'cancelled',
-      secondsAnalysed: job.status.progress.done,
+      secondsAnalyzed: job.status.progress.done,
       ...(partialCuts && { boundariesFound: partialCuts.boundaries.length, results: partialCuts.results }),
     }),
     interruptible ? writePartialCuts : undefined,

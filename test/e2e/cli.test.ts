@@ -57,7 +57,7 @@ describe('the backroom CLI against a dev server and a worker process', () => {
   };
 
   it('lists the job types with their inputs', async () => {
-    const { code, stdout } = await cli('workflows');
+    const { code, stdout } = await cli('job-types');
     assert.equal(code, 0);
     for (const type of ['simpleTest', 'mathCalculation', 'systemHealthCheck', 'stressTest'])
       assert.match(stdout, new RegExp(`^${type} `, 'm'));
@@ -112,7 +112,7 @@ describe('the backroom CLI against a dev server and a worker process', () => {
       'datasets/e2e',
       '--epochs',
       '2',
-      '--run-id',
+      '--model-name',
       'e2e',
       '--watch',
     );

@@ -52,7 +52,7 @@ describe('email jobs on a real dev server and SMTP', () => {
       const view = await stack.jobs.status(id);
       return view.progress.done > 0 && view.state === 'running' ? view : undefined;
     });
-    assert.equal(live.progress.unit, 'sent');
+    assert.equal(live.progress.unit, 'emails');
     assert.equal(live.progress.total, 1000);
     assert.match(live.message, /^\d+ \/ 1,000 sent/);
 

@@ -249,7 +249,7 @@ describe('hostile paths: every path field of every job, at the door and past it'
       layer: 'layer1',
       dataset: 'datasets/sec',
       epochs: 1,
-      runId: 'sec',
+      modelName: 'sec',
       evaluate: false,
       batchSize: 64,
     });

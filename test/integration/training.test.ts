@@ -41,7 +41,7 @@ describe('training jobs on a dev server', () => {
   });
 
   it('trains layer 1: validation loss falls, the model beats the degraded input and is evaluated', async () => {
-    const { id } = await stack.jobs.start('trainModel', { layer: 'layer1', dataset, epochs: 3, runId: 'first' });
+    const { id } = await stack.jobs.start('trainModel', { layer: 'layer1', dataset, epochs: 3, modelName: 'first' });
     assert.equal(id, 'train-layer1-first');
     firstRun = await stack.jobs.result<TrainModelResult>(id);
     const epochs = firstRun.epochs;
@@ -65,7 +65,7 @@ describe('training jobs on a dev server', () => {
       dataset,
       epochs: 50,
       batchSize: 256,
-      runId: 'paused',
+      modelName: 'paused',
     });
     await waitFor('the first epoch', async () => ((await stack.jobs.status(id)).epochs?.length ?? 0) >= 1, 120_000);
     await stack.jobs.pause(id);
@@ -98,7 +98,7 @@ describe('training jobs on a dev server', () => {
         dataset,
         epochs: 3,
         batchSize: 64,
-        runId: 'killed',
+        modelName: 'killed',
         evaluate: false,
       });
       const status = await waitFor(
@@ -148,7 +148,7 @@ describe('training jobs on a dev server', () => {
           layer: 'layer1',
           dataset,
           epochs: 1,
-          runId: 'tuned',
+          modelName: 'tuned',
           fineTuneFrom: 'models/first/best.json',
           evaluate: false,
         })
@@ -166,7 +166,7 @@ describe('training jobs on a dev server', () => {
           layer: 'layer2',
           dataset,
           epochs: 2,
-          runId: 'refine',
+          modelName: 'refine',
           layer1Model: 'models/first/best.json',
         })
       ).id,

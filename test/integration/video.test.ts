@@ -85,7 +85,7 @@ describe('analyzeCuts on a real dev server', () => {
       assert.ok(clip.endMs - clip.startMs <= 20_000);
       assert.ok(clip.visualScore >= 0 && clip.visualScore <= 1);
       assert.deepEqual(Object.keys(clip.components).sort(), [
-        'colourfulness',
+        'colorfulness',
         'contrast',
         'exposure',
         'motion',
@@ -129,13 +129,13 @@ describe('analyzeCuts on a real dev server', () => {
     await stack.jobs.cancel(id);
     const result = await stack.jobs.result<AnalyzeCutsResult>(id);
     assert.equal(result.outcome, 'cancelled');
-    assert.ok('secondsAnalysed' in result && result.secondsAnalysed >= 10);
+    assert.ok('secondsAnalyzed' in result && result.secondsAnalyzed >= 10);
     assert.equal(running('long.mp4'), false);
     // A partial cuts.json, marked so, with the boundaries found before the cancel: the loop's own, to the frame.
     assert.equal(result.results, 'cancelled-cuts/cuts.json');
     const partial = JSON.parse(readFileSync(path.join(dataDir, 'cancelled-cuts/cuts.json'), 'utf8')) as CutAnalysis;
     assert.equal(partial.partial?.reason, 'cancelled');
-    assert.ok((partial.partial?.analysedMs ?? 0) >= 10_000, JSON.stringify(partial.partial));
+    assert.ok((partial.partial?.analyzedMs ?? 0) >= 10_000, JSON.stringify(partial.partial));
     assert.equal(partial.boundaries.length, result.boundariesFound);
     assert.ok(partial.boundaries.length >= 3, `boundaries found: ${partial.cutFrames.join(', ')}`);
     // The footage looped: its boundaries in every loop, and the cut where one loop joins the next.
@@ -145,7 +145,7 @@ describe('analyzeCuts on a real dev server', () => {
     ]);
     const { extra } = score(loops.flat(), partial.boundaries);
     assert.deepEqual(extra, [], 'every boundary found is a real one');
-    assert.ok(partial.boundaries.every((b) => b.ms <= (partial.partial?.analysedMs ?? 0)));
+    assert.ok(partial.boundaries.every((b) => b.ms <= (partial.partial?.analyzedMs ?? 0)));
   });
 
   it('fails at once, saying why, for a missing video', async () => {

@@ -72,21 +72,21 @@ async function makeDataset(datasetSpec: DatasetSpec) {
   return runActivity(activity(), validateDataset, datasetSpec);
 }
 
-const runRequest = (runId: string, extra: Partial<PrepareRunRequest> = {}): PrepareRunRequest => ({
+const runRequest = (modelName: string, extra: Partial<PrepareRunRequest> = {}): PrepareRunRequest => ({
   layer: 'layer1',
   dataset: spec.datasetDir,
-  runId,
-  runKey: `key-${runId}`,
+  modelName,
+  runKey: `key-${modelName}`,
   batchSize: 128,
   seed: 1,
   ...extra,
 });
 
-const epochRequest = (runId: string, epoch: number): EpochRequest => ({
+const epochRequest = (modelName: string, epoch: number): EpochRequest => ({
   layer: 'layer1',
   dataset: spec.datasetDir,
-  runDir: `models/${runId}`,
-  runKey: `key-${runId}`,
+  runDir: `models/${modelName}`,
+  runKey: `key-${modelName}`,
   epoch,
   epochs: 2,
   batchSize: 128,
@@ -117,7 +117,7 @@ describe('training: model, dataset, epochs', () => {
   });
 
   it('runs the same weights as dense layers over windows and as convolutions over an image', async () => {
-    const model = await WindowModel.initialise(7);
+    const model = await WindowModel.initialize(7);
     const image = { width: 40, height: 30, data: Uint8Array.from({ length: 1200 }, (_, i) => (i * 37) % 256) };
     const [convolved] = model.predict([image]);
     const points = [
@@ -305,7 +305,7 @@ describe('training: model, dataset, epochs', () => {
     const from = await readCheckpoint(source);
     assert.deepEqual(start.weights.w1, from.weights.w1);
     assert.deepEqual(start.weights.b3, from.weights.b3);
-    // A retry of the same run keeps its start; a new run under the same runId starts over from its own weights.
+    // A retry of the same run keeps its start; a new run under the same modelName starts over from its own weights.
     await runActivity(activity(), prepareTrainingRun, runRequest('tuned', { fineTuneFrom: 'models/beats/best.json' }));
     assert.deepEqual(
       (await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'))).weights.w1,
@@ -313,7 +313,7 @@ describe('training: model, dataset, epochs', () => {
     );
     await runActivity(activity(), prepareTrainingRun, { ...runRequest('tuned'), runKey: 'another run' });
     const restarted = await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'));
-    assert.equal(restarted.position.runId, 'another run');
+    assert.equal(restarted.position.firstRunId, 'another run');
     assert.notDeepEqual(restarted.weights.w1, from.weights.w1);
   });
 

@@ -160,7 +160,7 @@ describe('clips from shots', () => {
 });
 
 describe('frameQuality', () => {
-  it('ranks a detailed, well exposed, colourful frame above a flat grey or a black one', () => {
+  it('ranks a detailed, well exposed, colorful frame above a flat grey or a black one', () => {
     const width = 64;
     const height = 36;
     const detailed = new Uint8Array(width * height * 3);
@@ -176,7 +176,7 @@ describe('frameQuality', () => {
     const flat = frameQuality(grey, width, height);
     const dark = frameQuality(new Uint8Array(width * height * 3), width, height);
     assert.ok(good.sharpness > 0.9 && flat.sharpness === 0);
-    assert.ok(good.colourfulness > 0.5 && flat.colourfulness === 0);
+    assert.ok(good.colorfulness > 0.5 && flat.colorfulness === 0);
     assert.ok(good.contrast > flat.contrast);
     assert.ok(flat.exposure > 0.9 && dark.exposure === 0);
   });
@@ -286,7 +286,7 @@ describe('video activities on generated videos', () => {
     assert.equal(beats[0]?.checkpoint.nextIndex, stopped.checkpoint.nextIndex, 'started from the checkpoint');
     assert.ok(stopped.checkpoint.nextIndex >= 125);
     assert.deepEqual(resumed.result.boundaries, whole.result.boundaries);
-    assert.equal(resumed.result.framesAnalysed, 300);
+    assert.equal(resumed.result.framesAnalyzed, 300);
 
     // A retry after a dead worker starts from the last heartbeat's checkpoint the same way.
     const retried = await runActivity(
@@ -374,7 +374,7 @@ describe('video activities on generated videos', () => {
     });
     const outcome = await runActivity(env, detectShots, { video: 'ten-minutes.mp4', info: long });
     assert.ok(outcome.finished);
-    assert.equal(outcome.result.framesAnalysed, 6000);
+    assert.equal(outcome.result.framesAnalyzed, 6000);
     const growth = (Math.max(...heap.slice(1)) - heap[1]!) / 1024 / 1024;
     console.log(
       `10 min of video: heap growth ${growth.toFixed(1)} MB over ${heap.length} samples, checkpoint ${sizes} bytes`,

@@ -153,7 +153,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
       initial: recovered,
       recovered,
       isDone: isFull,
-      progress: (state) => ({ done: request.sentBefore + state.sent, total, unit: 'sent' }),
+      progress: (state) => ({ done: request.sentBefore + state.sent, total, unit: 'emails' }),
       describe: (state) =>
         `${(request.sentBefore + state.sent).toLocaleString('en-US')} / ${total.toLocaleString('en-US')} sent`,
       finish: (state) => state,

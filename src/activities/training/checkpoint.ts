@@ -15,7 +15,8 @@ export const CHECKPOINT_FORMAT = 'backroom-restoration-model/1';
 
 /** Where a run stands: `batch` batches of `epoch` are done (0 at an epoch boundary). */
 export interface TrainingPosition {
-  runId: string;
+  /** The first run id of the `trainModel` job that wrote it (the same across continue-as-new): whose work this is. */
+  firstRunId: string;
   epoch: number;
   batch: number;
   lossSum: number;
@@ -49,13 +50,24 @@ const fileSchema = weightsSchema.extend({
   layer1: weightsSchema.optional(),
   learningRate: z.number().positive(),
   optimizer: z.array(z.object({ shape: z.array(z.number().int().min(0)), data: floats })),
-  position: z.object({
-    runId: z.string(),
-    epoch: z.number().int().min(0),
-    batch: z.number().int().min(0),
-    lossSum: z.number(),
-    samples: z.number().int().min(0),
-  }),
+  position: z
+    .object({
+      firstRunId: z.string().optional(),
+      /** What `firstRunId` was called in checkpoints written before it was renamed. */
+      runId: z.string().optional(),
+      epoch: z.number().int().min(0),
+      batch: z.number().int().min(0),
+      lossSum: z.number(),
+      samples: z.number().int().min(0),
+    })
+    .refine((position) => position.firstRunId !== undefined || position.runId !== undefined, {
+      path: ['firstRunId'],
+      error: 'missing',
+    })
+    .transform(({ firstRunId, runId, ...rest }): TrainingPosition => ({
+      firstRunId: firstRunId ?? runId ?? '',
+      ...rest,
+    })),
   metrics: z.custom<EpochMetrics>().optional(),
   savedAt: z.string(),
 });

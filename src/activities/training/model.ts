@@ -82,8 +82,8 @@ export class WindowModel {
     });
   }
 
-  /** Fresh He-initialised weights, reproducible from `seed`. */
-  static async initialise(seed: number, architecture = DEFAULT_ARCHITECTURE): Promise<WindowModel> {
+  /** Fresh He-initialized weights, reproducible from `seed`. */
+  static async initialize(seed: number, architecture = DEFAULT_ARCHITECTURE): Promise<WindowModel> {
     const tf = await tensorflow();
     const shapes = weightShapes(architecture);
     const weights = {} as Weights;
@@ -231,11 +231,11 @@ export class WindowModel {
       const padded = tf.tensor4d(padImages(images, r), [images.length, height + 2 * r, width + 2 * r, 1]);
       const level = tf.maximum(tf.maxPool(padded, k, 1, 'valid'), MIN_PAPER);
       const raw = tf.conv2d(padded, tf.reshape(w.w1, [k, k, 1, h1]) as tfTypes.Tensor4D, 1, 'valid');
-      const normalised = tf.div(
+      const normalized = tf.div(
         tf.conv2d(padded, tf.reshape(w.w1n, [k, k, 1, h1]) as tfTypes.Tensor4D, 1, 'valid'),
         level,
       );
-      const hidden1 = tf.reshape(tf.relu(tf.add(tf.add(raw, normalised), w.b1)), [-1, h1]);
+      const hidden1 = tf.reshape(tf.relu(tf.add(tf.add(raw, normalized), w.b1)), [-1, h1]);
       const hidden2 = tf.relu(tf.add(tf.matMul(hidden1 as tfTypes.Tensor2D, w.w2), w.b2));
       return tf.sigmoid(tf.add(tf.matMul(hidden2, w.w3), w.b3));
     });

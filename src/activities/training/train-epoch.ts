@@ -1,7 +1,7 @@
 /**
  * The activities of `trainModel`:
  * - `prepareTrainingRun` checks the inputs that only a file can settle (dataset, fine-tune checkpoint, layer-1
- *   model) and writes the run's starting point, `models/<runId>/epoch-0000.json`;
+ *   model) and writes the run's starting point, `models/<modelName>/epoch-0000.json`;
  * - `trainEpoch` trains one epoch from the previous epoch's checkpoint, heartbeating batch progress and the running
  *   loss, and writes `partial.json` (weights, optimiser state, batch, loss so far) about once a second. A retry
  *   after a dead worker, or the next call after a pause, continues from `partial.json`: it is written before the
@@ -46,7 +46,8 @@ export const epochFile = (runDir: string, epoch: number) =>
 export interface PrepareRunRequest {
   layer: ModelLayer;
   dataset: string;
-  runId: string;
+  /** The model's name: its checkpoints go to `models/<modelName>/`. */
+  modelName: string;
   /** Identifies this training run across continue-as-new (a stale partial checkpoint of another run is ignored). */
   runKey: string;
   batchSize: number;
@@ -71,13 +72,20 @@ export interface PreparedRun {
  * meanwhile: reading a large manifest or checkpoint and initialising the model take a while on a busy machine, and
  * a dead worker's attempt should be retried after the heartbeat timeout, not after a long start-to-close.
  */
-export async function prepareTrainingRun(request: PrepareRunRequest): Promise<PreparedRun> {
-  return heartbeatWhile(prepareRun(request), () => ({ step: 'preparing' }));
+export async function prepareTrainingRun(request: PrepareRunRequest | LegacyPrepareRunRequest): Promise<PreparedRun> {
+  const current = 'modelName' in request ? request : { ...request, modelName: request.runId };
+  return heartbeatWhile(prepareRun(current), () => ({ step: 'preparing' }));
 }
+
+/**
+ * A request scheduled before `runId` was renamed `modelName` (by a job that was preparing when the new worker came
+ * up): its retry runs on this code.
+ */
+export type LegacyPrepareRunRequest = Omit<PrepareRunRequest, 'modelName'> & { runId: string };
 
 async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
   const { manifest } = await readManifest(request.dataset);
-  const runDir = resolveDataPath(path.join('models', request.runId), 'run dir');
+  const runDir = resolveDataPath(path.join('models', request.modelName), 'run dir');
   const start = epochFile(runDir, 0);
   const fineTune = request.fineTuneFrom
     ? await readCheckpointInput(request.fineTuneFrom, 'checkpoint to fine-tune')
@@ -106,12 +114,12 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     );
   }
   const learningRate = request.learningRate ?? (fineTune ? LEARNING_RATE.fineTune : LEARNING_RATE.fresh);
-  // Kept on a retry of this run; a new run under the same runId starts over from its own weights.
+  // Kept on a retry of this run; a new run under the same modelName starts over from its own weights.
   const existing = await stat(start).then(
     () => readCheckpoint(start, 'starting checkpoint').catch(() => undefined),
     () => undefined,
   );
-  if (existing?.position.runId !== request.runKey) {
+  if (existing?.position.firstRunId !== request.runKey) {
     const { architecture, weights } =
       fineTune ?? (await runCpuTask('initialWeights', { seed: request.seed }, { signal: null }));
     await writeCheckpoint(start, {
@@ -121,7 +129,7 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
       ...(layer1 && { layer1 }),
       learningRate,
       optimizer: [],
-      position: { runId: request.runKey, epoch: 0, batch: 0, lossSum: 0, samples: 0 },
+      position: { firstRunId: request.runKey, epoch: 0, batch: 0, lossSum: 0, samples: 0 },
     });
   }
   return {
@@ -207,8 +215,8 @@ async function readPartial(file: string, request: EpochRequest): Promise<Checkpo
   );
   if (!exists) return undefined;
   const partial = await readCheckpoint(file, 'partial checkpoint');
-  const { runId, epoch } = partial.position;
-  return runId === request.runKey && epoch === request.epoch ? partial : undefined;
+  const { firstRunId, epoch } = partial.position;
+  return firstRunId === request.runKey && epoch === request.epoch ? partial : undefined;
 }
 
 /** Trains one epoch (see the module comment for checkpoints and resume). */
@@ -249,7 +257,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   let state: TrainingState = { architecture: from.architecture, weights: from.weights, optimizer: from.optimizer };
 
   const position = (cursor: EpochCursor): TrainingPosition => ({
-    runId: request.runKey,
+    firstRunId: request.runKey,
     epoch: request.epoch,
     ...cursor,
   });
@@ -345,10 +353,12 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
 async function keepBest(runDir: string, file: string, metrics: EpochMetrics, runKey: string): Promise<void> {
   const bestFile = path.join(runDir, 'best.json');
   const best = await readDataFile(bestFile, 'best checkpoint', 'utf8').then(
-    (text) => JSON.parse(text) as { metrics?: EpochMetrics; position?: TrainingPosition },
+    (text) => JSON.parse(text) as { metrics?: EpochMetrics; position?: Partial<TrainingPosition> & { runId?: string } },
     () => undefined,
   );
-  const bestLoss = best?.position?.runId === runKey ? best.metrics?.valLoss : undefined;
+  // `runId`: what `firstRunId` was called in checkpoints written before it was renamed.
+  const writtenBy = best?.position?.firstRunId ?? best?.position?.runId;
+  const bestLoss = writtenBy === runKey ? best?.metrics?.valLoss : undefined;
   if (bestLoss !== undefined && bestLoss <= metrics.valLoss) return;
   await writeFileAtomic(bestFile, await readDataFile(file, 'checkpoint'));
 }

@@ -25,11 +25,11 @@ import { imagesOf, patchSetOf, sharePatchSet, type SharedImages, type SharedPatc
 /** Patches per `predict` call: the same chunks whichever thread runs them, so the outputs are the same. */
 const PREDICT_CHUNK = 64;
 
-/** CPU-pool task: fresh He-initialised weights, reproducible from `seed`. */
+/** CPU-pool task: fresh He-initialized weights, reproducible from `seed`. */
 export async function initialWeights(input: {
   seed: number;
 }): Promise<{ architecture: Architecture; weights: Weights }> {
-  const model = await WindowModel.initialise(input.seed, DEFAULT_ARCHITECTURE);
+  const model = await WindowModel.initialize(input.seed, DEFAULT_ARCHITECTURE);
   try {
     return { architecture: model.architecture, weights: await model.weights() };
   } finally {

@@ -13,7 +13,7 @@ import { runCpuTask } from '../cpu-pool';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
-import type { DetectedShots } from './detect-shots';
+import { framesAnalyzedOf, type DetectedShots } from './detect-shots';
 import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
 import type { VideoInfo } from './probe';
 
@@ -39,8 +39,8 @@ export interface ClipResult {
 
 export interface CutAnalysis extends Pick<VideoInfo, 'durationMs' | 'fps' | 'width' | 'height' | 'codec' | 'rotation'> {
   video: string;
-  /** Set when the analysis was cancelled: only the video up to `analysedMs` was searched for boundaries. */
-  partial?: { analysedMs: number; reason: 'cancelled' };
+  /** Set when the analysis was cancelled: only the video up to `analyzedMs` was searched for boundaries. */
+  partial?: { analyzedMs: number; reason: 'cancelled' };
   clipsCreated: number;
   /** Frames decoded (the container's own count can be off). */
   frameCount: number;
@@ -87,10 +87,13 @@ function grabFrames(file: string, times: number[], width: number, height: number
 function planClips(request: AnalyzeClipsRequest) {
   const { info, shots } = request;
   const endMs = Math.max(shots.lastFrameMs + Math.round(1000 / info.fps), 0);
-  const clips = buildClips(shotsFromSegments(shots.segments, shots.framesAnalysed, Math.min(endMs, info.durationMs)), {
-    minMs: request.minClipSeconds * 1000,
-    maxMs: request.maxClipSeconds * 1000,
-  });
+  const clips = buildClips(
+    shotsFromSegments(shots.segments, framesAnalyzedOf(shots), Math.min(endMs, info.durationMs)),
+    {
+      minMs: request.minClipSeconds * 1000,
+      maxMs: request.maxClipSeconds * 1000,
+    },
+  );
   const quarterTurn = info.rotation === 90 || info.rotation === 270;
   const [shownWidth, shownHeight] = quarterTurn ? [info.height, info.width] : [info.width, info.height];
   const thumbHeight = Math.max(2, Math.round((THUMB_WIDTH * shownHeight) / shownWidth / 2) * 2);
@@ -112,7 +115,7 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
     sharpness: mean('sharpness'),
     exposure: mean('exposure'),
     contrast: mean('contrast'),
-    colourfulness: mean('colourfulness'),
+    colorfulness: mean('colorfulness'),
     motion: motionFromChange(clip.change),
   };
   const best = samples.reduce<{ frame: Buffer; quality: FrameQuality } | undefined>(
@@ -140,7 +143,7 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
 /** Writes `cuts.json` for `boundaries` and `clips` and returns what it wrote. */
 async function writeCuts(
   request: Pick<AnalyzeClipsRequest, 'video' | 'outputDir' | 'info'>,
-  found: { boundaries: DetectedShots['boundaries']; framesAnalysed: number; clips: ClipResult[] },
+  found: { boundaries: DetectedShots['boundaries']; framesAnalyzed: number; clips: ClipResult[] },
   partial?: CutAnalysis['partial'],
 ): Promise<CutAnalysis> {
   const file = resolveDataPath(request.video, 'video');
@@ -153,7 +156,7 @@ async function writeCuts(
     clipsCreated: found.clips.length,
     durationMs: info.durationMs,
     fps: info.fps,
-    frameCount: found.framesAnalysed,
+    frameCount: found.framesAnalyzed,
     width: info.width,
     height: info.height,
     codec: info.codec,
@@ -180,7 +183,7 @@ export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAna
     Context.current().heartbeat(details());
     results.push(await heartbeatWhile(scoreClip(file, outputDir, clip, i, thumbHeight), details));
   }
-  return writeCuts(request, { ...request.shots, clips: results });
+  return writeCuts(request, { ...foundShots(request.shots), clips: results });
 }
 
 /** The clips scored so far. */
@@ -213,23 +216,42 @@ export async function analyzeClipsResumable(
     reportToWorkflow: false,
   });
   if (!outcome.finished) return outcome;
-  return { ...outcome, result: await writeCuts(request, { ...request.shots, clips: outcome.result.clips }) };
+  return {
+    ...outcome,
+    result: await writeCuts(request, { ...foundShots(request.shots), clips: outcome.result.clips }),
+  };
 }
 
 export interface PartialCutsRequest extends Pick<AnalyzeClipsRequest, 'video' | 'outputDir' | 'info'> {
   boundaries: DetectedShots['boundaries'];
-  framesAnalysed: number;
+  framesAnalyzed: number;
   /** How far the detection pass got. */
-  analysedMs: number;
+  analyzedMs: number;
   /** Clips scored before the cancel (none when it came during detection). */
   clips?: ClipResult[] | undefined;
 }
 
 /** Activity: writes `cuts.json` for a cancelled analysis, marked partial, from the boundaries found so far. */
-export async function writePartialCuts(request: PartialCutsRequest): Promise<CutAnalysis> {
+export async function writePartialCuts(request: PartialCutsRequest | LegacyPartialCutsRequest): Promise<CutAnalysis> {
+  const current = 'analyzedMs' in request ? request : { ...request, ...renamedPartialFields(request) };
   return writeCuts(
-    request,
-    { boundaries: request.boundaries, framesAnalysed: request.framesAnalysed, clips: request.clips ?? [] },
-    { analysedMs: request.analysedMs, reason: 'cancelled' },
+    current,
+    { boundaries: current.boundaries, framesAnalyzed: current.framesAnalyzed, clips: current.clips ?? [] },
+    { analyzedMs: current.analyzedMs, reason: 'cancelled' },
   );
+}
+
+/** A request scheduled before `framesAnalysed` and `analysedMs` were renamed (a job in flight across the deploy). */
+export type LegacyPartialCutsRequest = Omit<PartialCutsRequest, 'framesAnalyzed' | 'analyzedMs'> & {
+  framesAnalysed: number;
+  analysedMs: number;
+};
+
+function renamedPartialFields(request: LegacyPartialCutsRequest) {
+  return { framesAnalyzed: request.framesAnalysed, analyzedMs: request.analysedMs };
+}
+
+/** What `cuts.json` needs of the detected shots. */
+function foundShots(shots: DetectedShots) {
+  return { boundaries: shots.boundaries, framesAnalyzed: framesAnalyzedOf(shots) };
 }

@@ -1,6 +1,6 @@
 /**
  * How good a frame looks, from measurable qualities, each in [0, 1]: sharpness (variance of the Laplacian),
- * exposure (mid-tones, few clipped pixels), contrast (spread of brightness), colourfulness (Hasler and
+ * exposure (mid-tones, few clipped pixels), contrast (spread of brightness), colorfulness (Hasler and
  * Süsstrunk's measure). Motion comes from the detection pass. Pure functions on raw RGB.
  */
 
@@ -8,7 +8,7 @@ export interface FrameQuality {
   sharpness: number;
   exposure: number;
   contrast: number;
-  colourfulness: number;
+  colorfulness: number;
 }
 
 export interface ClipComponents extends FrameQuality {
@@ -17,7 +17,7 @@ export interface ClipComponents extends FrameQuality {
 }
 
 /** Weights of the visual score; they add up to 1. */
-export const SCORE_WEIGHTS = { sharpness: 0.3, exposure: 0.2, contrast: 0.2, colourfulness: 0.15, steadiness: 0.15 };
+export const SCORE_WEIGHTS = { sharpness: 0.3, exposure: 0.2, contrast: 0.2, colorfulness: 0.15, steadiness: 0.15 };
 
 const clamp = (value: number) => Math.min(1, Math.max(0, value));
 const round = (value: number) => Math.round(value * 1000) / 1000;
@@ -54,7 +54,7 @@ export function frameQuality(rgb: Uint8Array, width: number, height: number): Fr
   ybMean /= pixels;
   const rgStd = Math.sqrt(Math.max(0, rgSquares / pixels - rgMean * rgMean));
   const ybStd = Math.sqrt(Math.max(0, ybSquares / pixels - ybMean * ybMean));
-  const colourfulness = Math.hypot(rgStd, ybStd) + 0.3 * Math.hypot(rgMean, ybMean);
+  const colorfulness = Math.hypot(rgStd, ybStd) + 0.3 * Math.hypot(rgMean, ybMean);
 
   let lapSum = 0;
   let lapSquares = 0;
@@ -75,7 +75,7 @@ export function frameQuality(rgb: Uint8Array, width: number, height: number): Fr
     sharpness: round(1 - Math.exp(-lapVariance / 400)),
     exposure: round(clamp(1 - Math.abs(mean / 255 - 0.5) * 2) * (1 - clipped / pixels)),
     contrast: round(clamp(std / 64)),
-    colourfulness: round(clamp(colourfulness / 100)),
+    colorfulness: round(clamp(colorfulness / 100)),
   };
 }
 
@@ -86,7 +86,7 @@ export function visualScore(c: ClipComponents): number {
     w.sharpness * c.sharpness +
       w.exposure * c.exposure +
       w.contrast * c.contrast +
-      w.colourfulness * c.colourfulness +
+      w.colorfulness * c.colorfulness +
       w.steadiness * (1 - c.motion),
   );
 }

@@ -38,10 +38,17 @@ export interface DetectCheckpoint {
   finished: boolean;
 }
 
+/** The frames the detection pass decoded, from a result of this code or of the code before the rename. */
+export function framesAnalyzedOf(shots: DetectedShots): number {
+  return shots.framesAnalyzed ?? shots.framesAnalysed ?? 0;
+}
+
 export interface DetectedShots {
   boundaries: Boundary[];
   segments: Segment[];
-  framesAnalysed: number;
+  framesAnalyzed: number;
+  /** What `framesAnalyzed` was called in results recorded before it was renamed (a job in flight across the deploy). */
+  framesAnalysed?: number;
   /** Time of the last frame decoded: short of the duration when the stream is broken. */
   lastFrameMs: number;
   attempts: number;
@@ -116,7 +123,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
       finish: (checkpoint) => ({
         boundaries: checkpoint.detector.boundaries,
         segments: checkpoint.detector.segments,
-        framesAnalysed: checkpoint.nextIndex,
+        framesAnalyzed: checkpoint.nextIndex,
         lastFrameMs: Math.max(lastMs, checkpoint.nextMs - 1),
         attempts: Context.current().info.attempt,
       }),
