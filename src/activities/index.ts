@@ -10,6 +10,7 @@ export { sendEmailBatch } from './email/send-batch';
 export { writeCampaignReport } from './email/report';
 export { deliverEmail } from './email/send-email';
 export { probeVideoFile } from './video/probe';
+export { claimCutsFolder } from './video/cuts-folder';
 export { detectShots } from './video/detect-shots';
 export { analyzeClips, analyzeClipsResumable, writePartialCuts } from './video/analyze-clips';
 export { renderDatasetPages, cutDatasetPatches, validateDataset } from './training/synthetic-data';

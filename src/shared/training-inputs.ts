@@ -24,6 +24,12 @@ export const generateSyntheticDataInput = z.strictObject({
   height: z.number().int().min(256).max(7000).default(1754),
   seed: z.number().int().min(0).default(1),
   outputDir: dataPath.optional(),
+  /**
+   * When the dataset folder holds another dataset (other datasetId, pages, sizes, patches per page, augment or
+   * seed): remove its pages, patches and manifest and start fresh. Without it such a dataset is refused
+   * (`StateFolderMismatch`); the same options resume.
+   */
+  overwrite: z.boolean().default(false),
 });
 
 export const modelLayer = z.enum(['layer1', 'layer2']);

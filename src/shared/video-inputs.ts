@@ -14,6 +14,11 @@ export const analyzeCutsInput = z
     minClipSeconds: z.number().min(0).max(600).default(1),
     /** How many times its neighbours' change a frame's change must be to count as a cut (lower finds more). */
     threshold: z.number().min(1.1).max(50).default(3),
+    /**
+     * When `outputDir` holds the cuts of another video or of other options: remove its thumbnails and cuts.json and
+     * start fresh. Without it such an analysis is refused (`StateFolderMismatch`); the same analysis resumes.
+     */
+    overwrite: z.boolean().default(false),
   })
   .refine((value) => value.minClipSeconds <= value.maxClipSeconds, {
     error: 'must not exceed maxClipSeconds',

@@ -22,6 +22,7 @@ const ACTIVITY_NAMES: { [K in keyof Activities]: true } = {
   checkNativeDependencies: true,
   checkPollers: true,
   checkServer: true,
+  claimCutsFolder: true,
   countSeconds: true,
   cutDatasetPatches: true,
   deliverEmail: true,

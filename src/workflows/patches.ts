@@ -5,3 +5,6 @@
 
 /** processMedia, restoreDocument and analyzeCuts' scoring pass run interruptible activities (pause, resume, cancel). */
 export const INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS = 'interruptible-single-activity-jobs';
+
+/** analyzeCuts claims its outputDir (the state-folder rule) with one activity between the probe and detection. */
+export const CUTS_STATE_FOLDER = 'cuts-state-folder';

@@ -16,13 +16,13 @@ import {
   shortActivityOptions,
   validateInput,
 } from './job-control';
-import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
+import { CUTS_STATE_FOLDER, INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 
 // Probing (ffprobe) and scoring clips in one go (runs from before pause) heartbeat while they wait on ffmpeg.
 const { probeVideoFile, analyzeClips } = proxyActivities<typeof activities>(heartbeatingActivityOptions);
 
-// Writing a partial cuts.json is one small file.
-const { writePartialCuts: writePartial } = proxyActivities<typeof activities>(shortActivityOptions);
+// Writing a partial cuts.json is one small file; claiming the output folder reads and writes one small record.
+const { writePartialCuts: writePartial, claimCutsFolder } = proxyActivities<typeof activities>(shortActivityOptions);
 
 const { detectShots } = proxyActivities<typeof activities>(interruptibleActivityOptions);
 
@@ -89,6 +89,8 @@ export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCu
     async () => {
       await job.checkpoint();
       info = await probeVideoFile({ video: input.video });
+      // Another analysis' thumbnails and cuts.json in outputDir: refused before detection (runs from before: not).
+      if (patched(CUTS_STATE_FOLDER)) await claimCutsFolder({ ...input, outputDir });
       const seconds = Math.round(info.durationMs / 1000);
       job.setProgress(0, seconds);
       job.setStage(

@@ -7,10 +7,10 @@
  * Starting a campaign again with the same id picks up after the last message sent instead of starting over.
  * Workflows pass only the folder and indexes around: payloads stay small whatever the campaign size.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { dataDir, defaultMailFrom } from '../../config';
+import { readCached } from '../file-cache';
 import { confirmInDataDir, displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { stateFingerprint, useStateFolder } from '../state-folder';
@@ -182,16 +182,14 @@ export async function campaignProgress(dir: string): Promise<CampaignProgress> {
   return progress;
 }
 
-const cache = new Map<string, { mtimeMs: number; campaign: Promise<Campaign> }>();
+async function parseCampaign(file: string): Promise<Campaign> {
+  return JSON.parse(await readDataFile(file, 'campaign', 'utf8')) as Campaign;
+}
 
-/** The campaign stored in `dir` (absolute), parsed once per process (batches of a big campaign reuse it). */
+/**
+ * The campaign stored in `dir` (absolute), parsed once per process and file version (file-cache.ts: batches of a big
+ * campaign reuse it).
+ */
 export async function loadCampaign(dir: string): Promise<Campaign> {
-  const file = campaignFile(dir);
-  const { mtimeMs } = await stat(file);
-  const cached = cache.get(file);
-  if (cached?.mtimeMs === mtimeMs) return cached.campaign;
-  const campaign = readDataFile(file, 'campaign', 'utf8').then((text) => JSON.parse(text) as Campaign);
-  cache.set(file, { mtimeMs, campaign });
-  if (cache.size > 8) cache.delete(cache.keys().next().value!);
-  return campaign;
+  return readCached(campaignFile(dir), parseCampaign);
 }

@@ -28,6 +28,7 @@ import {
   resolveDataPath,
   writeFileAtomic,
 } from '../files';
+import { readCached } from '../file-cache';
 import { heartbeatWhile } from '../heartbeat-while';
 import { stateFingerprint, useStateFolder } from '../state-folder';
 import { restoreDocumentFile, type RestoreDocumentResult } from './restore-document';
@@ -202,23 +203,16 @@ async function clearResults(outputDir: string): Promise<void> {
   }
 }
 
+async function parseManifest(file: string): Promise<BatchManifest> {
+  return JSON.parse(await readDataFile(file, 'manifest', 'utf8')) as BatchManifest;
+}
+
 /**
- * Manifests are read once per worker process, not once per item, and again when the file changed (a batch that
- * replaced another in the same folder).
+ * Manifests are read once per worker process and version (file-cache.ts), not once per item: a batch that replaced
+ * another in the same folder is read again.
  */
-const manifestCache = new Map<string, { version: string; manifest: Promise<BatchManifest> }>();
-async function loadManifest(manifestPath: string): Promise<BatchManifest> {
-  const file = resolveDataPath(manifestPath, 'manifest');
-  const info = await stat(file).catch(() => undefined);
-  const version = info ? `${info.mtimeMs}:${info.size}:${info.ino}` : '';
-  let cached = manifestCache.get(file);
-  if (!cached || cached.version !== version) {
-    const manifest = readDataFile(file, 'manifest', 'utf8').then((text) => JSON.parse(text) as BatchManifest);
-    manifest.catch(() => manifestCache.delete(file));
-    cached = { version, manifest };
-    manifestCache.set(file, cached);
-  }
-  return cached.manifest;
+export async function loadManifest(manifestPath: string): Promise<BatchManifest> {
+  return readCached(resolveDataPath(manifestPath, 'manifest'), parseManifest);
 }
 
 function summarize(result: BatchItemResult): BatchItemSummary {

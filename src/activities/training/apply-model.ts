@@ -3,8 +3,8 @@
  * then decides ink or paper for every pixel (a clean black-and-white page). Pages go through in strips, so memory
  * stays flat whatever the page size.
  */
-import { stat } from 'node:fs/promises';
 import type { ModelLayer } from '../../shared/training-inputs';
+import { readCached } from '../file-cache';
 import { resolveDataPath } from '../files';
 import type { GrayImage } from '../restoration/gray-image';
 import { readCheckpoint, type Checkpoint, type ModelWeights } from './checkpoint';
@@ -61,24 +61,14 @@ export function forInference(checkpoint: Checkpoint): Checkpoint {
   return { ...checkpoint, optimizer: [] };
 }
 
-const cache = new Map<string, Promise<Checkpoint>>();
+const readModel = (file: string) => readCheckpoint(file, 'model');
 
-/** Reads a model named by a job input, once per file version (batches restore thousands of pages with one model). */
+/**
+ * Reads a model named by a job input, once per file version (file-cache.ts: batches restore thousands of pages with
+ * one model).
+ */
 export async function loadModel(userPath: string): Promise<Checkpoint> {
-  const file = resolveDataPath(userPath, 'model');
-  const version = await stat(file).then(
-    (info) => `${info.mtimeMs}:${info.size}`,
-    () => 'missing',
-  );
-  const key = `${file}@${version}`;
-  let entry = cache.get(key);
-  if (!entry) {
-    entry = readCheckpoint(file, 'model');
-    if (cache.size > 8) cache.clear();
-    cache.set(key, entry);
-    entry.catch(() => cache.delete(key));
-  }
-  return entry;
+  return readCached(resolveDataPath(userPath, 'model'), readModel);
 }
 
 export interface ModelDescription {

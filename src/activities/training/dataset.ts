@@ -9,6 +9,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { readCached } from '../file-cache';
 import { displayPath, readDataFile, resolveDataPath } from '../files';
 import { readGray, type GrayImage } from '../restoration/gray-image';
 
@@ -111,34 +112,42 @@ export interface LoadedDataset {
   val: PatchSet;
 }
 
-const loaded = new Map<string, Promise<LoadedDataset>>();
+/** Callers waiting for a dataset to decode, by its manifest file: each hears of every chunk, whoever started it. */
+const decodeListeners = new Map<string, Set<() => void>>();
+
+/** Decodes the dataset whose manifest is `manifestFile` (degraded → inputs, clean → targets). */
+async function decodeDataset(manifestFile: string): Promise<LoadedDataset> {
+  const { dir, manifest } = await readManifest(path.dirname(manifestFile));
+  const read = async (pairs: PagePair[]): Promise<PatchSet> => {
+    const set: PatchSet = { inputs: [], targets: [] };
+    // A few at a time (sharp decodes on the thread pool), with a heartbeat between, however big the dataset.
+    for (let i = 0; i < pairs.length; i += 32) {
+      const chunk = pairs.slice(i, i + 32);
+      set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
+      set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
+      for (const listener of decodeListeners.get(manifestFile) ?? []) listener();
+    }
+    return set;
+  };
+  return { dir, manifest, train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
+}
 
 /**
- * The dataset's patches decoded into memory (degraded → inputs, clean → targets). Kept per process, keyed by the
- * manifest's time, so the epochs of a run decode them once. `onProgress` is called as chunks of them load.
+ * The dataset's patches decoded into memory, once per process and dataset version (file-cache.ts, keyed by its
+ * manifest), so the epochs of a run decode them once; other datasets loaded meanwhile keep their own. `onProgress`
+ * is called as chunks of them load.
  */
 export async function loadDataset(datasetInput: string, onProgress?: () => void): Promise<LoadedDataset> {
-  const { dir, manifest } = await readManifest(datasetInput);
-  const key = `${dir}@${(await stat(path.join(dir, 'manifest.json'))).mtimeMs}`;
-  let entry = loaded.get(key);
-  if (!entry) {
-    entry = (async () => {
-      const read = async (pairs: PagePair[]): Promise<PatchSet> => {
-        const set: PatchSet = { inputs: [], targets: [] };
-        // A few at a time (sharp decodes on the thread pool), with a heartbeat between, however big the dataset.
-        for (let i = 0; i < pairs.length; i += 32) {
-          const chunk = pairs.slice(i, i + 32);
-          set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
-          set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
-          onProgress?.();
-        }
-        return set;
-      };
-      return { dir, manifest, train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
-    })();
-    loaded.clear(); // one dataset at a time: a worker trains one run after another
-    loaded.set(key, entry);
-    entry.catch(() => loaded.delete(key));
+  const { dir } = await readManifest(datasetInput);
+  const manifestFile = path.join(dir, 'manifest.json');
+  const listeners = decodeListeners.get(manifestFile) ?? new Set();
+  decodeListeners.set(manifestFile, listeners);
+  const listener = () => onProgress?.();
+  listeners.add(listener);
+  try {
+    return await readCached(manifestFile, decodeDataset);
+  } finally {
+    listeners.delete(listener);
+    if (listeners.size === 0) decodeListeners.delete(manifestFile);
   }
-  return entry;
 }

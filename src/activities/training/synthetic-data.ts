@@ -16,6 +16,8 @@ import { runResumableLoop } from '../resumable-loop';
 import { readGray, type GrayImage } from '../restoration/gray-image';
 import { randomDegradation, seededRandom } from '../restoration/page-generator';
 import { psnr } from '../restoration/quality';
+import { stateFingerprint } from '../state-folder';
+import { claimStateFolder } from '../state-record';
 import {
   DATASET_FORMAT,
   pageName,
@@ -36,15 +38,42 @@ export interface DatasetSpec {
   width: number;
   height: number;
   seed: number;
+  /** Replace another dataset found in `datasetDir` instead of refusing to start. */
+  overwrite?: boolean | undefined;
 }
 
 const pageSeed = (spec: DatasetSpec, index: number) => spec.seed * 1_000_003 + index;
 
-/** Step 1: renders and degrades page after page; a page already on disk (from an earlier attempt) is kept. */
+/** What defines a dataset: another value of any of these makes other pages or patches (the folder is where). */
+export function datasetFingerprint(spec: DatasetSpec): string {
+  const { datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed } = spec;
+  return stateFingerprint({ datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed });
+}
+
+/**
+ * Claims the dataset folder (state-record.ts): the same dataset resumes, another one is refused
+ * (`StateFolderMismatch`) unless `overwrite` is set, which removes its pages, patches and manifest first.
+ */
+async function claimDatasetFolder(spec: DatasetSpec, dir: string): Promise<void> {
+  await claimStateFolder({
+    dir,
+    fingerprint: datasetFingerprint(spec),
+    holds: `the dataset ${spec.datasetId} of ${spec.pages} pages (${spec.width}×${spec.height}, seed ${spec.seed})`,
+    overwrite: spec.overwrite,
+    outputs: ['manifest.json', 'pages', 'patches'],
+    differs: 'other datasetId, pages, page size, patchSize, patchesPerPage, augment or seed',
+  });
+}
+
+/**
+ * Step 1: claims the dataset folder, then renders and degrades page after page; a page already on disk (from an
+ * earlier attempt) is kept.
+ */
 export async function renderDatasetPages(
   request: DatasetSpec & { resumeFrom?: number },
 ): Promise<Resumable<number, { pages: number }>> {
   const dir = resolveDataPath(request.datasetDir, 'dataset dir');
+  await claimDatasetFolder(request, dir);
   return runResumableLoop({
     initial: 0,
     resumeFrom: request.resumeFrom,

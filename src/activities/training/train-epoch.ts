@@ -18,6 +18,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { runCpuTask } from '../cpu-pool';
+import { readCached } from '../file-cache';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
@@ -167,42 +168,46 @@ interface LayerData {
   val: SharedPatchSet;
 }
 
-// One dataset and one layer-2 run at a time: a worker trains one run after another, each over many epochs.
-let datasetCache: { key: string; patches: Promise<SharedPatches> } | undefined;
-let layer2Cache: { key: string; data: Promise<LayerData> } | undefined;
+/** Decodes the dataset whose manifest is `manifestFile` into shared memory, on the CPU pool. */
+const decodeSharedDataset = (manifestFile: string): Promise<SharedPatches> =>
+  runCpuTask('loadSharedPatches', { dataset: path.dirname(manifestFile) }, { signal: null });
 
-/** The dataset's patches, decoded on the CPU pool once per process and dataset version (the manifest's time). */
-async function sharedDataset(dir: string): Promise<{ key: string; patches: SharedPatches }> {
-  const key = `${dir}@${(await stat(path.join(dir, 'manifest.json'))).mtimeMs}`;
-  if (datasetCache?.key !== key) {
-    const entry = { key, patches: runCpuTask('loadSharedPatches', { dataset: dir }, { signal: null }) };
-    datasetCache = entry;
-    entry.patches.catch(() => {
-      if (datasetCache === entry) datasetCache = undefined;
-    });
-  }
-  return { key, patches: await datasetCache.patches };
+/**
+ * The dataset's patches, decoded once per process and dataset version (file-cache.ts, keyed by its manifest), so
+ * the epochs of a run, and runs on the same dataset, decode them once; runs on other datasets keep their own.
+ */
+function sharedDataset(dir: string): Promise<SharedPatches> {
+  return readCached(path.join(dir, 'manifest.json'), decodeSharedDataset);
 }
 
+/**
+ * Layer 2's patches per dataset version (they live as long as its decoded patches do) and run. A few runs per
+ * dataset: each holds a copy of the dataset's size, and runs sharing a worker each keep theirs between epochs.
+ */
+const layer2Runs = new WeakMap<SharedPatches, Map<string, Promise<LayerData>>>();
+const LAYER2_RUNS_PER_DATASET = 2;
+
 /** A run's layer-1 model never changes, so its outputs over the dataset are computed once per run and process. */
-async function layerData(layer: ModelLayer, dataset: SharedPatches, start: Checkpoint, key: string) {
+async function layerData(layer: ModelLayer, dataset: SharedPatches, start: Checkpoint, runKey: string) {
   if (layer === 'layer1') return dataset;
   const layer1 = start.layer1;
   if (!layer1)
     throw ApplicationFailure.nonRetryable('The layer-2 checkpoint carries no layer-1 model.', 'Layer1Missing');
-  if (layer2Cache?.key !== key) {
+  let runs = layer2Runs.get(dataset);
+  if (!runs) layer2Runs.set(dataset, (runs = new Map()));
+  let data = runs.get(runKey);
+  if (!data) {
     const base = { architecture: layer1.architecture, weights: layer1.weights };
     const refine = (set: SharedPatchSet) => runCpuTask('layer2Patches', { layer1: base, set }, { signal: null });
-    const entry = {
-      key,
-      data: Promise.all([refine(dataset.train), refine(dataset.val)]).then(([train, val]) => ({ train, val })),
-    };
-    layer2Cache = entry;
-    entry.data.catch(() => {
-      if (layer2Cache === entry) layer2Cache = undefined;
+    const entry = Promise.all([refine(dataset.train), refine(dataset.val)]).then(([train, val]) => ({ train, val }));
+    data = entry;
+    runs.set(runKey, entry);
+    entry.catch(() => {
+      if (runs.get(runKey) === entry) runs.delete(runKey);
     });
+    while (runs.size > LAYER2_RUNS_PER_DATASET) runs.delete(runs.keys().next().value!);
   }
-  return layer2Cache.data;
+  return data;
 }
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -251,7 +256,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const dataset = await meanwhile('loading the dataset', sharedDataset(dir));
   const data = await meanwhile(
     'running layer 1 over the dataset',
-    layerData(request.layer, dataset.patches, start, `${dataset.key}:${request.runKey}`),
+    layerData(request.layer, dataset, start, request.runKey),
   );
   // The model as the last step left it: weights, Adam's state and (after a step of this attempt) Adam's powers.
   let state: TrainingState = { architecture: from.architecture, weights: from.weights, optimizer: from.optimizer };
@@ -329,7 +334,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
         architecture: state.architecture,
         weights: state.weights,
         val: data.val,
-        degraded: dataset.patches.val.inputs,
+        degraded: dataset.val.inputs,
       },
       { signal: null },
     ),
