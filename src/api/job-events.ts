@@ -24,7 +24,7 @@ export function sseEvent(id: number, event: string, data: unknown): string {
 }
 
 /** What counts as a change: everything but the timestamps that move on every read. */
-function fingerprint(view: JobView): string {
+export function statusFingerprint(view: Pick<JobView, 'activities'>): string {
   return JSON.stringify({
     ...view,
     updatedAt: undefined,
@@ -67,8 +67,10 @@ export async function streamJobEvents(
         send(state, { ...view, state });
         return state;
       }
-      const current = fingerprint(view);
-      if (current !== last) {
+      const current = statusFingerprint(view);
+      // A job whose status already says it ended, while Temporal still has it running, is closing: its final event
+      // (with the result) follows at the next look, so no `status` event says `completed` before it.
+      if (current !== last && !TERMINAL_STATES.includes(view.state)) {
         send('status', view);
         last = current;
       }
