@@ -1,4 +1,5 @@
-import type { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
 
 /** `env.run` with the activity's own result type (the SDK's signature infers `unknown`). */
 export function runActivity<A extends unknown[], R>(
@@ -7,4 +8,20 @@ export function runActivity<A extends unknown[], R>(
   ...args: A
 ): Promise<R> {
   return env.run(activity, ...args) as Promise<R>;
+}
+
+const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
+
+/** A quiet activity environment inside a workflow execution (`<workflowId>-run`): what a state folder records. */
+export function activityOfWorkflow(workflowId: string): MockActivityEnvironment {
+  return new MockActivityEnvironment({ workflowExecution: { workflowId, runId: `${workflowId}-run` } }, quiet);
+}
+
+/** For `assert.rejects`: a non-retryable StateFolderMismatch whose message matches `pattern`. */
+export function isStateFolderMismatch(pattern: RegExp): (err: unknown) => boolean {
+  return (err: unknown) =>
+    err instanceof ApplicationFailure &&
+    err.nonRetryable === true &&
+    err.type === 'StateFolderMismatch' &&
+    pattern.test(err.message);
 }

@@ -7,8 +7,6 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import {
   prepareBatch,
@@ -20,11 +18,9 @@ import {
 import { closeCpuPool } from '../../src/activities/cpu-pool';
 import { stateFingerprint, useStateFolder } from '../../src/activities/state-folder';
 import { qualityThresholds } from '../../src/shared/restoration-inputs';
-import { runActivity } from '../helpers/activity';
+import { activityOfWorkflow, isStateFolderMismatch, runActivity } from '../helpers/activity';
 
 const thresholds = qualityThresholds.parse(undefined);
-const execution = (workflowId: string) =>
-  new MockActivityEnvironment({ workflowExecution: { workflowId, runId: `${workflowId}-run` } });
 
 /**
  * A small grey page with a dark bar at a place of its own, so every page restores to other bytes. Its paper is
@@ -44,14 +40,6 @@ async function page(file: string, seed: number): Promise<void> {
   );
 }
 
-function isMismatch(pattern: RegExp) {
-  return (err: unknown) =>
-    err instanceof ApplicationFailure &&
-    err.nonRetryable &&
-    err.type === 'StateFolderMismatch' &&
-    pattern.test(err.message);
-}
-
 describe('the state-folder rule', () => {
   it('resumes the same request, refuses another, replaces it when asked', () => {
     const fingerprint = stateFingerprint({ b: 1, a: [2] });
@@ -68,8 +56,14 @@ describe('the state-folder rule', () => {
       'replace',
     );
     assert.equal(useStateFolder({ recorded: 'other', fingerprint, overwrite: true, conflict }), 'replace');
-    assert.throws(() => useStateFolder({ recorded: 'other', fingerprint, conflict }), isMismatch(/another job/));
-    assert.throws(() => useStateFolder({ recorded: null, fingerprint, conflict }), isMismatch(/another job/));
+    assert.throws(
+      () => useStateFolder({ recorded: 'other', fingerprint, conflict }),
+      isStateFolderMismatch(/another job/),
+    );
+    assert.throws(
+      () => useStateFolder({ recorded: null, fingerprint, conflict }),
+      isStateFolderMismatch(/another job/),
+    );
   });
 });
 
@@ -96,7 +90,7 @@ describe('restoreBatch state in <outputDir>/.backroom', () => {
   after(() => closeCpuPool());
 
   /** Runs a whole batch as the workflow would: prepare, every item, the report. */
-  async function runBatch(request: PrepareBatchRequest, env = execution('batch-1')) {
+  async function runBatch(request: PrepareBatchRequest, env = activityOfWorkflow('batch-1')) {
     const prepared = await runActivity(env, prepareBatch, request);
     const items = [];
     for (let index = 0; index < prepared.count; index++) {
@@ -147,8 +141,8 @@ describe('restoreBatch state in <outputDir>/.backroom', () => {
     ];
     for (const [what, request] of others) {
       await assert.rejects(
-        runActivity(execution('batch-2'), prepareBatch, request),
-        isMismatch(
+        runActivity(activityOfWorkflow('batch-2'), prepareBatch, request),
+        isStateFolderMismatch(
           /^pages\/restored holds a batch of 2 other pages .*choose another outputDir or pass overwrite: true/,
         ),
         what,
@@ -165,7 +159,7 @@ describe('restoreBatch state in <outputDir>/.backroom', () => {
       overwrite: true,
     };
     const oldOutput = readFileSync(path.join(dataDir, outputDir, 'a.png'));
-    const run = await runBatch(second, execution('batch-3'));
+    const run = await runBatch(second, activityOfWorkflow('batch-3'));
     const manifest = readManifest();
     assert.deepEqual(
       manifest.items.map((item) => item.input),
@@ -195,7 +189,7 @@ describe('restoreBatch state in <outputDir>/.backroom', () => {
     assert.equal(readdirSync(path.join(stateDir(), 'results')).length, 3);
 
     // A retry of the overwriting batch's own prepareBatch resumes; it does not clear its own results again.
-    const retry = await runActivity(execution('batch-3'), prepareBatch, second);
+    const retry = await runActivity(activityOfWorkflow('batch-3'), prepareBatch, second);
     assert.equal(retry.count, 3);
     assert.deepEqual(readManifest(), manifest);
     assert.equal(readdirSync(path.join(stateDir(), 'results')).length, 3);
@@ -209,10 +203,10 @@ describe('restoreBatch state in <outputDir>/.backroom', () => {
     delete legacy.fingerprint;
     writeFileSync(file, JSON.stringify(legacy));
     await assert.rejects(
-      runActivity(execution('batch-4'), prepareBatch, { ...first, outputDir: legacyDir }),
-      isMismatch(/pages\/legacy holds a batch of 2 other pages \(written by an earlier version/),
+      runActivity(activityOfWorkflow('batch-4'), prepareBatch, { ...first, outputDir: legacyDir }),
+      isStateFolderMismatch(/pages\/legacy holds a batch of 2 other pages \(written by an earlier version/),
     );
-    const fresh = await runBatch({ ...first, outputDir: legacyDir, overwrite: true }, execution('batch-4'));
+    const fresh = await runBatch({ ...first, outputDir: legacyDir, overwrite: true }, activityOfWorkflow('batch-4'));
     assert.equal(fresh.report.succeeded, 2);
   });
 });

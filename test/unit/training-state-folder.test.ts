@@ -8,8 +8,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFil
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { closeCpuPool } from '../../src/activities/cpu-pool';
 import { stateRecordFile, type StateRecord } from '../../src/activities/state-record';
 import {
@@ -20,19 +18,7 @@ import {
   type DatasetSpec,
 } from '../../src/activities/training/synthetic-data';
 import { generateSyntheticDataInput } from '../../src/shared/training-inputs';
-import { runActivity } from '../helpers/activity';
-
-const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
-const execution = (workflowId: string) =>
-  new MockActivityEnvironment({ workflowExecution: { workflowId, runId: `${workflowId}-run` } }, quiet);
-
-function isMismatch(pattern: RegExp) {
-  return (err: unknown) =>
-    err instanceof ApplicationFailure &&
-    err.nonRetryable &&
-    err.type === 'StateFolderMismatch' &&
-    pattern.test(err.message);
-}
+import { activityOfWorkflow, isStateFolderMismatch, runActivity } from '../helpers/activity';
 
 describe('generateSyntheticData state in its dataset folder', () => {
   let dataDir: string;
@@ -56,7 +42,7 @@ describe('generateSyntheticData state in its dataset folder', () => {
       ),
     );
 
-  async function generate(request: DatasetSpec, env = execution('dataset-1')) {
+  async function generate(request: DatasetSpec, env = activityOfWorkflow('dataset-1')) {
     await runActivity(env, renderDatasetPages, request);
     await runActivity(env, cutDatasetPatches, request);
     return runActivity(env, validateDataset, request);
@@ -81,8 +67,11 @@ describe('generateSyntheticData state in its dataset folder', () => {
     assert.match(record.holds, /the dataset small of 2 pages/);
     const before = snapshot();
     // Another start of the very same dataset (another workflow), and a retry of the first.
-    await runActivity(execution('dataset-2'), renderDatasetPages, { ...spec, datasetDir: `${dataDir}/datasets/small` });
-    await runActivity(execution('dataset-1'), renderDatasetPages, { ...spec, resumeFrom: 1 });
+    await runActivity(activityOfWorkflow('dataset-2'), renderDatasetPages, {
+      ...spec,
+      datasetDir: `${dataDir}/datasets/small`,
+    });
+    await runActivity(activityOfWorkflow('dataset-1'), renderDatasetPages, { ...spec, resumeFrom: 1 });
     assert.deepEqual(readRecord(), record, 'the record is kept');
     assert.ok(existsSync(path.join(dir(), 'manifest.json')), 'the manifest is kept');
     assert.equal(snapshot()['.backroom/job.json'], before['.backroom/job.json']);
@@ -101,8 +90,8 @@ describe('generateSyntheticData state in its dataset folder', () => {
     ];
     for (const [what, request] of others) {
       await assert.rejects(
-        runActivity(execution('dataset-3'), renderDatasetPages, request),
-        isMismatch(
+        runActivity(activityOfWorkflow('dataset-3'), renderDatasetPages, request),
+        isStateFolderMismatch(
           /^datasets\/small holds the dataset small of 2 pages \(256×256, seed 5\); this job asks for other datasetId, pages, .*; choose another outputDir or pass overwrite: true\.$/,
         ),
         what,
@@ -116,18 +105,18 @@ describe('generateSyntheticData state in its dataset folder', () => {
     const oldPage = readFileSync(path.join(dir(), 'pages/clean/page-0001.png'));
     // The first step alone: the old dataset's manifest and patches are gone, so nothing of it can be mistaken for
     // the new one while it is made.
-    await runActivity(execution('dataset-4'), renderDatasetPages, second);
+    await runActivity(activityOfWorkflow('dataset-4'), renderDatasetPages, second);
     assert.ok(!existsSync(path.join(dir(), 'manifest.json')), 'the old manifest is removed');
     assert.ok(!existsSync(path.join(dir(), 'patches')), 'the old patches are removed');
     assert.equal(readRecord().fingerprint, datasetFingerprint(second));
     assert.notDeepEqual(readFileSync(path.join(dir(), 'pages/clean/page-0001.png')), oldPage, 'page 1 re-rendered');
 
-    await runActivity(execution('dataset-4'), cutDatasetPatches, second);
+    await runActivity(activityOfWorkflow('dataset-4'), cutDatasetPatches, second);
     const patches = readdirSync(path.join(dir(), 'patches', 'train')).length;
     // A retry of the overwriting job's first step resumes: it does not clear its own patches again.
-    await runActivity(execution('dataset-4'), renderDatasetPages, { ...second, resumeFrom: 3 });
+    await runActivity(activityOfWorkflow('dataset-4'), renderDatasetPages, { ...second, resumeFrom: 3 });
     assert.equal(readdirSync(path.join(dir(), 'patches', 'train')).length, patches);
-    const result = await runActivity(execution('dataset-4'), validateDataset, second);
+    const result = await runActivity(activityOfWorkflow('dataset-4'), validateDataset, second);
     assert.ok(result.finished);
     const manifest = JSON.parse(readFileSync(path.join(dir(), 'manifest.json'), 'utf8')) as { seed: number };
     assert.equal(manifest.seed, 9);
@@ -138,10 +127,12 @@ describe('generateSyntheticData state in its dataset folder', () => {
     mkdirSync(path.join(dataDir, legacy.datasetDir), { recursive: true });
     writeFileSync(path.join(dataDir, legacy.datasetDir, 'manifest.json'), '{}');
     await assert.rejects(
-      runActivity(execution('dataset-5'), renderDatasetPages, legacy),
-      isMismatch(/^datasets\/legacy holds manifest\.json, pages, patches written by an earlier version of Backroom/),
+      runActivity(activityOfWorkflow('dataset-5'), renderDatasetPages, legacy),
+      isStateFolderMismatch(
+        /^datasets\/legacy holds manifest\.json, pages, patches written by an earlier version of Backroom/,
+      ),
     );
-    await runActivity(execution('dataset-5'), renderDatasetPages, { ...legacy, overwrite: true });
+    await runActivity(activityOfWorkflow('dataset-5'), renderDatasetPages, { ...legacy, overwrite: true });
     assert.ok(!existsSync(path.join(dataDir, legacy.datasetDir, 'manifest.json')));
   });
 });

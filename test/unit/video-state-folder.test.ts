@@ -7,24 +7,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { stateRecordFile, type StateRecord } from '../../src/activities/state-record';
 import { claimCutsFolder, type ClaimCutsFolderRequest } from '../../src/activities/video/cuts-folder';
 import { analyzeCutsInput } from '../../src/shared/video-inputs';
-import { runActivity } from '../helpers/activity';
-
-const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
-const execution = (workflowId: string) =>
-  new MockActivityEnvironment({ workflowExecution: { workflowId, runId: `${workflowId}-run` } }, quiet);
-
-function isMismatch(pattern: RegExp) {
-  return (err: unknown) =>
-    err instanceof ApplicationFailure &&
-    err.nonRetryable &&
-    err.type === 'StateFolderMismatch' &&
-    pattern.test(err.message);
-}
+import { activityOfWorkflow, isStateFolderMismatch, runActivity } from '../helpers/activity';
 
 describe('analyzeCuts state in its outputDir', () => {
   let dataDir: string;
@@ -65,13 +51,13 @@ describe('analyzeCuts state in its outputDir', () => {
   });
 
   it('the same analysis again resumes: its thumbnails, cuts.json and record stay', async () => {
-    await runActivity(execution('cuts-1'), claimCutsFolder, request);
+    await runActivity(activityOfWorkflow('cuts-1'), claimCutsFolder, request);
     writeOutputs(request.outputDir, 'first');
     const before = snapshot();
     assert.match(readRecord().holds, /^the cuts of clips\/a\.mp4 \(threshold 3, clips of 1–20 s\)$/);
     // A retry, and another start of the very same analysis (the video named by its absolute path).
-    await runActivity(execution('cuts-1'), claimCutsFolder, request);
-    await runActivity(execution('cuts-2'), claimCutsFolder, { ...request, video: `${dataDir}/clips/a.mp4` });
+    await runActivity(activityOfWorkflow('cuts-1'), claimCutsFolder, request);
+    await runActivity(activityOfWorkflow('cuts-2'), claimCutsFolder, { ...request, video: `${dataDir}/clips/a.mp4` });
     assert.deepEqual(snapshot(), before);
   });
 
@@ -85,8 +71,8 @@ describe('analyzeCuts state in its outputDir', () => {
     ];
     for (const [what, other] of others) {
       await assert.rejects(
-        runActivity(execution('cuts-3'), claimCutsFolder, other),
-        isMismatch(
+        runActivity(activityOfWorkflow('cuts-3'), claimCutsFolder, other),
+        isStateFolderMismatch(
           /^clips\/a-cuts holds the cuts of clips\/a\.mp4 \(threshold 3, clips of 1–20 s\); this job asks for another video, or other .*; choose another outputDir or pass overwrite: true\.$/,
         ),
         what,
@@ -94,20 +80,23 @@ describe('analyzeCuts state in its outputDir', () => {
     }
     // The same path with other bytes is another video.
     writeFileSync(path.join(dataDir, 'clips', 'a.mp4'), 'video a, re-encoded');
-    await assert.rejects(runActivity(execution('cuts-3'), claimCutsFolder, request), isMismatch(/clips\/a-cuts/));
+    await assert.rejects(
+      runActivity(activityOfWorkflow('cuts-3'), claimCutsFolder, request),
+      isStateFolderMismatch(/clips\/a-cuts/),
+    );
     writeFileSync(path.join(dataDir, 'clips', 'a.mp4'), 'video a');
     assert.deepEqual(snapshot(), before, 'thumbnails, cuts.json and record unchanged');
   });
 
   it('with overwrite: true the old thumbnails and cuts.json go and the new analysis starts fresh', async () => {
     const second = { ...request, video: 'clips/b.mp4', overwrite: true };
-    await runActivity(execution('cuts-4'), claimCutsFolder, second);
+    await runActivity(activityOfWorkflow('cuts-4'), claimCutsFolder, second);
     assert.ok(!existsSync(path.join(dir(), 'cuts.json')), 'the old cuts.json is removed');
     assert.ok(!existsSync(path.join(dir(), 'thumbnails')), 'the old thumbnails are removed');
     assert.match(readRecord().holds, /clips\/b\.mp4/);
     // Its own retry resumes: what it wrote meanwhile stays.
     writeOutputs(request.outputDir, 'second');
-    await runActivity(execution('cuts-4'), claimCutsFolder, second);
+    await runActivity(activityOfWorkflow('cuts-4'), claimCutsFolder, second);
     assert.equal(readFileSync(path.join(dir(), 'thumbnails', 'clip-001.jpg'), 'utf8'), 'second');
   });
 
@@ -115,10 +104,12 @@ describe('analyzeCuts state in its outputDir', () => {
     const legacy = { ...request, outputDir: 'clips/legacy-cuts' };
     writeOutputs(legacy.outputDir, 'old');
     await assert.rejects(
-      runActivity(execution('cuts-5'), claimCutsFolder, legacy),
-      isMismatch(/^clips\/legacy-cuts holds cuts\.json, thumbnails written by an earlier version of Backroom/),
+      runActivity(activityOfWorkflow('cuts-5'), claimCutsFolder, legacy),
+      isStateFolderMismatch(
+        /^clips\/legacy-cuts holds cuts\.json, thumbnails written by an earlier version of Backroom/,
+      ),
     );
-    await runActivity(execution('cuts-5'), claimCutsFolder, { ...legacy, overwrite: true });
+    await runActivity(activityOfWorkflow('cuts-5'), claimCutsFolder, { ...legacy, overwrite: true });
     assert.ok(!existsSync(path.join(dataDir, legacy.outputDir, 'cuts.json')));
   });
 });
