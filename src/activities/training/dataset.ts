@@ -112,23 +112,31 @@ export interface LoadedDataset {
   val: PatchSet;
 }
 
+/**
+ * Decodes a dataset's patch pairs (degraded → inputs, clean → targets) from `dir`, a few at a time: sharp decodes
+ * them on libuv's threads, and `afterChunk` (a heartbeat, progress) runs between, however big the dataset.
+ */
+export async function readPatchPairs(dir: string, pairs: PagePair[], afterChunk?: () => void): Promise<PatchSet> {
+  const set: PatchSet = { inputs: [], targets: [] };
+  for (let i = 0; i < pairs.length; i += 32) {
+    const chunk = pairs.slice(i, i + 32);
+    set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
+    set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
+    afterChunk?.();
+  }
+  return set;
+}
+
 /** Callers waiting for a dataset to decode, by its manifest file: each hears of every chunk, whoever started it. */
 const decodeListeners = new Map<string, Set<() => void>>();
 
 /** Decodes the dataset whose manifest is `manifestFile` (degraded → inputs, clean → targets). */
 async function decodeDataset(manifestFile: string): Promise<LoadedDataset> {
   const { dir, manifest } = await readManifest(path.dirname(manifestFile));
-  const read = async (pairs: PagePair[]): Promise<PatchSet> => {
-    const set: PatchSet = { inputs: [], targets: [] };
-    // A few at a time (sharp decodes on the thread pool), with a heartbeat between, however big the dataset.
-    for (let i = 0; i < pairs.length; i += 32) {
-      const chunk = pairs.slice(i, i + 32);
-      set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
-      set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
+  const read = (pairs: PagePair[]): Promise<PatchSet> =>
+    readPatchPairs(dir, pairs, () => {
       for (const listener of decodeListeners.get(manifestFile) ?? []) listener();
-    }
-    return set;
-  };
+    });
   return { dir, manifest, train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
 }
 

@@ -3,10 +3,8 @@
  * task that trains or validates reads the same bytes, whichever thread runs it. Sending them to a task copies only a
  * handle, so a training step's message stays small however big the dataset is.
  */
-import path from 'node:path';
 import type { GrayImage } from '../restoration/gray-image';
-import { readGray } from '../restoration/gray-image';
-import { readManifest, type PagePair, type PatchSet } from './dataset';
+import { readManifest, readPatchPairs, type PagePair, type PatchSet } from './dataset';
 
 /** Images of any sizes, back to back: image i is `layout[3i]` wide, `layout[3i+1]` high, at byte `layout[3i+2]`. */
 export interface SharedImages {
@@ -74,15 +72,6 @@ export const sharePatchSet = (set: PatchSet): SharedPatchSet => ({
  */
 export async function loadSharedPatches(input: { dataset: string }): Promise<SharedPatches> {
   const { dir, manifest } = await readManifest(input.dataset);
-  const read = async (pairs: PagePair[]): Promise<SharedPatchSet> => {
-    const set: PatchSet = { inputs: [], targets: [] };
-    // A few at a time: sharp decodes them on libuv's threads.
-    for (let i = 0; i < pairs.length; i += 32) {
-      const chunk = pairs.slice(i, i + 32);
-      set.inputs.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.degraded))))));
-      set.targets.push(...(await Promise.all(chunk.map((pair) => readGray(path.join(dir, pair.clean))))));
-    }
-    return sharePatchSet(set);
-  };
+  const read = async (pairs: PagePair[]): Promise<SharedPatchSet> => sharePatchSet(await readPatchPairs(dir, pairs));
   return { train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
 }
