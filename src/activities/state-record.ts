@@ -37,6 +37,8 @@ export interface ClaimStateFolder {
   outputs: string[];
   /** What another request asks for, for the message (`other pages, size or seed`). */
   differs: string;
+  /** The input that names the folder, for the message's "choose another …" (default `outputDir`). */
+  namedBy?: string;
 }
 
 const exists = (file: string) =>
@@ -77,7 +79,7 @@ export async function claimStateFolder(claim: ClaimStateFolder): Promise<StateFo
       (record
         ? `${record.holds}; this job asks for ${claim.differs}`
         : `${claim.outputs.join(', ')} written by an earlier version of Backroom, for a request it did not record`) +
-      '; choose another outputDir or pass overwrite: true.',
+      `; choose another ${claim.namedBy ?? 'outputDir'} or pass overwrite: true.`,
   });
   if (use === 'resume') return use;
   if (use === 'replace') {

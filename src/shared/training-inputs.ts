@@ -61,6 +61,12 @@ export const trainModelInput = z
     evaluate: z.boolean().default(true),
     /** Epochs per run before continuing as new (keeps each run's history small). */
     epochsPerRun: z.number().int().min(1).max(500).default(100),
+    /**
+     * When `models/<modelName>/` holds another model (other layer, dataset, fine-tune source, layer-1 model, batch
+     * size, learning rate or seed): remove its checkpoints and start fresh. Without it such a model is refused
+     * (`StateFolderMismatch`); the same options resume.
+     */
+    overwrite: z.boolean().default(false),
   })
   .refine((value) => value.layer === 'layer1' || value.layer1Model !== undefined || value.fineTuneFrom !== undefined, {
     error: 'a layer2 run refines a layer-1 model: give layer1Model (or fineTuneFrom a layer-2 checkpoint)',

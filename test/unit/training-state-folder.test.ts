@@ -1,7 +1,7 @@
 /**
  * The state-folder rule (src/activities/state-folder.ts) on a synthetic dataset: the same generateSyntheticData
  * resumes in its folder, another one (other pages, sizes, seed, patches per page...) is refused and changes nothing,
- * and `overwrite: true` starts it fresh.
+ * and `overwrite: true` starts it fresh; the same for a trained model in `models/<modelName>/`.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,12 @@ import {
   validateDataset,
   type DatasetSpec,
 } from '../../src/activities/training/synthetic-data';
-import { generateSyntheticDataInput } from '../../src/shared/training-inputs';
+import {
+  modelFingerprint,
+  prepareTrainingRun,
+  type PrepareRunRequest,
+} from '../../src/activities/training/train-epoch';
+import { generateSyntheticDataInput, trainModelInput } from '../../src/shared/training-inputs';
 import { activityOfWorkflow, isStateFolderMismatch, runActivity } from '../helpers/activity';
 
 describe('generateSyntheticData state in its dataset folder', () => {
@@ -134,5 +139,98 @@ describe('generateSyntheticData state in its dataset folder', () => {
     );
     await runActivity(activityOfWorkflow('dataset-5'), renderDatasetPages, { ...legacy, overwrite: true });
     assert.ok(!existsSync(path.join(dataDir, legacy.datasetDir, 'manifest.json')));
+  });
+});
+
+describe('trainModel state in its model folder', () => {
+  let dataDir: string;
+  const dataset: DatasetSpec = {
+    datasetId: 'for-model',
+    datasetDir: 'datasets/for-model',
+    pages: 2,
+    patchSize: 32,
+    patchesPerPage: 2,
+    augment: false,
+    width: 256,
+    height: 256,
+    seed: 2,
+  };
+  const run: PrepareRunRequest = {
+    layer: 'layer1',
+    dataset: dataset.datasetDir,
+    modelName: 'm1',
+    runKey: 'first-run',
+    batchSize: 8,
+    seed: 3,
+  };
+  const dir = (name = 'm1') => path.join(dataDir, 'models', name);
+  const readRecord = () => JSON.parse(readFileSync(stateRecordFile(dir()), 'utf8')) as StateRecord;
+  const start = () => readFileSync(path.join(dir(), 'epoch-0000.json'), 'utf8');
+
+  before(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-model-state-'));
+    process.env.BACKROOM_DATA_DIR = dataDir;
+    const env = activityOfWorkflow('dataset-for-model');
+    await runActivity(env, renderDatasetPages, dataset);
+    await runActivity(env, cutDatasetPatches, dataset);
+    await runActivity(env, validateDataset, dataset);
+  });
+
+  it('the input schema has overwrite, off by default', () => {
+    const input = { layer: 'layer1', dataset: 'd', epochs: 1 };
+    assert.equal(trainModelInput.parse(input).overwrite, false);
+    assert.equal(trainModelInput.parse({ ...input, overwrite: true }).overwrite, true);
+  });
+
+  it('the same model again resumes: its record stays', async () => {
+    await runActivity(activityOfWorkflow('train-1'), prepareTrainingRun, run);
+    const record = readRecord();
+    assert.equal(record.fingerprint, modelFingerprint(run));
+    assert.equal(record.holds, 'a layer1 model trained on datasets/for-model (seed 3)');
+    // Another start of the very same model (another workflow), and a retry of the first.
+    await runActivity(activityOfWorkflow('train-2'), prepareTrainingRun, { ...run, runKey: 'second-run' });
+    await runActivity(activityOfWorkflow('train-1'), prepareTrainingRun, run);
+    assert.deepEqual(readRecord(), record, 'the record is kept');
+  });
+
+  it('another model under the same name is refused with what to do, and nothing changes', async () => {
+    const before = start();
+    const others: [string, PrepareRunRequest][] = [
+      ['other seed', { ...run, seed: 4 }],
+      ['other batch size', { ...run, batchSize: 16 }],
+      ['other learning rate', { ...run, learningRate: 0.01 }],
+      ['other layer-1 model', { ...run, layer1Model: 'models/none/best.json', layer: 'layer1' }],
+    ];
+    for (const [what, request] of others) {
+      await assert.rejects(
+        runActivity(activityOfWorkflow('train-3'), prepareTrainingRun, { ...request, runKey: 'third-run' }),
+        isStateFolderMismatch(
+          /^models\/m1 holds a layer1 model trained on datasets\/for-model \(seed 3\); this job asks for another layer, dataset, .*; choose another modelName or pass overwrite: true\.$/,
+        ),
+        what,
+      );
+    }
+    assert.equal(start(), before, 'the starting checkpoint is unchanged');
+  });
+
+  it('with overwrite: true the new model starts fresh: the old checkpoints are gone', async () => {
+    writeFileSync(path.join(dir(), 'best.json'), '{}');
+    writeFileSync(path.join(dir(), 'epoch-0001.json'), '{}');
+    const second = { ...run, seed: 4, runKey: 'fourth-run', overwrite: true };
+    await runActivity(activityOfWorkflow('train-4'), prepareTrainingRun, second);
+    assert.ok(!existsSync(path.join(dir(), 'best.json')), 'the old best checkpoint is removed');
+    assert.ok(!existsSync(path.join(dir(), 'epoch-0001.json')), 'the old epoch is removed');
+    assert.equal(readRecord().fingerprint, modelFingerprint(second));
+    assert.ok(existsSync(path.join(dir(), 'epoch-0000.json')), 'its own starting checkpoint is written');
+  });
+
+  it('a model written before records were kept counts as another model', async () => {
+    mkdirSync(dir('legacy'), { recursive: true });
+    writeFileSync(path.join(dir('legacy'), 'epoch-0000.json'), '{}');
+    const legacy = { ...run, modelName: 'legacy', runKey: 'legacy-run' };
+    await assert.rejects(
+      runActivity(activityOfWorkflow('train-5'), prepareTrainingRun, legacy),
+      isStateFolderMismatch(/^models\/legacy holds epoch-0000\.json written by an earlier version of Backroom/),
+    );
   });
 });

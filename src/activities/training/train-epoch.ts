@@ -12,7 +12,7 @@
  * shared memory (shared-patches.ts). This thread reads and writes checkpoints, heartbeats, and stops between steps
  * when cancelled, so heartbeats, queries and `/healthz` never wait for a model.
  */
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
@@ -22,6 +22,8 @@ import { readCached } from '../file-cache';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
+import { claimStateFolder } from '../state-record';
+import { stateFingerprint } from '../state-folder';
 import {
   readCheckpoint,
   readCheckpointInput,
@@ -56,6 +58,8 @@ export interface PrepareRunRequest {
   fineTuneFrom?: string | undefined;
   layer1Model?: string | undefined;
   seed: number;
+  /** Replace another model found in `models/<modelName>/` instead of refusing to start. */
+  overwrite?: boolean | undefined;
 }
 
 export interface PreparedRun {
@@ -115,7 +119,8 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     );
   }
   const learningRate = request.learningRate ?? (fineTune ? LEARNING_RATE.fineTune : LEARNING_RATE.fresh);
-  // Kept on a retry of this run; a new run under the same modelName starts over from its own weights.
+  await claimModelFolder(request, runDir);
+  // Kept on a retry of this run; a new run of the same model starts over from its own (the same) weights.
   const existing = await stat(start).then(
     () => readCheckpoint(start, 'starting checkpoint').catch(() => undefined),
     () => undefined,
@@ -141,6 +146,34 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     valPatches: manifest.patches.val.length,
     startedFrom: request.fineTuneFrom ?? `fresh weights (seed ${request.seed})`,
   };
+}
+
+/** What defines a model: another value of any of these trains another one (its name is where it goes). */
+export function modelFingerprint(request: PrepareRunRequest): string {
+  const { layer, dataset, batchSize, learningRate, fineTuneFrom, layer1Model, seed } = request;
+  return stateFingerprint({ layer, dataset, batchSize, learningRate, fineTuneFrom, layer1Model, seed });
+}
+
+/** A model folder's checkpoints: each epoch's, the partial one of an epoch in progress, and the best. */
+const CHECKPOINT_FILE = /^(epoch-\d+|partial|best)\.json$/;
+
+/**
+ * Claims `models/<modelName>/` (state-record.ts): the same model resumes, another one is refused
+ * (`StateFolderMismatch`) unless `overwrite` is set, which removes its checkpoints first.
+ */
+async function claimModelFolder(request: PrepareRunRequest, runDir: string): Promise<void> {
+  const names = await readdir(runDir).catch(() => [] as string[]);
+  await claimStateFolder({
+    dir: runDir,
+    fingerprint: modelFingerprint(request),
+    holds:
+      `a ${request.layer} model trained on ${request.dataset}` +
+      (request.fineTuneFrom ? ` from ${request.fineTuneFrom}` : ` (seed ${request.seed})`),
+    overwrite: request.overwrite,
+    outputs: names.filter((name) => CHECKPOINT_FILE.test(name)),
+    differs: 'another layer, dataset, fineTuneFrom, layer1Model, batchSize, learningRate or seed',
+    namedBy: 'modelName',
+  });
 }
 
 export interface EpochRequest {
