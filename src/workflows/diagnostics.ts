@@ -1,52 +1,21 @@
 /**
  * Diagnostics jobs: the first real workflows, and the reference for how every job uses job control.
  */
-import {
-  ParentClosePolicy,
-  continueAsNew,
-  executeChild,
-  patched,
-  proxyActivities,
-  workflowInfo,
-  type ActivityOptions,
-} from '@temporalio/workflow';
+import { ParentClosePolicy, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CheckReport } from '../activities/health-checks';
 import type { CountSecondsResult, PrimeSieveCheckpoint, PrimeSieveResult } from '../activities/diagnostics';
-import {
-  mathCalculationInput,
-  simpleTestInput,
-  stressTestInput,
-  systemHealthCheckInput,
-  type MathCalculationInput,
-  type SimpleTestInput,
-  type StressTestInput,
-  type SystemHealthCheckInput,
-} from '../shared/job-inputs';
-import type { JobCarryOver } from '../shared/job-status';
-import {
-  JobControl,
-  heartbeatingActivityOptions,
-  interruptibleActivityOptions,
-  shortActivityOptions,
-  validateInput,
-} from './job-control';
-import { SlidingWindow } from './sliding-window';
+import { mathCalculationInput, simpleTestInput, stressTestInput, systemHealthCheckInput } from '../shared/job-inputs';
+import { interruptibleUntilDone, probe, stressItem } from './activity-profiles';
+import { defineJob } from './define-job';
+import { SlidingWindow, continueAsNewSuggested } from './sliding-window';
 
-const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleActivityOptions);
+const { countSeconds, sievePrimes } = proxyActivities<typeof activities>(interruptibleUntilDone);
 
-/** A health check is one quick probe, tried twice. */
-export const healthCheckOptions: ActivityOptions = { ...shortActivityOptions, retry: { maximumAttempts: 2 } };
+const checks = proxyActivities<typeof activities>(probe);
 
-const checks = proxyActivities<typeof activities>(healthCheckOptions);
-
-/** Items heartbeat their place in the chain: a dead worker's item continues on another within the heartbeat timeout. */
-export const stressItemOptions: ActivityOptions = {
-  ...heartbeatingActivityOptions,
-  retry: { initialInterval: '200 milliseconds', maximumAttempts: 5 },
-};
-
-const stress = proxyActivities<typeof activities>(stressItemOptions);
+// Items heartbeat their place in the chain: a dead worker's item continues on another within the heartbeat timeout.
+const stress = proxyActivities<typeof activities>(stressItem);
 
 export interface SimpleTestResult extends Partial<CountSecondsResult> {
   outcome: 'completed' | 'cancelled';
@@ -55,15 +24,13 @@ export interface SimpleTestResult extends Partial<CountSecondsResult> {
 }
 
 /** Counts `durationSeconds` seconds in one heartbeating activity; pause, resume and cancel work mid-way. */
-export async function simpleTest(rawInput: SimpleTestInput): Promise<SimpleTestResult> {
-  const input = validateInput('simpleTest', simpleTestInput, rawInput);
-  const job = new JobControl<SimpleTestResult>({
-    type: 'simpleTest',
-    progress: { done: 0, total: input.durationSeconds, unit: 'seconds' },
-    stage: 'counting',
-  });
-  return job.run(
-    async () => {
+export const simpleTest = defineJob({
+  type: 'simpleTest',
+  input: simpleTestInput,
+  progress: (input) => ({ done: 0, total: input.durationSeconds, unit: 'seconds' }),
+  stage: 'counting',
+  setup: ({ job, input }) => ({
+    async work(): Promise<SimpleTestResult> {
       const counted = await job.runResumable<number, CountSecondsResult>((resumeFrom) =>
         countSeconds({ ...input, resumeFrom }),
       );
@@ -72,9 +39,9 @@ export async function simpleTest(rawInput: SimpleTestInput): Promise<SimpleTestR
       job.setMessage(`${input.message}: ${counted.secondsCounted} s of ${input.durationSeconds} s`);
       return { outcome: 'completed', ...counted };
     },
-    () => ({ outcome: 'cancelled', message: input.message, secondsCounted: job.status.progress.done }),
-  );
-}
+    cancelled: () => ({ outcome: 'cancelled', message: input.message, secondsCounted: job.status.progress.done }),
+  }),
+});
 
 export interface MathCalculationResult extends Partial<PrimeSieveResult> {
   outcome: 'completed' | 'cancelled';
@@ -84,71 +51,82 @@ export interface MathCalculationResult extends Partial<PrimeSieveResult> {
 }
 
 /** Counts and sums the primes below `limit` in chunks; a retry or resume continues from the last chunk. */
-export async function mathCalculation(rawInput: MathCalculationInput): Promise<MathCalculationResult> {
-  const input = validateInput('mathCalculation', mathCalculationInput, rawInput);
-  const job = new JobControl<MathCalculationResult>({
-    type: 'mathCalculation',
-    progress: { done: 0, total: input.limit, unit: 'numbers' },
-    stage: 'sieving',
-  });
-  let lastCheckpoint: PrimeSieveCheckpoint | undefined;
-  return job.run(
-    async () => {
-      const result = await job.runResumable<PrimeSieveCheckpoint, PrimeSieveResult>(
-        (resumeFrom) => sievePrimes({ ...input, resumeFrom }),
-        { onCheckpoint: (checkpoint) => (lastCheckpoint = checkpoint) },
-      );
-      job.setProgress(input.limit);
-      job.setMessage(
-        `${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`,
-      );
-      return { outcome: 'completed', numbersChecked: input.limit, ...result };
-    },
-    () => ({
-      outcome: 'cancelled',
-      limit: input.limit,
-      numbersChecked: job.status.progress.done,
-      ...(lastCheckpoint && { primeCount: lastCheckpoint.primeCount, primeSum: lastCheckpoint.primeSum }),
-    }),
-  );
-}
+export const mathCalculation = defineJob({
+  type: 'mathCalculation',
+  input: mathCalculationInput,
+  progress: (input) => ({ done: 0, total: input.limit, unit: 'numbers' }),
+  stage: 'sieving',
+  setup: ({ job, input }) => {
+    let lastCheckpoint: PrimeSieveCheckpoint | undefined;
+    return {
+      async work(): Promise<MathCalculationResult> {
+        const result = await job.runResumable<PrimeSieveCheckpoint, PrimeSieveResult>(
+          (resumeFrom) => sievePrimes({ ...input, resumeFrom }),
+          { onCheckpoint: (checkpoint) => (lastCheckpoint = checkpoint) },
+        );
+        job.setProgress(input.limit);
+        job.setMessage(
+          `${result.primeCount.toLocaleString('en-US')} primes below ${input.limit.toLocaleString('en-US')}`,
+        );
+        return { outcome: 'completed', numbersChecked: input.limit, ...result };
+      },
+      cancelled: () => ({
+        outcome: 'cancelled',
+        limit: input.limit,
+        numbersChecked: job.status.progress.done,
+        ...(lastCheckpoint && { primeCount: lastCheckpoint.primeCount, primeSum: lastCheckpoint.primeSum }),
+      }),
+    };
+  },
+});
 
 export interface SystemHealthReport {
   healthy: boolean;
   checks: CheckReport[];
 }
 
-/** Runs each health check as its own activity and reports every one, healthy or not. */
-export async function systemHealthCheck(rawInput: SystemHealthCheckInput): Promise<SystemHealthReport> {
-  const input = validateInput('systemHealthCheck', systemHealthCheckInput, rawInput);
-  const plan: [string, () => Promise<CheckReport>][] = [
+/** The checks, in order: each one a quick activity. */
+function healthChecks(input: { minFreeMb: number }): [string, () => Promise<CheckReport>][] {
+  return [
     ['server', () => checks.checkServer()],
     ['pollers', () => checks.checkPollers()],
     ['data-dir', () => checks.checkDataDir(input.minFreeMb)],
     ['native-deps', () => checks.checkNativeDependencies()],
   ];
-  const job = new JobControl<SystemHealthReport>({
-    type: 'systemHealthCheck',
-    progress: { done: 0, total: plan.length, unit: 'checks' },
-    stage: 'checking',
-  });
-  const reports: CheckReport[] = [];
-  const summary = () => ({ healthy: reports.length === plan.length && reports.every((r) => r.ok), checks: reports });
-  return job.run(async () => {
-    for (const [name, check] of plan) {
-      await job.checkpoint();
-      job.setMessage(`checking ${name}`);
-      const report = await check();
-      reports.push(report);
-      if (report.ok) job.itemSucceeded();
-      else job.itemFailed(name, report.detail);
-      job.setProgress(reports.length);
-    }
-    const result = summary();
-    job.setMessage(result.healthy ? 'all checks passed' : `${job.status.failed} check(s) failed`);
-    return result;
-  }, summary);
 }
+
+/** Runs each health check as its own activity and reports every one, healthy or not. */
+export const systemHealthCheck = defineJob({
+  type: 'systemHealthCheck',
+  input: systemHealthCheckInput,
+  progress: (input) => ({ done: 0, total: healthChecks(input).length, unit: 'checks' }),
+  stage: 'checking',
+  setup: ({ job, input }) => {
+    const plan = healthChecks(input);
+    const reports: CheckReport[] = [];
+    const summary = (): SystemHealthReport => ({
+      healthy: reports.length === plan.length && reports.every((r) => r.ok),
+      checks: reports,
+    });
+    return {
+      async work() {
+        for (const [name, check] of plan) {
+          await job.checkpoint();
+          job.setMessage(`checking ${name}`);
+          const report = await check();
+          reports.push(report);
+          if (report.ok) job.itemSucceeded();
+          else job.itemFailed(name, report.detail);
+          job.setProgress(reports.length);
+        }
+        const result = summary();
+        job.setMessage(result.healthy ? 'all checks passed' : `${job.status.failed} check(s) failed`);
+        return result;
+      },
+      cancelled: summary,
+    };
+  },
+});
 
 export interface StressTestResult {
   outcome: 'completed' | 'cancelled';
@@ -165,9 +143,8 @@ export interface StressTestResult {
   runs: number;
 }
 
-/** What one stress run hands to the next when it continues as new. */
+/** What one stress run hands to the next when it continues as new (besides the job's status). */
 export interface StressCarry {
-  job: JobCarryOver;
   nextIndex: number;
   latencies: number[];
   startedAtMs: number;
@@ -183,26 +160,19 @@ export async function stressChild(input: { index: number; rounds: number }): Pro
  * every `itemsPerRun` items, or sooner when Temporal suggests it (2,000 child items at concurrency 1 write about
  * 18,000 events), so the history stays small, and reports throughput and latency percentiles.
  */
-export async function stressTest(rawInput: StressTestInput, carry?: StressCarry): Promise<StressTestResult> {
-  const input = validateInput('stressTest', stressTestInput, rawInput);
-  const job = new JobControl<StressTestResult>({
-    type: 'stressTest',
-    progress: { done: 0, total: input.count, unit: 'items' },
-    stage: `running ${input.mode}`,
-    carried: carry?.job,
-  });
-  const startedAtMs = carry?.startedAtMs ?? Date.now();
-  const latencies = carry?.latencies ?? [];
-  let nextIndex = carry?.nextIndex ?? 0;
-  const runEnd = Math.min(input.count, nextIndex + input.itemsPerRun);
-  const window = new SlidingWindow(job, input.concurrency);
-  // Patched: runs recorded before this check started their items regardless of the suggestion.
-  const historyLongEnough = () =>
-    workflowInfo().continueAsNewSuggested && patched('stress-continue-as-new-when-suggested');
+export const stressTest = defineJob<typeof stressTestInput, StressTestResult, StressCarry>({
+  type: 'stressTest',
+  input: stressTestInput,
+  progress: (input) => ({ done: 0, total: input.count, unit: 'items' }),
+  stage: (input) => `running ${input.mode}`,
+  setup: ({ job, input, carry, continueAsNew }) => {
+    const startedAtMs = carry?.startedAtMs ?? Date.now();
+    const latencies = carry?.latencies ?? [];
+    const start = carry?.nextIndex ?? 0;
+    const window = new SlidingWindow(job, input.concurrency);
 
-  const runItem = async (index: number) => {
-    const scheduled = Date.now();
-    try {
+    const runItem = async (index: number) => {
+      const scheduled = Date.now();
       if (input.mode === 'children') {
         await executeChild(stressChild, {
           args: [{ index, rounds: input.rounds }],
@@ -214,45 +184,40 @@ export async function stressTest(rawInput: StressTestInput, carry?: StressCarry)
       }
       latencies.push(Date.now() - scheduled);
       job.itemSucceeded();
-    } catch (err) {
-      if (job.isCancelling) return;
-      job.itemFailedWith(`item ${index}`, err);
-    } finally {
-      job.setProgress(job.status.succeeded + job.status.failed);
-    }
-  };
-
-  const report = (outcome: StressTestResult['outcome']): StressTestResult => {
-    const wallSeconds = Math.max(0.001, (Date.now() - startedAtMs) / 1000);
-    return {
-      outcome,
-      mode: input.mode,
-      count: input.count,
-      completed: job.status.succeeded,
-      failed: job.status.failed,
-      concurrency: input.concurrency,
-      throughputPerSecond: round(job.status.succeeded / wallSeconds),
-      latencyMs: percentiles(latencies),
-      wallSeconds: round(wallSeconds),
-      runs: job.carryOver().runs,
     };
-  };
 
-  return job.run(
-    async () => {
-      nextIndex = await window.run(nextIndex, runEnd, runItem, historyLongEnough);
-      if (nextIndex < input.count) {
-        await job.checkpoint();
-        const next: StressCarry = { job: job.carryOver(), nextIndex, latencies, startedAtMs };
-        await continueAsNew<typeof stressTest>(rawInput, next);
-      }
-      return report('completed');
-    },
-    () => report('cancelled'),
-    // Let the items already in flight finish (or be cancelled) before the job reports.
-    () => window.settle(),
-  );
-}
+    const report = (outcome: StressTestResult['outcome']): StressTestResult => {
+      const wallSeconds = Math.max(0.001, (Date.now() - startedAtMs) / 1000);
+      return {
+        outcome,
+        mode: input.mode,
+        count: input.count,
+        completed: job.status.succeeded,
+        failed: job.status.failed,
+        concurrency: input.concurrency,
+        throughputPerSecond: round(job.status.succeeded / wallSeconds),
+        latencyMs: percentiles(latencies),
+        wallSeconds: round(wallSeconds),
+        runs: job.carryOver().runs,
+      };
+    };
+
+    return {
+      async work() {
+        const runEnd = Math.min(input.count, start + input.itemsPerRun);
+        // Patched: runs recorded before this check started their items regardless of the suggestion.
+        const nextIndex = await window.run(start, runEnd, runItem, {
+          stopEarly: continueAsNewSuggested('stress-continue-as-new-when-suggested'),
+        });
+        if (nextIndex < input.count) await continueAsNew({ nextIndex, latencies, startedAtMs });
+        return report('completed');
+      },
+      cancelled: () => report('cancelled'),
+      // Let the items already in flight finish (or be cancelled) before the job reports.
+      cleanup: () => window.settle(),
+    };
+  },
+});
 
 function round(value: number): number {
   return Math.round(value * 100) / 100;

@@ -4,52 +4,35 @@
  * message before the next. The workflow paces the batches with its own timers (send-plan.ts), so the rate limit
  * holds across worker restarts, and continues as new every `batchesPerRun` batches to keep its history small.
  */
-import { condition, continueAsNew, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CampaignReportSummary } from '../activities/email/report';
 import type { BatchState } from '../activities/email/send-batch';
 import type { DeliverEmailResult } from '../activities/email/send-email';
-import {
-  sendBulkEmailInput,
-  sendEmailInput,
-  type SendBulkEmailInput,
-  type SendEmailInput,
-} from '../shared/email-inputs';
-import type { JobCarryOver } from '../shared/job-status';
+import { sendBulkEmailInput, sendEmailInput } from '../shared/email-inputs';
 import { describeRate, keepRecentEnds, nextBatchStart, parseRate, planSending } from '../shared/send-plan';
-import {
-  JobControl,
-  heartbeatingActivityOptions,
-  interruptibleActivityOptions,
-  persistentRetry,
-  validateInput,
-} from './job-control';
+import { bounded, interruptibleUntilDone, untilReachable } from './activity-profiles';
+import { defineJob } from './define-job';
 
-/**
- * Sending one message heartbeats while it waits on the server (its own socket timeouts allow more than a minute). An
- * SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
- */
-export const deliverEmailOptions: ActivityOptions = { ...heartbeatingActivityOptions, retry: persistentRetry };
-
-const { deliverEmail } = proxyActivities<typeof activities>(deliverEmailOptions);
+// Sending one message heartbeats while it waits on the server (its own socket timeouts allow more than a minute). An
+// SMTP server that is down makes the job wait and retry (backoff up to a minute), never fail.
+const { deliverEmail } = proxyActivities<typeof activities>(untilReachable);
 
 // Preparing and reporting read every send log of the campaign, heartbeating meanwhile.
-const bookkeeping = proxyActivities<typeof activities>(heartbeatingActivityOptions);
+const campaignRecords = proxyActivities<typeof activities>(bounded);
 
-const { sendEmailBatch } = proxyActivities<typeof activities>(interruptibleActivityOptions);
+const { sendEmailBatch } = proxyActivities<typeof activities>(interruptibleUntilDone);
 
 export type SendEmailResult = (DeliverEmailResult & { outcome: 'sent' }) | { outcome: 'cancelled' };
 
 /** Sends one message. A retry after a crash sends it with the same Message-ID. */
-export async function sendEmail(rawInput: SendEmailInput): Promise<SendEmailResult> {
-  const input = validateInput('sendEmail', sendEmailInput, rawInput);
-  const job = new JobControl<SendEmailResult>({
-    type: 'sendEmail',
-    progress: { done: 0, total: 1, unit: 'emails' },
-    stage: 'sending',
-  });
-  return job.run(
-    async () => {
+export const sendEmail = defineJob<typeof sendEmailInput, SendEmailResult>({
+  type: 'sendEmail',
+  input: sendEmailInput,
+  progress: { done: 0, total: 1, unit: 'emails' },
+  stage: 'sending',
+  setup: ({ job, input }) => ({
+    async work() {
       await job.checkpoint();
       const sent = await deliverEmail({ ...input, messageKey: workflowInfo().workflowId });
       job.itemSucceeded();
@@ -57,9 +40,8 @@ export async function sendEmail(rawInput: SendEmailInput): Promise<SendEmailResu
       job.setMessage(`accepted: ${sent.response}`);
       return { outcome: 'sent', ...sent };
     },
-    () => ({ outcome: 'cancelled' }),
-  );
-}
+  }),
+});
 
 export interface BulkEmailResult extends Partial<CampaignReportSummary> {
   outcome: 'completed' | 'cancelled';
@@ -73,9 +55,8 @@ export interface BulkEmailResult extends Partial<CampaignReportSummary> {
   runs: number;
 }
 
-/** Where a campaign stands; handed from run to run when it continues as new. */
+/** Where a campaign stands; handed from run to run when it continues as new (with the job's status). */
 export interface BulkEmailCarry {
-  job: JobCarryOver;
   campaignId: string;
   campaignDir: string;
   total: number;
@@ -102,115 +83,112 @@ export interface BulkEmailCarry {
 const DISPATCH_LEAD_MS = 1000;
 
 /** Sends a campaign: "450 / 10000 sent" in `status`, paced by `rate`, resumable after any crash. */
-export async function sendBulkEmail(rawInput: SendBulkEmailInput, carry?: BulkEmailCarry): Promise<BulkEmailResult> {
-  const input = validateInput('sendBulkEmail', sendBulkEmailInput, rawInput);
-  const rate = input.rate === undefined ? undefined : parseRate(input.rate);
-  const perDomain = input.perDomainRate === undefined ? undefined : parseRate(input.perDomainRate);
-  const plan = planSending(rate, perDomain);
-  const campaignId = input.campaignId ?? workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
-  const job = new JobControl<BulkEmailResult>({
-    type: 'sendBulkEmail',
-    progress: { done: carry?.sent ?? 0, total: carry?.total ?? 0, unit: 'emails' },
-    stage: carry ? 'sending' : 'preparing',
-    carried: carry?.job,
-  });
-  let campaign = carry;
-  let report: CampaignReportSummary | undefined;
-  const limits = [rate && describeRate(rate), perDomain && `${describeRate(perDomain)} per domain`].filter(Boolean);
+export const sendBulkEmail = defineJob<typeof sendBulkEmailInput, BulkEmailResult, BulkEmailCarry>({
+  type: 'sendBulkEmail',
+  input: sendBulkEmailInput,
+  progress: { done: 0, total: 0, unit: 'emails' },
+  stage: (_input, carry) => (carry ? 'sending' : 'preparing'),
+  setup: ({ job, input, carry, continueAsNew }) => {
+    const rate = input.rate === undefined ? undefined : parseRate(input.rate);
+    const perDomain = input.perDomainRate === undefined ? undefined : parseRate(input.perDomainRate);
+    const plan = planSending(rate, perDomain);
+    const campaignId = input.campaignId ?? workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
+    let campaign: BulkEmailCarry | undefined = carry;
+    let report: CampaignReportSummary | undefined;
+    const limits = [rate && describeRate(rate), perDomain && `${describeRate(perDomain)} per domain`].filter(Boolean);
 
-  const showCounts = (c: BulkEmailCarry) => {
-    job.setCounts(c.sent, c.failed + c.skipped);
-    job.setProgress(c.sent, c.total);
-    const extra = [
-      c.failed && `${c.failed} failed`,
-      c.skipped && `${c.skipped} skipped`,
-      c.possiblyDuplicated && `${c.possiblyDuplicated} possibly sent twice`,
-    ].filter(Boolean);
-    const count = (n: number) => n.toLocaleString('en-US');
-    job.setMessage(`${count(c.sent)} / ${count(c.total)} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
-  };
+    const showCounts = (c: BulkEmailCarry) => {
+      job.setCounts(c.sent, c.failed + c.skipped);
+      job.setProgress(c.sent, c.total);
+      const extra = [
+        c.failed && `${c.failed} failed`,
+        c.skipped && `${c.skipped} skipped`,
+        c.possiblyDuplicated && `${c.possiblyDuplicated} possibly sent twice`,
+      ].filter(Boolean);
+      const count = (n: number) => n.toLocaleString('en-US');
+      job.setMessage(`${count(c.sent)} / ${count(c.total)} sent${extra.length ? ` · ${extra.join(', ')}` : ''}`);
+    };
 
-  const result = (outcome: BulkEmailResult['outcome']): BulkEmailResult => ({
-    outcome,
-    campaignId,
-    total: campaign?.total ?? 0,
-    sent: campaign?.sent ?? 0,
-    failed: campaign?.failed ?? 0,
-    skipped: campaign?.skipped ?? 0,
-    possiblyDuplicated: campaign?.possiblyDuplicated ?? 0,
-    ...(limits.length && { rate: limits.join(', ') }),
-    runs: job.carryOver().runs,
-    ...report,
-  });
+    const result = (outcome: BulkEmailResult['outcome']): BulkEmailResult => ({
+      outcome,
+      campaignId,
+      total: campaign?.total ?? 0,
+      sent: campaign?.sent ?? 0,
+      failed: campaign?.failed ?? 0,
+      skipped: campaign?.skipped ?? 0,
+      possiblyDuplicated: campaign?.possiblyDuplicated ?? 0,
+      ...(limits.length && { rate: limits.join(', ') }),
+      runs: job.carryOver().runs,
+      ...report,
+    });
 
-  return job.run(
-    async () => {
-      if (!campaign) {
-        await job.checkpoint();
-        const prepared = await bookkeeping.prepareCampaign({ ...input, campaignId });
-        campaign = {
-          job: job.carryOver(),
-          campaignId,
-          campaignDir: prepared.campaignDir,
-          total: prepared.total,
-          skipped: prepared.skipped,
-          next: prepared.resumeAt,
-          sent: prepared.sent,
-          failed: prepared.failed,
-          possiblyDuplicated: prepared.possiblyDuplicated,
-          // (Undefined in a result recorded before prepareCampaign listed them.)
-          ...(prepared.earlierLogs?.length && { earlierLogs: prepared.earlierLogs }),
-          // A campaign started again waits as if its last message had ended every recent batch: safe, if slower.
-          recentEnds: prepared.lastReplyAt ? Array<number>(plan.window?.batches ?? 1).fill(prepared.lastReplyAt) : [],
-        };
-        for (const row of prepared.skippedSample)
-          job.noteError(`row ${row.row} ${row.email}`, `skipped: ${row.reason}`);
-      }
-      const c = campaign;
-      job.setStage('sending');
-      showCounts(c);
-      let batches = 0;
-      while (c.next < c.total) {
-        await job.checkpoint();
-        const notBefore = nextBatchStart(plan, c.recentEnds);
-        const wait = notBefore - DISPATCH_LEAD_MS - Date.now();
-        if (wait > 0) {
-          await condition(() => job.isCancelling, wait);
+    return {
+      async work() {
+        if (!campaign) {
           await job.checkpoint();
+          const prepared = await campaignRecords.prepareCampaign({ ...input, campaignId });
+          campaign = {
+            campaignId,
+            campaignDir: prepared.campaignDir,
+            total: prepared.total,
+            skipped: prepared.skipped,
+            next: prepared.resumeAt,
+            sent: prepared.sent,
+            failed: prepared.failed,
+            possiblyDuplicated: prepared.possiblyDuplicated,
+            // (Undefined in a result recorded before prepareCampaign listed them.)
+            ...(prepared.earlierLogs?.length && { earlierLogs: prepared.earlierLogs }),
+            // A campaign started again waits as if its last message had ended every recent batch: safe, if slower.
+            recentEnds: prepared.lastReplyAt ? Array<number>(plan.window?.batches ?? 1).fill(prepared.lastReplyAt) : [],
+          };
+          for (const row of prepared.skippedSample)
+            job.noteError(`row ${row.row} ${row.email}`, `skipped: ${row.reason}`);
         }
-        const batchStart = c.next;
-        const batch = await job.runResumable<BatchState, BatchState>(() =>
-          sendEmailBatch({
-            campaignDir: c.campaignDir,
-            batchStart,
-            batchSize: plan.batchSize,
-            perDomainPerBatch: plan.perDomainPerBatch,
-            sentBefore: c.sent,
-            notBefore,
-            ...(c.earlierLogs?.length && { earlierLogs: c.earlierLogs }),
-          }),
-        );
-        c.next = batch.next;
-        c.sent += batch.sent;
-        c.failed += batch.failed;
-        c.possiblyDuplicated += batch.possiblyDuplicated;
-        c.recentEnds = keepRecentEnds(plan, c.recentEnds, batch.lastReplyAt);
-        for (const failure of batch.failures) job.noteError(failure.email, failure.reason);
+        const c = campaign;
+        job.setStage('sending');
         showCounts(c);
-        batches += 1;
-        if (c.next < c.total && (batches >= input.batchesPerRun || workflowInfo().continueAsNewSuggested)) {
+        let batches = 0;
+        while (c.next < c.total) {
           await job.checkpoint();
-          await continueAsNew<typeof sendBulkEmail>(rawInput, { ...c, job: job.carryOver() });
+          const notBefore = nextBatchStart(plan, c.recentEnds);
+          const wait = notBefore - DISPATCH_LEAD_MS - Date.now();
+          if (wait > 0) {
+            await condition(() => job.isCancelling, wait);
+            await job.checkpoint();
+          }
+          const batchStart = c.next;
+          const batch = await job.runResumable<BatchState, BatchState>(() =>
+            sendEmailBatch({
+              campaignDir: c.campaignDir,
+              batchStart,
+              batchSize: plan.batchSize,
+              perDomainPerBatch: plan.perDomainPerBatch,
+              sentBefore: c.sent,
+              notBefore,
+              ...(c.earlierLogs?.length && { earlierLogs: c.earlierLogs }),
+            }),
+          );
+          c.next = batch.next;
+          c.sent += batch.sent;
+          c.failed += batch.failed;
+          c.possiblyDuplicated += batch.possiblyDuplicated;
+          c.recentEnds = keepRecentEnds(plan, c.recentEnds, batch.lastReplyAt);
+          for (const failure of batch.failures) job.noteError(failure.email, failure.reason);
+          showCounts(c);
+          batches += 1;
+          if (c.next < c.total && (batches >= input.batchesPerRun || workflowInfo().continueAsNewSuggested)) {
+            await continueAsNew(c);
+          }
         }
-      }
-      job.setStage('reporting');
-      report = await bookkeeping.writeCampaignReport({ campaignDir: c.campaignDir });
-      job.setMessage(report.summary.split('\n')[0] ?? '');
-      return result('completed');
-    },
-    () => result('cancelled'),
-    async () => {
-      if (campaign) report = await bookkeeping.writeCampaignReport({ campaignDir: campaign.campaignDir });
-    },
-  );
-}
+        job.setStage('reporting');
+        report = await campaignRecords.writeCampaignReport({ campaignDir: c.campaignDir });
+        job.setMessage(report.summary.split('\n')[0] ?? '');
+        return result('completed');
+      },
+      cancelled: () => result('cancelled'),
+      async cleanup() {
+        if (campaign) report = await campaignRecords.writeCampaignReport({ campaignDir: campaign.campaignDir });
+      },
+    };
+  },
+});

@@ -12,7 +12,6 @@
  * heartbeat), which returns a checkpoint; resume starts it again from there.
  */
 import {
-  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -25,7 +24,6 @@ import {
   setHandler,
   upsertMemo,
 } from '@temporalio/workflow';
-import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import {
   MAX_SNAPSHOT_ERRORS,
   MAX_STATUS_ERRORS,
@@ -38,8 +36,6 @@ import {
 } from '../shared/job-status';
 import { rootCause } from '../shared/failures';
 import { cancelSignal, pauseSignal, progressSignal, resumeSignal, statusQuery } from '../shared/messages';
-import { JobInputError, parseJobInput } from '../shared/job-catalog';
-import type { z } from 'zod';
 
 /** Thrown at a safe point after the `cancel` signal; {@link JobControl.run} turns it into a partial result. */
 export class GracefulCancel extends Error {
@@ -49,92 +45,12 @@ export class GracefulCancel extends Error {
   }
 }
 
-/** Retries for work that a bad input fails for good but a passing fault (a busy disk) may interrupt: a few. */
-export const boundedRetry: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
-  maximumAttempts: 5,
-};
-
-/**
- * Retries for work that waits on something outside (an SMTP server, a dead worker's heartbeat): until it works. A
- * bug (`TypeError`...) is not worth waiting for: the worker fails it for good on attempt BUG_ATTEMPTS, whatever the
- * policy (src/workers/bug-interceptor.ts).
- */
-export const persistentRetry: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '1 minute',
-};
-
-/**
- * How long an activity may go without a heartbeat before Temporal retries it (on another worker if this one died):
- * the longest a dead worker holds a job up. Heartbeating activities beat at least every second; with eight stress
- * items hashing on one worker's main thread and a load average of 9 on 2 cores, the worst gap between one item's
- * heartbeats was 3.1 s (event-loop delay up to 4.2 s). 10 s leaves three times that. It was 15 s, until a chaos run
- * killed the worker of a cut analysis three times in 40 s, each time just as the retry began: the job waited 3 × 15 s
- * for timeouts and stood still 64 s. At 10 s a dead worker costs a job about 11 s (timeout, then the retry's start).
- */
-export const HEARTBEAT_TIMEOUT = '10 seconds';
-
-/** Activities that heartbeat while they work, however long: the heartbeat, not the clock, tells a dead worker. */
-export const heartbeatingActivityOptions: ActivityOptions = {
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: boundedRetry,
-};
-
-/**
- * The longest a short activity (one that does not heartbeat) may run: it must finish well within this on a loaded
- * machine, and a dead worker's attempt is retried after it.
- */
-export const SHORT_ACTIVITY_TIMEOUT = '30 seconds';
-
-/**
- * Activities that are short by nature (a small JSON file written or read, a health probe): no heartbeat, so the
- * start-to-close timeout is what tells a dead worker.
- */
-export const shortActivityOptions: ActivityOptions = {
-  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
-  retry: boundedRetry,
-};
-
-/**
- * The promise every activity option set keeps (test/unit/activity-timeouts.test.ts checks each one): a job whose
- * worker dies waits at most this long before its activity is retried elsewhere.
- */
-export const WORKER_DEATH_STALL_LIMIT = '60 seconds';
-
-/**
- * Activity options for activities that a pause or cancel may interrupt: the workflow waits for the activity to
- * stop and hand back its checkpoint, and heartbeats are frequent enough for the interruption to arrive promptly.
- */
-export const interruptibleActivityOptions: ActivityOptions = {
-  startToCloseTimeout: '1 day',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: persistentRetry,
-};
-
 export interface JobOptions {
   type: string;
   progress: JobProgress;
   stage?: string;
   /** Status carried over from the previous run when the job continued as new. */
   carried?: JobCarryOver;
-}
-
-/** Parses a workflow's input with the shared schema; a bad input fails the job at once, naming the fields. */
-export function validateInput<S extends z.ZodType>(jobType: string, schema: S, raw: unknown): z.output<S> {
-  try {
-    return parseJobInput(jobType, schema, raw);
-  } catch (err) {
-    if (err instanceof JobInputError) {
-      throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput', { issues: err.issues });
-    }
-    throw err;
-  }
 }
 
 export class JobControl<Result = unknown> {

@@ -3,41 +3,27 @@
  * activity per epoch, then an evaluation) and `evaluateModel` (the evaluation alone). Weights never travel through
  * the workflow: it passes paths, and keeps the per-epoch metrics for `status`.
  */
-import { continueAsNew, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { EvaluationCursor, EvaluationSummary } from '../activities/training/evaluate';
 import type { DatasetStats } from '../activities/training/dataset';
 import type { EpochCursor, PreparedRun } from '../activities/training/train-epoch';
 import type { ValidationCursor } from '../activities/training/synthetic-data';
 import { inputWarnings } from '../shared/job-catalog';
-import type { JobCarryOver } from '../shared/job-status';
 import {
   evaluateModelInput,
   generateSyntheticDataInput,
   trainModelInput,
   type EpochMetrics,
-  type EvaluateModelInput,
-  type GenerateSyntheticDataInput,
-  type TrainModelInput,
 } from '../shared/training-inputs';
-import {
-  JobControl,
-  boundedRetry,
-  heartbeatingActivityOptions,
-  interruptibleActivityOptions,
-  validateInput,
-} from './job-control';
+import { bounded, trainingStep } from './activity-profiles';
+import { defineJob } from './define-job';
 
 // Preparing a run heartbeats while it reads the dataset and writes the first checkpoint.
-const preparing = proxyActivities<typeof activities>(heartbeatingActivityOptions);
+const preparing = proxyActivities<typeof activities>(bounded);
 
-/** A dead worker's epoch is retried (it resumes from its partial checkpoint); a bug is not retried forever. */
-export const trainingStepOptions: ActivityOptions = {
-  ...interruptibleActivityOptions,
-  retry: { ...boundedRetry, maximumAttempts: 10 },
-};
-
-const long = proxyActivities<typeof activities>(trainingStepOptions);
+// A dead worker's step is retried (it resumes from its partial checkpoint); a bug is not retried forever.
+const long = proxyActivities<typeof activities>(trainingStep);
 
 /** How many epochs' metrics `status` and the result keep (every epoch's are in its checkpoint). */
 const EPOCHS_SHOWN = 100;
@@ -47,39 +33,37 @@ export type GenerateSyntheticDataResult =
   | { outcome: 'cancelled'; dataset: string };
 
 /** Renders pages, cuts and augments patches, validates them and writes the dataset's manifest. */
-export async function generateSyntheticData(
-  rawInput: GenerateSyntheticDataInput,
-): Promise<GenerateSyntheticDataResult> {
-  const { outputDir, ...input } = validateInput('generateSyntheticData', generateSyntheticDataInput, rawInput);
-  const spec = { ...input, datasetDir: outputDir ?? `datasets/${input.datasetId}` };
-  const job = new JobControl<GenerateSyntheticDataResult>({
-    type: 'generateSyntheticData',
-    progress: { done: 0, total: input.pages, unit: 'pages' },
-    stage: 'rendering pages',
-  });
-  return job.run(
-    async () => {
-      await job.runResumable<number, unknown>((resumeFrom) => long.renderDatasetPages({ ...spec, resumeFrom }));
-      job.setStage('cutting patches', input.augment ? 'with augmented copies' : '');
-      job.setProgress(0, input.pages, 'pages');
-      await job.runResumable<number, unknown>((resumeFrom) => long.cutDatasetPatches({ ...spec, resumeFrom }));
-      job.setStage('validating');
-      job.setProgress(0, 0, 'pairs');
-      const validated = await job.runResumable<
-        ValidationCursor,
-        { manifest: string; stats: DatasetStats; rejected: number }
-      >((resumeFrom) => long.validateDataset({ ...spec, ...(resumeFrom && { resumeFrom }) }));
-      const { stats } = validated;
-      job.setCounts(stats.trainPairs + stats.valPairs, validated.rejected);
-      job.setMessage(
-        `${stats.trainPairs} training and ${stats.valPairs} validation pairs; degraded PSNR ${stats.degradedPsnr} dB` +
-          (validated.rejected ? `; ${validated.rejected} rejected` : ''),
-      );
-      return { outcome: 'completed', dataset: spec.datasetDir, ...validated };
-    },
-    () => ({ outcome: 'cancelled', dataset: spec.datasetDir }),
-  );
-}
+export const generateSyntheticData = defineJob<typeof generateSyntheticDataInput, GenerateSyntheticDataResult>({
+  type: 'generateSyntheticData',
+  input: generateSyntheticDataInput,
+  progress: (input) => ({ done: 0, total: input.pages, unit: 'pages' }),
+  stage: 'rendering pages',
+  setup: ({ job, input: { outputDir, ...input } }) => {
+    const spec = { ...input, datasetDir: outputDir ?? `datasets/${input.datasetId}` };
+    return {
+      async work() {
+        await job.runResumable<number, unknown>((resumeFrom) => long.renderDatasetPages({ ...spec, resumeFrom }));
+        job.setStage('cutting patches', input.augment ? 'with augmented copies' : '');
+        job.setProgress(0, input.pages, 'pages');
+        await job.runResumable<number, unknown>((resumeFrom) => long.cutDatasetPatches({ ...spec, resumeFrom }));
+        job.setStage('validating');
+        job.setProgress(0, 0, 'pairs');
+        const validated = await job.runResumable<
+          ValidationCursor,
+          { manifest: string; stats: DatasetStats; rejected: number }
+        >((resumeFrom) => long.validateDataset({ ...spec, ...(resumeFrom && { resumeFrom }) }));
+        const { stats } = validated;
+        job.setCounts(stats.trainPairs + stats.valPairs, validated.rejected);
+        job.setMessage(
+          `${stats.trainPairs} training and ${stats.valPairs} validation pairs; degraded PSNR ${stats.degradedPsnr} dB` +
+            (validated.rejected ? `; ${validated.rejected} rejected` : ''),
+        );
+        return { outcome: 'completed', dataset: spec.datasetDir, ...validated };
+      },
+      cancelled: () => ({ outcome: 'cancelled', dataset: spec.datasetDir }),
+    };
+  },
+});
 
 export interface TrainModelResult {
   outcome: 'completed' | 'cancelled';
@@ -99,9 +83,8 @@ export interface TrainModelResult {
   warnings?: string[];
 }
 
-/** What one run of `trainModel` hands to the next when it continues as new. */
+/** What one run of `trainModel` hands to the next when it continues as new (besides the job's status). */
 export interface TrainModelCarry {
-  job: JobCarryOver;
   runKey: string;
   prepared: PreparedRun;
   epochs: EpochMetrics[];
@@ -124,112 +107,103 @@ function modelNameOf(modelName: string | undefined, layer: string): string {
  * at its last partial checkpoint, a dead worker's retry resumes from there. Continues as new every `epochsPerRun`
  * epochs.
  */
-export async function trainModel(rawInput: TrainModelInput, carry?: TrainModelCarry): Promise<TrainModelResult> {
-  const input = validateInput('trainModel', trainModelInput, rawInput);
-  const modelName = modelNameOf(input.modelName, input.layer);
-  // A start through Temporal itself (the UI, the `temporal` CLI) or an older client may still say `runId`.
-  const warnings = inputWarnings('trainModel', rawInput);
-  const runKey = carry?.runKey ?? workflowInfo().firstExecutionRunId;
-  const job = new JobControl<TrainModelResult>({
-    type: 'trainModel',
-    progress: { done: 0, total: input.epochs, unit: 'epochs' },
-    stage: carry ? 'training' : 'preparing',
-    carried: carry?.job,
-  });
-  if (warnings.length > 0) job.setMessage(warnings.join('; '));
-  let prepared = carry?.prepared;
-  const epochs = carry?.epochs ?? [];
-  let best = carry?.best;
-  let evaluation: EvaluationSummary | undefined;
-  job.status.epochs = epochs;
+export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, TrainModelCarry>({
+  type: 'trainModel',
+  input: trainModelInput,
+  progress: (input) => ({ done: 0, total: input.epochs, unit: 'epochs' }),
+  stage: (_input, carry) => (carry ? 'training' : 'preparing'),
+  setup: ({ job, input, rawInput, carry, continueAsNew }) => {
+    const modelName = modelNameOf(input.modelName, input.layer);
+    // A start through Temporal itself (the UI, the `temporal` CLI) or an older client may still say `runId`.
+    const warnings = inputWarnings('trainModel', rawInput);
+    const runKey = carry?.runKey ?? workflowInfo().firstExecutionRunId;
+    if (warnings.length > 0) job.setMessage(warnings.join('; '));
+    let prepared = carry?.prepared;
+    const epochs = carry?.epochs ?? [];
+    let best = carry?.best;
+    let evaluation: EvaluationSummary | undefined;
+    job.status.epochs = epochs;
 
-  const result = (outcome: TrainModelResult['outcome']): TrainModelResult => ({
-    outcome,
-    layer: input.layer,
-    modelName,
-    runDir: prepared?.runDir ?? `models/${modelName}`,
-    epochsAsked: input.epochs,
-    epochsCompleted: epochs.at(-1)?.epoch ?? (carry?.nextEpoch ?? 1) - 1,
-    ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${modelName}`}/best.json`, best }),
-    epochs,
-    ...(evaluation && { evaluation }),
-    ...(warnings.length > 0 && { warnings }),
-  });
+    const result = (outcome: TrainModelResult['outcome']): TrainModelResult => ({
+      outcome,
+      layer: input.layer,
+      modelName,
+      runDir: prepared?.runDir ?? `models/${modelName}`,
+      epochsAsked: input.epochs,
+      epochsCompleted: epochs.at(-1)?.epoch ?? (carry?.nextEpoch ?? 1) - 1,
+      ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${modelName}`}/best.json`, best }),
+      epochs,
+      ...(evaluation && { evaluation }),
+      ...(warnings.length > 0 && { warnings }),
+    });
 
-  return job.run(
-    async () => {
-      if (!prepared) {
-        await job.checkpoint();
-        prepared = await preparing.prepareTrainingRun({
-          layer: input.layer,
-          dataset: input.dataset,
-          modelName,
-          runKey,
-          batchSize: input.batchSize,
-          learningRate: input.learningRate,
-          fineTuneFrom: input.fineTuneFrom,
-          layer1Model: input.layer1Model,
-          seed: input.seed,
-        });
-      }
-      const run = prepared;
-      const firstEpoch = carry?.nextEpoch ?? 1;
-      job.setProgress((firstEpoch - 1) * run.batchesPerEpoch, input.epochs * run.batchesPerEpoch, 'batches');
-      for (let epoch = firstEpoch; epoch <= input.epochs; epoch++) {
-        if (epoch >= firstEpoch + input.epochsPerRun || workflowInfo().continueAsNewSuggested) {
+    return {
+      async work() {
+        if (!prepared) {
           await job.checkpoint();
-          await continueAsNew<typeof trainModel>(rawInput, {
-            job: job.carryOver(),
-            runKey,
-            prepared: run,
-            epochs,
-            ...(best && { best }),
-            nextEpoch: epoch,
-          });
-        }
-        job.setStage(
-          'training',
-          `epoch ${epoch}/${input.epochs} from ${epoch === 1 ? run.startedFrom : `epoch ${epoch - 1}`}`,
-        );
-        const metrics = await job.runResumable<EpochCursor, EpochMetrics>((resumeFrom) =>
-          long.trainEpoch({
+          prepared = await preparing.prepareTrainingRun({
             layer: input.layer,
             dataset: input.dataset,
-            runDir: run.runDir,
+            modelName,
             runKey,
-            epoch,
-            epochs: input.epochs,
             batchSize: input.batchSize,
-            learningRate: run.learningRate,
+            learningRate: input.learningRate,
+            fineTuneFrom: input.fineTuneFrom,
+            layer1Model: input.layer1Model,
             seed: input.seed,
-            ...(resumeFrom && { resumeFrom }),
-          }),
-        );
-        epochs.push(metrics);
-        if (epochs.length > EPOCHS_SHOWN) epochs.shift();
-        if (!best || metrics.valLoss < best.valLoss) best = metrics;
-        job.setProgress(epoch * run.batchesPerEpoch);
-        job.setMessage(
-          `epoch ${epoch}/${input.epochs}: train loss ${metrics.trainLoss}, val loss ${metrics.valLoss}, ` +
-            `val PSNR ${metrics.valPsnr} dB (input ${metrics.inputPsnr} dB)`,
-        );
-      }
-      if (input.evaluate) {
-        job.setStage('evaluating', 'held-out pages: input, classical pipeline, model');
-        evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
-          long.evaluateHeldOutPages({
-            model: `${run.runDir}/best.json`,
-            dataset: input.dataset,
-            ...(resumeFrom && { resumeFrom }),
-          }),
-        );
-        job.setMessage(describeEvaluation(evaluation));
-      }
-      return result('completed');
-    },
-    () => result('cancelled'),
-  );
-}
+          });
+        }
+        const run = prepared;
+        const firstEpoch = carry?.nextEpoch ?? 1;
+        job.setProgress((firstEpoch - 1) * run.batchesPerEpoch, input.epochs * run.batchesPerEpoch, 'batches');
+        for (let epoch = firstEpoch; epoch <= input.epochs; epoch++) {
+          if (epoch >= firstEpoch + input.epochsPerRun || workflowInfo().continueAsNewSuggested) {
+            await continueAsNew({ runKey, prepared: run, epochs, ...(best && { best }), nextEpoch: epoch });
+          }
+          job.setStage(
+            'training',
+            `epoch ${epoch}/${input.epochs} from ${epoch === 1 ? run.startedFrom : `epoch ${epoch - 1}`}`,
+          );
+          const metrics = await job.runResumable<EpochCursor, EpochMetrics>((resumeFrom) =>
+            long.trainEpoch({
+              layer: input.layer,
+              dataset: input.dataset,
+              runDir: run.runDir,
+              runKey,
+              epoch,
+              epochs: input.epochs,
+              batchSize: input.batchSize,
+              learningRate: run.learningRate,
+              seed: input.seed,
+              ...(resumeFrom && { resumeFrom }),
+            }),
+          );
+          epochs.push(metrics);
+          if (epochs.length > EPOCHS_SHOWN) epochs.shift();
+          if (!best || metrics.valLoss < best.valLoss) best = metrics;
+          job.setProgress(epoch * run.batchesPerEpoch);
+          job.setMessage(
+            `epoch ${epoch}/${input.epochs}: train loss ${metrics.trainLoss}, val loss ${metrics.valLoss}, ` +
+              `val PSNR ${metrics.valPsnr} dB (input ${metrics.inputPsnr} dB)`,
+          );
+        }
+        if (input.evaluate) {
+          job.setStage('evaluating', 'held-out pages: input, classical pipeline, model');
+          evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
+            long.evaluateHeldOutPages({
+              model: `${run.runDir}/best.json`,
+              dataset: input.dataset,
+              ...(resumeFrom && { resumeFrom }),
+            }),
+          );
+          job.setMessage(describeEvaluation(evaluation));
+        }
+        return result('completed');
+      },
+      cancelled: () => result('cancelled'),
+    };
+  },
+});
 
 function describeEvaluation(evaluation: EvaluationSummary): string {
   const { input, classical, model } = evaluation;
@@ -242,21 +216,18 @@ function describeEvaluation(evaluation: EvaluationSummary): string {
 export type EvaluateModelResult = (EvaluationSummary & { outcome: 'completed' }) | { outcome: 'cancelled' };
 
 /** Scores a trained model on a dataset's held-out pages against the degraded input and the classical pipeline. */
-export async function evaluateModel(rawInput: EvaluateModelInput): Promise<EvaluateModelResult> {
-  const input = validateInput('evaluateModel', evaluateModelInput, rawInput);
-  const job = new JobControl<EvaluateModelResult>({
-    type: 'evaluateModel',
-    progress: { done: 0, total: 0, unit: 'pages' },
-    stage: 'evaluating',
-  });
-  return job.run(
-    async () => {
+export const evaluateModel = defineJob<typeof evaluateModelInput, EvaluateModelResult>({
+  type: 'evaluateModel',
+  input: evaluateModelInput,
+  progress: { done: 0, total: 0, unit: 'pages' },
+  stage: 'evaluating',
+  setup: ({ job, input }) => ({
+    async work() {
       const evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
         long.evaluateHeldOutPages({ ...input, ...(resumeFrom && { resumeFrom }) }),
       );
       job.setMessage(describeEvaluation(evaluation));
       return { outcome: 'completed', ...evaluation };
     },
-    () => ({ outcome: 'cancelled' }),
-  );
-}
+  }),
+});

@@ -2,34 +2,26 @@
  * Video cut analysis (`analyzeCuts`): probe, detect shots in one resumable decoding pass (status: seconds of video
  * analysed), then build, score and thumbnail the clips and write `cuts.json`.
  */
-import { patched, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CutAnalysis, ScoreCheckpoint } from '../activities/video/analyze-clips';
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
 import type { VideoInfo } from '../activities/video/probe';
-import { analyzeCutsInput, type AnalyzeCutsInput } from '../shared/video-inputs';
-import {
-  JobControl,
-  boundedRetry,
-  heartbeatingActivityOptions,
-  interruptibleActivityOptions,
-  shortActivityOptions,
-  validateInput,
-} from './job-control';
+import { analyzeCutsInput } from '../shared/video-inputs';
+import { bounded, interruptible, interruptibleUntilDone, quick } from './activity-profiles';
+import { defineJob } from './define-job';
 import { CUTS_STATE_FOLDER, INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 
 // Probing (ffprobe) and scoring clips in one go (runs from before pause) heartbeat while they wait on ffmpeg.
-const { probeVideoFile, analyzeClips } = proxyActivities<typeof activities>(heartbeatingActivityOptions);
+const { probeVideoFile, analyzeClips } = proxyActivities<typeof activities>(bounded);
 
 // Writing a partial cuts.json is one small file; claiming the output folder reads and writes one small record.
-const { writePartialCuts: writePartial, claimCutsFolder } = proxyActivities<typeof activities>(shortActivityOptions);
+const { writePartialCuts: writePartial, claimCutsFolder } = proxyActivities<typeof activities>(quick);
 
-const { detectShots } = proxyActivities<typeof activities>(interruptibleActivityOptions);
+const { detectShots } = proxyActivities<typeof activities>(interruptibleUntilDone);
 
-/** Scoring stops between two clips for a pause or cancel; a bad clip fails for good after a few tries. */
-export const scoreClipsOptions: ActivityOptions = { ...interruptibleActivityOptions, retry: boundedRetry };
-
-const { analyzeClipsResumable } = proxyActivities<typeof activities>(scoreClipsOptions);
+// Scoring stops between two clips for a pause or cancel; a bad clip fails for good after a few tries.
+const { analyzeClipsResumable } = proxyActivities<typeof activities>(interruptible);
 
 export type AnalyzeCutsResult =
   | (CutAnalysis & { outcome: 'completed' })
@@ -53,81 +45,81 @@ function defaultOutputDir(video: string): string {
   return `${slash >= 0 ? video.slice(0, slash + 1) : ''}${name}-cuts`;
 }
 
-export async function analyzeCuts(rawInput: AnalyzeCutsInput): Promise<AnalyzeCutsResult> {
-  const input = validateInput('analyzeCuts', analyzeCutsInput, rawInput);
-  const interruptible = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS);
-  const job = new JobControl<AnalyzeCutsResult>({
-    type: 'analyzeCuts',
-    progress: { done: 0, total: 0, unit: 'seconds' },
-    stage: 'probing',
-  });
-  const outputDir = input.outputDir ?? defaultOutputDir(input.video);
-  // How far the job got, for the partial cuts.json of a cancel.
-  let info: VideoInfo | undefined;
-  let detecting: DetectCheckpoint | undefined;
-  let shots: DetectedShots | undefined;
-  let scoring: ScoreCheckpoint | undefined;
-  let partialCuts: CutAnalysis | undefined;
-  let finished = false;
+export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>({
+  type: 'analyzeCuts',
+  input: analyzeCutsInput,
+  progress: { done: 0, total: 0, unit: 'seconds' },
+  stage: 'probing',
+  setup: ({ job, input }) => {
+    const interruptible = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS);
+    const outputDir = input.outputDir ?? defaultOutputDir(input.video);
+    // How far the job got, for the partial cuts.json of a cancel.
+    let info: VideoInfo | undefined;
+    let detecting: DetectCheckpoint | undefined;
+    let shots: DetectedShots | undefined;
+    let scoring: ScoreCheckpoint | undefined;
+    let partialCuts: CutAnalysis | undefined;
+    let finished = false;
 
-  /** Writes cuts.json, marked partial, with the boundaries (and scored clips) found before the cancel. */
-  const writePartialCuts = async () => {
-    // Nothing to write before the probe; and a job cancelled while held after it finished has its full cuts.json.
-    if (!info || finished) return;
-    partialCuts = await writePartial({
-      video: input.video,
-      outputDir,
-      info,
-      boundaries: shots?.boundaries ?? detecting?.detector.boundaries ?? [],
-      framesAnalyzed: (shots && framesAnalyzed(shots)) ?? detecting?.nextIndex ?? 0,
-      analyzedMs: shots ? info.durationMs : (detecting?.nextMs ?? 0),
-      clips: scoring?.clips,
-    });
-  };
-
-  return job.run(
-    async () => {
-      await job.checkpoint();
-      info = await probeVideoFile({ video: input.video });
-      // Another analysis' thumbnails and cuts.json in outputDir: refused before detection (runs from before: not).
-      if (patched(CUTS_STATE_FOLDER)) await claimCutsFolder({ ...input, outputDir });
-      const seconds = Math.round(info.durationMs / 1000);
-      job.setProgress(0, seconds);
-      job.setStage(
-        'detecting shots',
-        `${info.width}×${info.height} ${info.codec}, ${info.fps} fps, ${(info.durationMs / 1000).toFixed(1)} s`,
-      );
-      const probed = info;
-      shots = await job.runResumable<DetectCheckpoint, DetectedShots>(
-        (resumeFrom) => detectShots({ video: input.video, info: probed, threshold: input.threshold, resumeFrom }),
-        { onCheckpoint: (checkpoint) => (detecting = checkpoint) },
-      );
-      job.setProgress(seconds, seconds);
-      job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${framesAnalyzed(shots)} frames`);
-      const request = {
+    /** Writes cuts.json, marked partial, with the boundaries (and scored clips) found before the cancel. */
+    const writePartialCuts = async () => {
+      // Nothing to write before the probe; and a job cancelled while held after it finished has its full cuts.json.
+      if (!info || finished) return;
+      partialCuts = await writePartial({
         video: input.video,
         outputDir,
         info,
-        shots,
-        maxClipSeconds: input.maxClipSeconds,
-        minClipSeconds: input.minClipSeconds,
-      };
-      // Scoring stops between two clips for a pause or cancel (runs from before that: in one go).
-      const analysis = interruptible
-        ? await job.runResumable<ScoreCheckpoint, CutAnalysis>(
-            (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom }),
-            { onCheckpoint: (checkpoint) => (scoring = checkpoint) },
-          )
-        : await analyzeClips(request);
-      finished = true;
-      job.setMessage(`${analysis.clipsCreated} clips, ${analysis.cutFrames.length} boundaries → ${analysis.results}`);
-      return { outcome: 'completed', ...analysis };
-    },
-    () => ({
-      outcome: 'cancelled',
-      secondsAnalyzed: job.status.progress.done,
-      ...(partialCuts && { boundariesFound: partialCuts.boundaries.length, results: partialCuts.results }),
-    }),
-    interruptible ? writePartialCuts : undefined,
-  );
-}
+        boundaries: shots?.boundaries ?? detecting?.detector.boundaries ?? [],
+        framesAnalyzed: (shots && framesAnalyzed(shots)) ?? detecting?.nextIndex ?? 0,
+        analyzedMs: shots ? info.durationMs : (detecting?.nextMs ?? 0),
+        clips: scoring?.clips,
+      });
+    };
+
+    return {
+      async work() {
+        await job.checkpoint();
+        info = await probeVideoFile({ video: input.video });
+        // Another analysis' thumbnails and cuts.json in outputDir: refused before detection (runs from before: not).
+        if (patched(CUTS_STATE_FOLDER)) await claimCutsFolder({ ...input, outputDir });
+        const seconds = Math.round(info.durationMs / 1000);
+        job.setProgress(0, seconds);
+        job.setStage(
+          'detecting shots',
+          `${info.width}×${info.height} ${info.codec}, ${info.fps} fps, ${(info.durationMs / 1000).toFixed(1)} s`,
+        );
+        const probed = info;
+        shots = await job.runResumable<DetectCheckpoint, DetectedShots>(
+          (resumeFrom) => detectShots({ video: input.video, info: probed, threshold: input.threshold, resumeFrom }),
+          { onCheckpoint: (checkpoint) => (detecting = checkpoint) },
+        );
+        job.setProgress(seconds, seconds);
+        job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${framesAnalyzed(shots)} frames`);
+        const request = {
+          video: input.video,
+          outputDir,
+          info,
+          shots,
+          maxClipSeconds: input.maxClipSeconds,
+          minClipSeconds: input.minClipSeconds,
+        };
+        // Scoring stops between two clips for a pause or cancel (runs from before that: in one go).
+        const analysis = interruptible
+          ? await job.runResumable<ScoreCheckpoint, CutAnalysis>(
+              (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom }),
+              { onCheckpoint: (checkpoint) => (scoring = checkpoint) },
+            )
+          : await analyzeClips(request);
+        finished = true;
+        job.setMessage(`${analysis.clipsCreated} clips, ${analysis.cutFrames.length} boundaries → ${analysis.results}`);
+        return { outcome: 'completed', ...analysis };
+      },
+      cancelled: () => ({
+        outcome: 'cancelled',
+        secondsAnalyzed: job.status.progress.done,
+        ...(partialCuts && { boundariesFound: partialCuts.boundaries.length, results: partialCuts.results }),
+      }),
+      cleanup: interruptible ? writePartialCuts : undefined,
+    };
+  },
+});

@@ -10,7 +10,11 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { ActivityOptions } from '@temporalio/workflow';
-import { HEARTBEAT_TIMEOUT, SHORT_ACTIVITY_TIMEOUT, WORKER_DEATH_STALL_LIMIT } from '../../src/workflows/job-control';
+import {
+  HEARTBEAT_TIMEOUT,
+  SHORT_ACTIVITY_TIMEOUT,
+  WORKER_DEATH_STALL_LIMIT,
+} from '../../src/workflows/activity-profiles';
 
 const workflowsDir = path.resolve(__dirname, '../../src/workflows');
 
