@@ -1,11 +1,14 @@
 /**
  * The `npm start` demo: starts each kind of job, shows their progress side by side, pauses and resumes one of them
  * on the way, and prints where to look in the Temporal UI. Jobs that need another's output (restoration needs the
- * sample pages, training needs its dataset) start when that one completes.
+ * sample pages, training needs its dataset) start when that one completes. The cut analysis runs on a short video
+ * the demo makes first with ffmpeg (kept in the data dir and reused), and its cuts and clip scores end the output.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MultiBar } from 'cli-progress';
+import type { CutAnalysis } from '../activities/video/analyze-clips';
+import { generateSampleVideo, type SampleShot, type SampleVideoResult } from '../activities/video/sample-video';
 import { dataDir } from '../config';
 import type { JobType } from '../shared/job-catalog';
 import { progressLine } from './format';
@@ -16,6 +19,14 @@ const DEMO_CAMPAIGN = `demo-${new Date().toISOString().replace(/\D/g, '').slice(
 const DEMO_RECIPIENTS = 'demo/recipients.csv';
 /** Each demo run trains its own model, so an earlier run's checkpoints are left as they were. */
 const DEMO_RUN = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+/** The cut analysis' video: 8 s, four shots of generated footage joined by hard cuts at 2, 4 and 6 s. */
+const DEMO_VIDEO = 'demo/cuts-demo.mp4';
+const DEMO_VIDEO_SHOTS: SampleShot[] = [
+  { source: 'moving', seconds: 2 },
+  { source: 'bars', seconds: 2 },
+  { source: 'zoom', seconds: 2 },
+  { source: 'pan', seconds: 2 },
+];
 
 const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
   { type: 'simpleTest', input: { message: 'demo', durationSeconds: 12 } },
@@ -39,6 +50,8 @@ const DEMO_JOBS: { type: JobType; input: Record<string, unknown> }[] = [
       rate: '20/s',
     },
   },
+  // The demo's own folder: a video made anew (another size) would be another analysis, so it may replace the old one.
+  { type: 'analyzeCuts', input: { video: DEMO_VIDEO, outputDir: 'demo/cuts', overwrite: true } },
 ];
 
 /**
@@ -86,7 +99,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Runs the demo to the end and returns the final view of every job. */
 export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: string }): Promise<JobView[]> {
   const out = process.stdout;
-  await writeDemoRecipients();
+  // ffmpeg makes the video in a child process (about half a second; nothing when an earlier run made it).
+  const [video] = await Promise.all([
+    generateSampleVideo({ output: DEMO_VIDEO, shots: DEMO_VIDEO_SHOTS }),
+    writeDemoRecipients(),
+  ]);
+  console.log(
+    `${video.created ? 'Made' : 'Reusing'} ${video.video} for the cut analysis: ${seconds(video.durationMs)} s, ` +
+      `hard cuts at ${video.cutMs.map(seconds).join(', ')} s.`,
+  );
   const started = [];
   for (const { type, input } of DEMO_JOBS) started.push(await jobs.start(type, input));
   const link = (id: string) => (options.uiUrl ? workflowUrl(options.uiUrl, options.namespace, id) : id);
@@ -155,7 +176,31 @@ export async function runDemo(jobs: Jobs, options: { uiUrl?: string; namespace: 
 
   console.log('\nResults:');
   for (const view of finals) console.log(`  ${view.type.padEnd(20)} ${view.state.padEnd(10)} ${summarise(view)}`);
+  const cuts = finals.find((view) => view.type === 'analyzeCuts')?.result as CutAnalysis | undefined;
+  if (cuts?.clips) printCuts(cuts, video);
   return finals;
+}
+
+const seconds = (ms: number) => (ms / 1000).toFixed(2);
+
+/** The cut analysis as a table: each boundary's time, then each clip's span and score. */
+function printCuts(analysis: CutAnalysis, video: SampleVideoResult): void {
+  const found = analysis.boundaries.filter((b) => b.kind === 'cut').length;
+  console.log(
+    `\nCuts in ${analysis.video} (${seconds(analysis.durationMs)} s, ${analysis.frameCount} frames): ` +
+      `${found} of its ${video.cutMs.length} hard cuts found; ${analysis.results}`,
+  );
+  console.log(`  ${'boundary'.padEnd(10)} ${'time (s)'.padStart(8)} ${'frame'.padStart(6)}`);
+  for (const boundary of analysis.boundaries) {
+    console.log(
+      `  ${boundary.kind.padEnd(10)} ${seconds(boundary.ms).padStart(8)} ${String(boundary.frame).padStart(6)}`,
+    );
+  }
+  console.log(`  ${'clip'.padEnd(10)} ${'start–end (s)'.padStart(13)} ${'score'.padStart(6)}`);
+  for (const [i, clip] of analysis.clips.entries()) {
+    const span = `${seconds(clip.startMs)}–${seconds(clip.endMs)}`;
+    console.log(`  ${String(i + 1).padEnd(10)} ${span.padStart(13)} ${clip.visualScore.toFixed(3).padStart(6)}`);
+  }
 }
 
 function summarise(view: JobView): string {
@@ -196,6 +241,10 @@ function summarise(view: JobView): string {
     }
     case 'processMedia':
       return `${(result.outputs as unknown[]).length} outputs in demo/media`;
+    case 'analyzeCuts': {
+      const cuts = result as Partial<CutAnalysis>;
+      return `${cuts.clipsCreated} clips, ${cuts.cutMs?.length} boundaries → ${cuts.results}`;
+    }
     default:
       return JSON.stringify(result);
   }
