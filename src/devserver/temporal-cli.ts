@@ -15,7 +15,8 @@ export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 export const TOOLS_BIN_DIR = path.join(PROJECT_ROOT, '.tools', 'bin');
 const LOCAL_CLI = path.join(TOOLS_BIN_DIR, 'temporal');
 
-function isExecutable(file: string): boolean {
+/** True if `file` exists and may be executed by this process. */
+export function isExecutable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
     return true;
@@ -24,7 +25,8 @@ function isExecutable(file: string): boolean {
   }
 }
 
-function onPath(command: string): string | undefined {
+/** The first executable `command` on PATH, if any. */
+export function onPath(command: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, command);
