@@ -43,6 +43,8 @@ import { rootCause } from '../shared/failures';
 import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/messages';
 import { PRIORITY_KEYS, priorityName, tenantProblem, type PriorityName } from '../shared/names';
 import { confineDataPaths } from '../shared/data-path';
+import { jobDetails, jobSummary } from '../shared/job-summary';
+import { BACKROOM_SEARCH_ATTRIBUTES, JOB_PROGRESS_KEY, JOB_STATE_KEY, JOB_TYPE_KEY } from '../shared/search-attributes';
 import { taskQueue as configuredTaskQueue } from '../config';
 import { locateInDataDir } from '../data-paths';
 import { connectClient } from './connection';
@@ -425,10 +427,29 @@ export function newJobId(type: JobType, now = new Date(), args: Record<string, u
 }
 
 export class Jobs {
+  /** Whether the namespace has Backroom's search attributes (asked once; see {@link searchAttributesRegistered}). */
+  private indexed?: Promise<boolean>;
+
   constructor(
     readonly client: Client,
     readonly taskQueue: string = configuredTaskQueue(),
   ) {}
+
+  /**
+   * Whether the namespace has Backroom's search attributes (BACKROOM_SEARCH_ATTRIBUTES): the dev server registers
+   * them at start, a cluster once by the README's command. Without them jobs start without, and `list` filters by
+   * state on the client. Asked once per client; a server that cannot say (no operator access) counts as without.
+   */
+  async searchAttributesRegistered(): Promise<boolean> {
+    this.indexed ??= this.client.connection.operatorService
+      .listSearchAttributes({ namespace: this.client.options.namespace })
+      .then(
+        ({ customAttributes }) =>
+          BACKROOM_SEARCH_ATTRIBUTES.every(({ name }) => customAttributes?.[name] !== undefined),
+        () => false,
+      );
+    return this.indexed;
+  }
 
   /** Connects with the configured profile and environment (see `connection.ts`). */
   static async connect(): Promise<Jobs> {
@@ -497,6 +518,16 @@ export class Jobs {
         priority: temporalPriority(id, pending),
         memo: { backroomState: 'running', [START_MARK_MEMO]: pending.mark },
         workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+        // What the job is, for the UI's list and page (the current details line follows its progress).
+        staticSummary: jobSummary(type, pending.args),
+        staticDetails: jobDetails(type),
+        ...((await this.searchAttributesRegistered()) && {
+          typedSearchAttributes: [
+            { key: JOB_TYPE_KEY, value: type },
+            { key: JOB_STATE_KEY, value: 'running' },
+            { key: JOB_PROGRESS_KEY, value: 0 },
+          ],
+        }),
       });
       return { id, runId: handle.firstExecutionRunId, type, created: true };
     } catch (err) {
@@ -620,7 +651,8 @@ export class Jobs {
   async list(filter: JobListFilter = {}): Promise<JobListEntry[]> {
     const limit = filter.limit ?? 20;
     const entries: JobListEntry[] = [];
-    for await (const execution of this.client.workflow.list({ query: this.visibilityQuery(filter) })) {
+    const query = await this.visibilityQuery(filter);
+    for await (const execution of this.client.workflow.list({ query })) {
       const entry = listEntry(execution);
       if (filter.state && entry.state !== filter.state) continue;
       entries.push(entry);
@@ -637,7 +669,7 @@ export class Jobs {
   async listPage(filter: JobListFilter & { pageToken?: string } = {}): Promise<JobListPage> {
     const response = await this.client.workflowService.listWorkflowExecutions({
       namespace: this.client.options.namespace,
-      query: this.visibilityQuery(filter),
+      query: await this.visibilityQuery(filter),
       pageSize: filter.limit ?? 20,
       ...(filter.pageToken && { nextPageToken: Buffer.from(filter.pageToken, 'base64url') }),
     });
@@ -651,10 +683,22 @@ export class Jobs {
     return { jobs, ...(token?.length && { nextPageToken: Buffer.from(token).toString('base64url') }) };
   }
 
-  private visibilityQuery(filter: JobListFilter): string {
+  /**
+   * The visibility query for a list. A state filter is a `BackroomState` clause when the namespace has Backroom's
+   * search attributes (jobs started before they were registered have none: `IS NULL` keeps them, and the list's own
+   * check of each entry decides); without them, running states narrow to running executions and the rest is the
+   * list's check.
+   */
+  private async visibilityQuery(filter: JobListFilter): Promise<string> {
     const clauses = [`TaskQueue = '${this.taskQueue.replace(/'/g, '')}'`];
     if (filter.type) clauses.push(`WorkflowType = '${filter.type.replace(/'/g, '')}'`);
-    if (filter.state && !TERMINAL_STATES.includes(filter.state)) clauses.push(`ExecutionStatus = 'Running'`);
+    const state = filter.state;
+    if (state && !TERMINAL_STATES.includes(state)) clauses.push(`ExecutionStatus = 'Running'`);
+    if (state && (await this.searchAttributesRegistered())) {
+      // A job that was terminated or timed out never recorded its end: it shows as failed, whatever its state says.
+      const unrecorded = state === 'failed' ? ` OR ExecutionStatus IN ('Terminated', 'TimedOut')` : '';
+      clauses.push(`(${JOB_STATE_KEY.name} = '${state}' OR ${JOB_STATE_KEY.name} IS NULL${unrecorded})`);
+    }
     return clauses.join(' AND ');
   }
 

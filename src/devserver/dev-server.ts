@@ -8,6 +8,7 @@ import path from 'node:path';
 import { uiCodecEndpoint } from '../codec/data-converter';
 import { devServerSettings, type DevServerSettings } from '../config';
 import { isListening } from '../ports';
+import { SEARCH_ATTRIBUTE_ARGS } from '../shared/search-attributes';
 import { ensureTemporalCli } from './temporal-cli';
 
 /**
@@ -46,6 +47,7 @@ export function devServerArgs(settings: DevServerSettings, options: { codecEndpo
     '--log-level',
     'warn',
     ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
+    ...SEARCH_ATTRIBUTE_ARGS,
     ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
   ];
 }

@@ -23,6 +23,8 @@ import {
   setCurrentDetails,
   setHandler,
   upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import {
   MAX_SNAPSHOT_ERRORS,
@@ -35,6 +37,8 @@ import {
   type StatusSnapshot,
 } from '../shared/job-status';
 import { rootCause } from '../shared/failures';
+import { JOB_PROGRESS_KEY, JOB_STATE_KEY, JOB_TYPE_KEY, progressFraction } from '../shared/search-attributes';
+import { JOB_SEARCH_ATTRIBUTES } from './patches';
 import { cancelSignal, pauseSignal, progressSignal, resumeSignal, statusQuery } from '../shared/messages';
 
 /** Thrown at a safe point after the `cancel` signal; {@link JobControl.run} turns it into a partial result. */
@@ -62,6 +66,8 @@ export class JobControl<Result = unknown> {
   private readonly rootScope = CancellationScope.current();
   private readonly runs: number;
   private lastMemoState: JobState | undefined;
+  /** Whether the job keeps Backroom's search attributes current (it was started with them; see constructor). */
+  private readonly indexed: boolean;
   private lastSnapshot = '';
 
   constructor(options: JobOptions) {
@@ -69,6 +75,10 @@ export class JobControl<Result = unknown> {
     const carried = options.carried;
     this.pauseRequested = carried?.paused ?? false;
     this.runs = (carried?.runs ?? 0) + 1;
+    // A job started by a client that found Backroom's search attributes registered carries its type among them; it
+    // keeps its state there. (Patched: a run recorded before, or by a worker that did not upsert, replays without.)
+    this.indexed =
+      workflowInfo().typedSearchAttributes.get(JOB_TYPE_KEY) !== undefined && patched(JOB_SEARCH_ATTRIBUTES);
     this.status = {
       type: options.type,
       state: this.pauseRequested ? 'paused' : 'running',
@@ -307,10 +317,18 @@ export class JobControl<Result = unknown> {
   }
 
   private setState(state: JobState): void {
+    const changed = this.status.state !== state;
     this.status.state = state;
     this.touch();
     // The memo lets `list` show paused or gracefully cancelled jobs without querying each one.
     if (this.lastMemoState !== state) this.saveSnapshot();
+    // The search attributes let visibility (and the UI's filter) find them: one upsert per change, not per tick.
+    if (changed && this.indexed) {
+      upsertSearchAttributes([
+        { key: JOB_STATE_KEY, value: state },
+        { key: JOB_PROGRESS_KEY, value: progressFraction(this.status.progress) },
+      ]);
+    }
   }
 
   /**

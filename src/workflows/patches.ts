@@ -8,3 +8,6 @@ export const INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS = 'interruptible-single-activity
 
 /** analyzeCuts claims its outputDir (the state-folder rule) with one activity between the probe and detection. */
 export const CUTS_STATE_FOLDER = 'cuts-state-folder';
+
+/** Jobs started with Backroom's search attributes keep `BackroomState` and `BackroomProgress` current. */
+export const JOB_SEARCH_ATTRIBUTES = 'job-search-attributes';

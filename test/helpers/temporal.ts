@@ -11,6 +11,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../../src/devserver/dev-server';
+import { SEARCH_ATTRIBUTE_ARGS } from '../../src/shared/search-attributes';
 import { createBackroomWorker, type BackroomWorkerOptions } from '../../src/workers/worker';
 import { cachedWorkflowBundle } from '../../src/workers/workflow-bundle-cache';
 import { Jobs } from '../../src/client/jobs';
@@ -72,7 +73,10 @@ export async function startTestServer(
         server: {
           executable: { type: 'existing-path', path: cli },
           ...where,
-          extraArgs: serverDynamicConfig(dynamicConfig).flatMap((value) => ['--dynamic-config-value', value]),
+          extraArgs: [
+            ...serverDynamicConfig(dynamicConfig).flatMap((value) => ['--dynamic-config-value', value]),
+            ...SEARCH_ATTRIBUTE_ARGS,
+          ],
         },
       });
     } catch (err) {
