@@ -11,3 +11,6 @@ export const CUTS_STATE_FOLDER = 'cuts-state-folder';
 
 /** Jobs started with Backroom's search attributes keep `BackroomState` and `BackroomProgress` current. */
 export const JOB_SEARCH_ATTRIBUTES = 'job-search-attributes';
+
+/** restoreDocument with a model reads what the model's evaluations say (describeModel) before restoring. */
+export const MODEL_VERDICT = 'model-verdict';

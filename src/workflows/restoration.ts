@@ -11,7 +11,7 @@ import { rootCause } from '../shared/failures';
 import { generateSamplePagesInput, restoreBatchInput, restoreDocumentInput } from '../shared/restoration-inputs';
 import { bounded, interruptible, interruptibleUntilDone, quick, untilWrittenDown } from './activity-profiles';
 import { defineJob } from './define-job';
-import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
+import { INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS, MODEL_VERDICT } from './patches';
 import { SlidingWindow, continueAsNewSuggested } from './sliding-window';
 
 // Pages heartbeat while they are read, restored on the CPU pool and written.
@@ -28,7 +28,9 @@ const { generateSamplePages: generatePages } = proxyActivities<typeof activities
 // A pause or cancel aborts the page; a bad page fails for good after a few tries.
 const { restoreDocumentResumable } = proxyActivities<typeof activities>(interruptible);
 
-export type RestoreDocumentOutcome = RestoreDocumentResult | { outcome: 'cancelled' };
+export type RestoreDocumentOutcome =
+  /** `warnings`: the model step's model is not known to beat the classical steps on real pages (see describeModel). */
+  (RestoreDocumentResult & { warnings?: string[] }) | { outcome: 'cancelled' };
 
 /** Restores one document image and assesses the result. */
 export const restoreDocument = defineJob<typeof restoreDocumentInput, RestoreDocumentOutcome>({
@@ -40,18 +42,26 @@ export const restoreDocument = defineJob<typeof restoreDocumentInput, RestoreDoc
     async work() {
       await job.checkpoint();
       job.setMessage(input.steps.join(' → '));
+      // Asked to run a model: what its evaluations say about real pages (runs from before this check: not asked).
+      const warnings: string[] = [];
+      if (input.model && patched(MODEL_VERDICT)) {
+        const { warning } = await describeModel({ model: input.model });
+        if (warning) warnings.push(warning);
+      }
       // A pause or cancel aborts the page's pixel work; resume restores it again (runs from before that: in one go).
-      const result = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS)
+      const restored = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS)
         ? await job.runResumable<RestoreDocumentCheckpoint, RestoreDocumentResult>(() =>
             restoreDocumentResumable(input),
           )
         : await pages.restoreDocumentImage(input);
+      const result = warnings.length > 0 ? { ...restored, warnings } : restored;
       job.itemSucceeded();
       job.setProgress(1);
       const gain = result.metrics.reference
         ? `PSNR ${result.metrics.reference.psnrGain >= 0 ? '+' : ''}${result.metrics.reference.psnrGain} dB; `
         : '';
-      job.setMessage(`${gain}${result.passed ? 'passed' : `failed: ${result.reasons.join('; ')}`}`);
+      const verdict = result.passed ? 'passed' : `failed: ${result.reasons.join('; ')}`;
+      job.setMessage([`${gain}${verdict}`, ...warnings].join('; '));
       return result;
     },
   }),
@@ -59,6 +69,8 @@ export const restoreDocument = defineJob<typeof restoreDocumentInput, RestoreDoc
 
 export interface RestoreBatchResult extends Partial<BatchReportSummary> {
   outcome: 'completed' | 'cancelled';
+  /** The model is not known to beat the classical steps on real pages (see describeModel). */
+  warnings?: string[];
   total: number;
   succeeded: number;
   failed: number;
@@ -68,6 +80,7 @@ export interface RestoreBatchResult extends Partial<BatchReportSummary> {
 /** What one batch run hands to the next when it continues as new (besides the job's status). */
 export interface RestoreBatchCarry {
   manifest: string;
+  modelWarning?: string;
   count: number;
   nextIndex: number;
 }
@@ -85,6 +98,7 @@ export const restoreBatch = defineJob<typeof restoreBatchInput, RestoreBatchResu
   setup: ({ job, input, carry, continueAsNew }) => {
     let manifest = carry?.manifest;
     let count = carry?.count ?? 0;
+    let modelWarning = carry?.modelWarning;
     const window = new SlidingWindow(job, input.concurrency);
     let report: BatchReportSummary | undefined;
 
@@ -109,6 +123,7 @@ export const restoreBatch = defineJob<typeof restoreBatchInput, RestoreBatchResu
       succeeded: job.status.succeeded,
       failed: job.status.failed,
       runs: job.carryOver().runs,
+      ...(modelWarning && { warnings: [modelWarning] }),
       ...report,
     });
 
@@ -117,7 +132,7 @@ export const restoreBatch = defineJob<typeof restoreBatchInput, RestoreBatchResu
         if (!manifest) {
           await job.checkpoint();
           // A missing or corrupt model fails the batch here, instead of failing every page.
-          if (input.model) await describeModel({ model: input.model });
+          if (input.model) ({ warning: modelWarning } = await describeModel({ model: input.model }));
           const prepared = await batchRecords.prepareBatch(input);
           manifest = prepared.manifest;
           count = prepared.count;
@@ -130,10 +145,11 @@ export const restoreBatch = defineJob<typeof restoreBatchInput, RestoreBatchResu
           stopEarly: continueAsNewSuggested('restore-continue-as-new-when-suggested'),
           onFailure: recordFailure,
         });
-        if (end < count) await continueAsNew({ manifest, count, nextIndex: end });
+        if (end < count)
+          await continueAsNew({ manifest, count, nextIndex: end, ...(modelWarning && { modelWarning }) });
         job.setStage('reporting');
         report = await batchRecords.writeBatchReport({ manifest });
-        job.setMessage(report.summary.split('\n')[0] ?? '');
+        job.setMessage([report.summary.split('\n')[0] ?? '', ...(modelWarning ? [modelWarning] : [])].join('; '));
         return result('completed');
       },
       cancelled: () => result('cancelled'),

@@ -22,6 +22,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { cpuTaskCounts } from '../../src/activities/cpu-pool';
 import { readCheckpoint, writeCheckpoint } from '../../src/activities/training/checkpoint';
+import { describeModel } from '../../src/activities/training/apply-model';
 import { WindowModel, cutWindow, emptyBatch, modelWorkCounts } from '../../src/activities/training/model';
 import { tensorflow } from '../../src/activities/training/tensorflow';
 import {
@@ -305,13 +306,22 @@ describe('training: model, dataset, epochs', () => {
     const from = await readCheckpoint(source);
     assert.deepEqual(start.weights.w1, from.weights.w1);
     assert.deepEqual(start.weights.b3, from.weights.b3);
-    // A retry of the same run keeps its start; a new run under the same modelName starts over from its own weights.
+    // A retry of the same run keeps its start; another model under the same modelName (here: not fine-tuned) is
+    // refused by the state-folder rule, and with overwrite starts over from its own weights.
     await runActivity(activity(), prepareTrainingRun, runRequest('tuned', { fineTuneFrom: 'models/beats/best.json' }));
     assert.deepEqual(
       (await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'))).weights.w1,
       from.weights.w1,
     );
-    await runActivity(activity(), prepareTrainingRun, { ...runRequest('tuned'), runKey: 'another run' });
+    await assert.rejects(
+      runActivity(activity(), prepareTrainingRun, { ...runRequest('tuned'), runKey: 'another run' }),
+      /models\/tuned holds a layer1 model trained on datasets\/tiny from models\/beats\/best\.json/,
+    );
+    await runActivity(activity(), prepareTrainingRun, {
+      ...runRequest('tuned'),
+      runKey: 'another run',
+      overwrite: true,
+    });
     const restarted = await readCheckpoint(path.join(dataDir, 'models/tuned/epoch-0000.json'));
     assert.equal(restarted.position.firstRunId, 'another run');
     assert.notDeepEqual(restarted.weights.w1, from.weights.w1);
@@ -407,6 +417,21 @@ describe('training: model, dataset, epochs', () => {
     for (const scores of [input, classical, model]) assert.ok(Number.isFinite(scores.psnr) && scores.psnr > 0);
     assert.ok(existsSync(path.join(dataDir, 'models/binary/evaluation/001-2JohnC1V3.png')));
     t.diagnostic(`2JohnC1V3 PSNR: input ${input.psnr}, classical ${classical.psnr}, model ${model.psnr} dB`);
+    // A job asked to run the model says what this evaluation on a real page found.
+    const described = await runActivity(activity(), describeModel, { model: 'models/binary/best.json' });
+    assert.deepEqual(described.onGivenPages, { pages: 1, modelPsnr: model.psnr, classicalPsnr: classical.psnr });
+    if (model.psnr < classical.psnr) {
+      assert.match(
+        described.warning ?? '',
+        /restored the 1 real page\(s\) it was evaluated on worse than the classical/,
+      );
+    } else {
+      assert.equal(described.warning, undefined);
+    }
+    // A model evaluated on nothing real says so too.
+    const synthetic = await runActivity(activity(), describeModel, { model: 'models/beats/best.json' });
+    assert.equal(synthetic.onGivenPages, undefined);
+    assert.match(synthetic.warning ?? '', /^models\/beats\/best\.json has not been evaluated on real pages/);
     await rejectsWith(
       runActivity(activity(), evaluateHeldOutPages, {
         model: 'models/binary/best.json',

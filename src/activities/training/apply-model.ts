@@ -3,12 +3,18 @@
  * then decides ink or paper for every pixel (a clean black-and-white page). Pages go through in strips, so memory
  * stays flat whatever the page size.
  */
+import path from 'node:path';
 import type { ModelLayer } from '../../shared/training-inputs';
 import { readCached } from '../file-cache';
-import { resolveDataPath } from '../files';
+import { readDataFile, resolveDataPath } from '../files';
 import type { GrayImage } from '../restoration/gray-image';
 import { readCheckpoint, type Checkpoint, type ModelWeights } from './checkpoint';
+import type { EvaluationSummary } from './evaluate';
 import { WindowModel } from './model';
+
+/** Where an evaluation is written beside its model by default: on the dataset's held-out pages, or on given pages. */
+export const DATASET_EVALUATION_FILE = 'evaluation.json';
+export const PAGES_EVALUATION_FILE = 'evaluation-pages.json';
 
 /** Rows per strip: with 48 channels of float32, a 1240-pixel-wide strip stays near 25 MB. */
 const STRIP_ROWS = 96;
@@ -75,14 +81,57 @@ export interface ModelDescription {
   layer: ModelLayer;
   epoch: number;
   valPsnr?: number;
+  /** The model's last evaluation on pages given with their references (real scans), if any. */
+  onGivenPages?: { pages: number; modelPsnr: number; classicalPsnr: number };
+  /**
+   * Set when the model is not known to beat the classical pipeline on real pages: never evaluated on any, or worse
+   * than the classical steps there. A job that runs the model says so.
+   */
+  warning?: string;
 }
 
-/** Activity: reads a model once up front, so a batch with a missing or corrupt model fails at once, not per page. */
+/**
+ * Activity: reads a model once up front, so a batch with a missing or corrupt model fails at once, not per page; and
+ * reads what its evaluations beside it say (evaluate.ts), so a job can warn that it may do worse than the classical
+ * steps on real scans.
+ */
 export async function describeModel(request: { model: string }): Promise<ModelDescription> {
   const checkpoint = await loadModel(request.model);
-  return {
+  const file = resolveDataPath(request.model, 'model');
+  const evaluation = async (name: string) =>
+    readDataFile(path.join(path.dirname(file), name), 'model evaluation', 'utf8').then(
+      (text) => JSON.parse(text) as Partial<EvaluationSummary>,
+      () => undefined,
+    );
+  const onPages = await evaluation(PAGES_EVALUATION_FILE);
+  const described: ModelDescription = {
     layer: checkpoint.layer,
     epoch: checkpoint.position.epoch,
     ...(checkpoint.metrics && { valPsnr: checkpoint.metrics.valPsnr }),
+  };
+  if (onPages?.model && onPages.classical && onPages.pages) {
+    const scores = { pages: onPages.pages, modelPsnr: onPages.model.psnr, classicalPsnr: onPages.classical.psnr };
+    return {
+      ...described,
+      onGivenPages: scores,
+      ...(scores.modelPsnr < scores.classicalPsnr && {
+        warning:
+          `${request.model} restored the ${scores.pages} real page(s) it was evaluated on worse than the classical ` +
+          `steps (PSNR ${scores.modelPsnr} dB against ${scores.classicalPsnr} dB): on real scans the steps without ` +
+          `the model are likely better.`,
+      }),
+    };
+  }
+  const onDataset = await evaluation(DATASET_EVALUATION_FILE);
+  return {
+    ...described,
+    warning:
+      `${request.model} has not been evaluated on real pages` +
+      (onDataset?.psnrGainOverClassical !== undefined
+        ? ` (only on its synthetic dataset, ${onDataset.psnrGainOverClassical >= 0 ? '+' : ''}` +
+          `${onDataset.psnrGainOverClassical} dB over the classical steps)`
+        : '') +
+      `, and models trained on synthetic pages may erase ink on real scans; run evaluateModel with pages (a real ` +
+      `scan and its ground truth) to check it.`,
   };
 }

@@ -14,7 +14,7 @@ import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { runCpuTask } from '../cpu-pool';
 import { grayToSharp, readGray, type GrayImage } from '../restoration/gray-image';
-import { forInference, loadModel } from './apply-model';
+import { DATASET_EVALUATION_FILE, PAGES_EVALUATION_FILE, forInference, loadModel } from './apply-model';
 import { readManifest, type PagePair } from './dataset';
 import type { Scores } from './evaluate-page';
 
@@ -45,6 +45,8 @@ export interface EvaluationCursor {
 export interface EvaluationSummary {
   modelFile: string;
   layer: ModelLayer;
+  /** What it was evaluated on: a dataset's held-out (synthetic) pages, or pages given with their references. */
+  on?: 'dataset' | 'pages';
   pages: number;
   classicalSteps: RestorationStep[];
   input: Scores;
@@ -101,7 +103,7 @@ export async function evaluateHeldOutPages(
   const modelFile = resolveDataPath(request.model, 'model');
   const output = request.output
     ? resolveDataPath(request.output, 'output')
-    : path.join(path.dirname(modelFile), 'evaluation.json');
+    : path.join(path.dirname(modelFile), request.pages ? PAGES_EVALUATION_FILE : DATASET_EVALUATION_FILE);
   const steps = classicalSteps(checkpoint.layer);
   const outcome = await runResumableLoop<EvaluationCursor, EvaluationCursor>({
     initial: { index: 0, pages: [] },
@@ -145,6 +147,7 @@ export async function evaluateHeldOutPages(
   const summary: EvaluationSummary = {
     modelFile: request.model,
     layer: checkpoint.layer,
+    on: request.pages ? 'pages' : 'dataset',
     pages: evaluated.length,
     classicalSteps: steps,
     input: mean((page) => page.input),
