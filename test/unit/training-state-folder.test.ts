@@ -25,19 +25,22 @@ import {
 import { generateSyntheticDataInput, trainModelInput } from '../../src/shared/training-inputs';
 import { activityOfWorkflow, isStateFolderMismatch, runActivity } from '../helpers/activity';
 
+/** A dataset small enough to make in a second. */
+const small: DatasetSpec = {
+  datasetId: 'small',
+  datasetDir: 'datasets/small',
+  pages: 2,
+  patchSize: 32,
+  patchesPerPage: 2,
+  augment: false,
+  width: 256,
+  height: 256,
+  seed: 5,
+};
+
 describe('generateSyntheticData state in its dataset folder', () => {
   let dataDir: string;
-  const spec: DatasetSpec = {
-    datasetId: 'small',
-    datasetDir: 'datasets/small',
-    pages: 2,
-    patchSize: 32,
-    patchesPerPage: 2,
-    augment: false,
-    width: 256,
-    height: 256,
-    seed: 5,
-  };
+  const spec = small;
   const dir = () => path.join(dataDir, spec.datasetDir);
   const readRecord = () => JSON.parse(readFileSync(stateRecordFile(dir()), 'utf8')) as StateRecord;
   const snapshot = () =>
@@ -144,17 +147,7 @@ describe('generateSyntheticData state in its dataset folder', () => {
 
 describe('trainModel state in its model folder', () => {
   let dataDir: string;
-  const dataset: DatasetSpec = {
-    datasetId: 'for-model',
-    datasetDir: 'datasets/for-model',
-    pages: 2,
-    patchSize: 32,
-    patchesPerPage: 2,
-    augment: false,
-    width: 256,
-    height: 256,
-    seed: 2,
-  };
+  const dataset: DatasetSpec = { ...small, datasetId: 'for-model', datasetDir: 'datasets/for-model', seed: 2 };
   const run: PrepareRunRequest = {
     layer: 'layer1',
     dataset: dataset.datasetDir,
