@@ -441,8 +441,11 @@ export class Jobs {
    * state on the client. Asked once per client; a server that cannot say (no operator access) counts as without.
    */
   async searchAttributesRegistered(): Promise<boolean> {
-    this.indexed ??= this.client.connection.operatorService
-      .listSearchAttributes({ namespace: this.client.options.namespace })
+    // (A client without an operator service, such as a test's stand-in, counts as without too.)
+    this.indexed ??= Promise.resolve()
+      .then(() =>
+        this.client.connection.operatorService.listSearchAttributes({ namespace: this.client.options.namespace }),
+      )
       .then(
         ({ customAttributes }) =>
           BACKROOM_SEARCH_ATTRIBUTES.every(({ name }) => customAttributes?.[name] !== undefined),
