@@ -7,6 +7,7 @@ import { codecBenchmark } from './codec';
 import { cutsBenchmark } from './cuts';
 import { emailBenchmark } from './email';
 import { fairnessBenchmark } from './fairness';
+import { objectStorageBenchmark } from './object-storage';
 import { qualityBenchmark } from './quality';
 import { restorationBenchmark } from './restoration';
 import { saturationBenchmark } from './saturation';
@@ -26,6 +27,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   'worker-start': workerStartBenchmark,
   fairness: fairnessBenchmark,
   quality: qualityBenchmark,
+  'object-storage': objectStorageBenchmark,
 };
 
 async function main(names: string[]): Promise<number> {

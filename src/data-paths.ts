@@ -8,7 +8,8 @@
 import { readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { dataDir } from './config';
-import { pathTextProblem } from './shared/data-path';
+import { confineS3Locations, pathTextProblem } from './shared/data-path';
+import { allowedBuckets, assertBucketAllowed, parseS3Location } from './storage/s3-location';
 
 /** Symbolic links followed before a path counts as a loop (Linux's own limit). */
 const MAX_LINK_HOPS = 40;
@@ -69,3 +70,20 @@ export function locateInDataDir(userPath: string): Located {
     problem: `"${userPath}" leads outside the data dir (${root}) through a symbolic link; jobs may only use files inside it`,
   };
 }
+
+/**
+ * Why an `s3://` location is refused in this process: malformed, or its bucket is not on `BACKROOM_S3_BUCKETS` (read
+ * at each call). The S3 counterpart of {@link locateInDataDir}; activities check again right before use (places.ts).
+ */
+export function s3LocationProblem(value: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  try {
+    assertBucketAllowed(parseS3Location(value), allowedBuckets(env));
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+// Where the data dir is known (the clients' door, the activities), the bucket allow-list is too: an `s3://` value of
+// a job's input in a bucket that is not allowed is refused by the input schema itself, naming the field.
+confineS3Locations(s3LocationProblem);

@@ -46,8 +46,24 @@ export async function readCached<T>(file: string, parse: (file: string) => Promi
   const real = await realpath(file).catch(() => undefined);
   const info = real && (await stat(real).catch(() => undefined));
   if (!real || !info) return parse(file);
-  const key = `${parserId(parse)}:${real}`;
-  const version = `${info.size}:${info.mtimeMs}:${info.ino}`;
+  return remember(`${parserId(parse)}:${real}`, `${info.size}:${info.mtimeMs}:${info.ino}`, () => parse(file));
+}
+
+/**
+ * `parse(await load())` for one version of something that is not a local file (an object in a bucket: `key` is its
+ * location, `version` what its HEAD said), from the cache when that version was parsed before. The same rules as
+ * {@link readCached}: `parse` is a module-level function, a failure is forgotten, concurrent calls share one load.
+ */
+export async function readCachedVersion<T>(
+  key: string,
+  version: string,
+  parse: (data: Buffer) => T,
+  load: () => Promise<Buffer>,
+): Promise<T> {
+  return remember(`${parserId(parse)}:${key}`, version, async () => parse(await load()));
+}
+
+function remember<T>(key: string, version: string, make: () => Promise<T>): Promise<T> {
   let entry = entries.get(key);
   if (entry?.version === version) {
     entries.delete(key);
@@ -55,7 +71,7 @@ export async function readCached<T>(file: string, parse: (file: string) => Promi
     return entry.value as Promise<T>;
   }
   // A file replaced between the stat and the read is cached under the older version: the next call reads it again.
-  const value = parse(file);
+  const value = make();
   entry = { version, value };
   entries.delete(key);
   entries.set(key, entry);

@@ -25,14 +25,32 @@ export function resolveDataPath(userPath: string, what = 'path'): string {
   return located.path;
 }
 
-/** Checks again, right before use, that a path the job made (or read from its own state) is still inside. */
+/**
+ * Scratch copies of objects that this worker streamed out of a bucket for code that reads by path (sharp), by their
+ * absolute path: the `s3://` location each one copies. They live in a private folder of the worker's own
+ * (`places.ts`, `mkdtemp` in the system's temporary folder), outside the data dir by design, for as long as one item
+ * needs them.
+ */
+const scratchCopies = new Map<string, string>();
+
+/** Registers a scratch copy of `location` at `file` (absolute); call the function it returns once it is removed. */
+export function registerScratchCopy(file: string, location: string): () => void {
+  scratchCopies.set(file, location);
+  return () => void scratchCopies.delete(file);
+}
+
+/**
+ * Checks again, right before use, that a path the job made (or read from its own state) is still inside; a scratch
+ * copy this worker made of an object is its own, and allowed as it is.
+ */
 export function confirmInDataDir(absolute: string, what = 'path'): string {
+  if (scratchCopies.has(absolute)) return absolute;
   return resolveDataPath(displayPath(absolute), what);
 }
 
-/** The path as users should see it: relative to the data dir. */
+/** The path as users should see it: relative to the data dir (a scratch copy: the `s3://` location it copies). */
 export function displayPath(absolute: string): string {
-  return path.relative(dataDir(), absolute) || '.';
+  return scratchCopies.get(absolute) ?? (path.relative(dataDir(), absolute) || '.');
 }
 
 /** Reads a file inside the data dir, checking where it really leads first. */

@@ -1,9 +1,10 @@
 /**
  * Input schemas of the media and restoration jobs (see job-inputs.ts for why they are shared). Paths are relative
- * to the data dir (or absolute inside it); activities refuse anything outside.
+ * to the data dir (or absolute inside it); activities refuse anything outside. restoreBatch's folders and inputs may
+ * also be `s3://` locations in an allowed bucket.
  */
 import { z } from 'zod';
-import { dataPath } from './data-path';
+import { dataLocation, dataPath } from './data-path';
 
 export const mediaOperation = z.discriminatedUnion('op', [
   z.strictObject({
@@ -81,11 +82,12 @@ export const restoreDocumentInput = z
 
 export const restoreBatchInput = z
   .strictObject({
-    inputDir: dataPath.optional(),
-    inputs: z.array(dataPath).min(1).max(100_000).optional(),
-    outputDir: dataPath,
+    // The batch's folders and inputs may be in an allowed bucket (s3://bucket/prefix/, s3://bucket/key) too.
+    inputDir: dataLocation('folder').optional(),
+    inputs: z.array(dataLocation('file')).min(1).max(100_000).optional(),
+    outputDir: dataLocation('folder'),
     /** Clean references, matched to inputs by file name without extension. */
-    referenceDir: dataPath.optional(),
+    referenceDir: dataLocation('folder').optional(),
     concurrency: z.number().int().min(1).max(64).default(4),
     steps,
     model,

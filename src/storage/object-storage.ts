@@ -6,6 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -318,6 +319,18 @@ export class ObjectStorage {
     } while (token);
   }
 
+  /** Deletes an object; deleting one that does not exist is not an error (as in S3 itself). */
+  async remove(location: string | S3ObjectLocation, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const where = this.object(location);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: where.bucket, Key: where.key }), {
+        abortSignal: options.signal,
+      });
+    } catch (err) {
+      throw this.explain('delete', formatS3Location(where), err);
+    }
+  }
+
   /**
    * A URL that GETs the object without credentials until it expires (for tools such as ffmpeg that read HTTP but not
    * S3). Anyone holding the URL can read the object: keep it out of logs and workflow histories.
@@ -383,4 +396,22 @@ function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | undefined)?.code;
   const causeCode = ((err as { cause?: unknown } | undefined)?.cause as { code?: unknown } | undefined)?.code;
   return [code, causeCode].filter((c) => typeof c === 'string').join(' ');
+}
+
+/**
+ * What a failed request of {@link ObjectStorage} ran into, from the SDK error it carries as `cause`: no such object,
+ * no such bucket, access denied, or undefined for anything else (a network fault, a server error: worth a retry).
+ */
+export function storageFailureKind(err: unknown): 'no-object' | 'no-bucket' | 'denied' | undefined {
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const name = errorName(cause);
+  const status = httpStatus(cause);
+  if (name === 'NoSuchBucket') return 'no-bucket';
+  if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return 'no-object';
+  if (
+    status === 403 ||
+    ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(name ?? '')
+  )
+    return 'denied';
+  return undefined;
 }

@@ -59,7 +59,8 @@ export function bucketNameProblem(name: string): string | undefined {
  * segments and collapse `//`, so such a key could land outside the prefix a job was given.
  */
 function keyProblem(key: string): string | undefined {
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `the key is longer than ${MAX_KEY_BYTES} bytes`;
+  // TextEncoder, not Buffer: input schemas check locations inside workflows too, where Buffer does not exist.
+  if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) return `the key is longer than ${MAX_KEY_BYTES} bytes`;
   if (/[\u0000-\u001f\u007f]/.test(key)) return 'the key contains a control character';
   if (key.includes('\\')) return 'the key contains a backslash';
   for (const segment of key.split('/')) {

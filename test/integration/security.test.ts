@@ -34,7 +34,8 @@ import { createTestWorker, startTestStack, testJobs, uniqueTaskQueue, type TestS
 import { SOURCES, makeVideo } from '../helpers/videos';
 
 const CANARY = `CANARY-${randomUUID()}`;
-const DATA_PATH_DESCRIPTION = 'A path inside the data dir: relative to it, or absolute inside it.';
+/** Every path field says so in its schema (data-dir paths, and files or folders that may also be in a bucket). */
+const DATA_PATH_DESCRIPTION = /a path inside the data dir/i;
 
 type Kind = 'file' | 'folder' | 'new file' | 'new folder';
 interface Target {
@@ -115,7 +116,9 @@ const KINDS: Record<string, Kind> = {
 function pathFields(): string[] {
   const found: string[] = [];
   const walk = (schema: Record<string, unknown>, at: string[]) => {
-    if (schema.description === DATA_PATH_DESCRIPTION) found.push(at.join('.'));
+    if (typeof schema.description === 'string' && DATA_PATH_DESCRIPTION.test(schema.description)) {
+      found.push(at.join('.'));
+    }
     const properties = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
     for (const [name, property] of Object.entries(properties)) walk(property, [...at, name]);
     if (schema.items) walk(schema.items as Record<string, unknown>, [...at, '*']);

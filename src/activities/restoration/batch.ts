@@ -9,29 +9,23 @@
  * processed again only when the worker died before its output landed (then nothing of it was written). A finished
  * record is never processed again.
  * Workflows pass only the manifest path and indexes: payloads stay small whatever the batch size.
+ * The folders may be in a bucket (`s3://bucket/prefix/`, places.ts) as well as in the data dir: with `outputDir` in a
+ * bucket, the state above lives in `<outputDir>.backroom/` there (the write log as one object per line, in
+ * `.backroom/writes/`), so any worker that reaches the bucket carries the batch on; an item's input is streamed into
+ * a scratch file of the worker's own and its output uploaded whole.
  * The manifest records the fingerprint of the batch's request (inputs, references, steps, model, thresholds: see
  * state-folder.ts): the same batch resumes from the folder, another one is refused unless it passes `overwrite`,
  * which clears the old results first. Each result carries the fingerprint too, so no result of another batch counts.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
-import { dataDir } from '../../config';
-import {
-  appendDataFile,
-  confirmInDataDir,
-  displayPath,
-  listDataFiles,
-  readDataFile,
-  resolveDataPath,
-  writeFileAtomic,
-} from '../files';
-import { readCached } from '../file-cache';
+import { readDataFile } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
+import { canonicalLocation, fileAt, localFile, placeAt, readParsed, type Place } from '../places';
 import { stateFingerprint, useStateFolder } from '../state-folder';
-import { restoreDocumentFile, type RestoreDocumentResult } from './restore-document';
+import { restorePage, type RestoreDocumentResult } from './restore-document';
 
 export interface BatchItem {
   input: string;
@@ -68,15 +62,9 @@ export interface BatchItemResult extends BatchItemSummary {
   fingerprint?: string;
 }
 
-const stateDir = (outputDir: string) => path.join(outputDir, '.backroom');
-const resultFile = (outputDir: string, index: number) => path.join(stateDir(outputDir), 'results', `${index}.json`);
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
+/** Where a batch keeps its state: `.backroom/` in its output folder. */
+const statePlace = (output: Place) => output.folder('.backroom');
+const resultName = (index: number) => `results/${index}.json`;
 
 export interface PrepareBatchRequest {
   inputDir?: string | undefined;
@@ -92,7 +80,7 @@ export interface PrepareBatchRequest {
 
 /** What defines a batch: another value of any of these is another batch (concurrency and run size are not). */
 function batchFingerprint(request: PrepareBatchRequest): string {
-  const place = (file: string | undefined) => file && displayPath(path.resolve(dataDir(), file));
+  const place = (file: string | undefined) => file && canonicalLocation(file);
   return stateFingerprint({
     inputDir: place(request.inputDir),
     inputs: request.inputs?.map(place),
@@ -114,14 +102,13 @@ export async function prepareBatch(request: PrepareBatchRequest): Promise<{ mani
 }
 
 async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: string; count: number }> {
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
-  const manifestFile = path.join(stateDir(outputDir), 'manifest.json');
+  const output = placeAt(request.outputDir, 'output dir');
+  const state = statePlace(output);
   const fingerprint = batchFingerprint(request);
   const execution = Context.current().info.workflowExecution;
   const writtenBy = execution && { workflowId: execution.workflowId, runId: execution.runId };
-  const existing = (await exists(manifestFile))
-    ? (JSON.parse(await readDataFile(manifestFile, 'manifest', 'utf8')) as BatchManifest)
-    : undefined;
+  const existingData = await state.read('manifest.json', 'manifest');
+  const existing = existingData && parseManifestBytes(existingData);
   const use = useStateFolder({
     recorded: existing && (existing.fingerprint ?? null),
     fingerprint,
@@ -138,11 +125,13 @@ async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: stri
         : ' (written by an earlier version of Backroom)') +
       '; choose another outputDir or pass overwrite: true.',
   });
-  if (existing && use === 'resume') return { manifest: displayPath(manifestFile), count: existing.items.length };
+  if (existing && use === 'resume') return { manifest: state.locate('manifest.json'), count: existing.items.length };
   let inputs: string[];
   if (request.inputDir) {
-    const inputDir = resolveDataPath(request.inputDir, 'input dir');
-    inputs = await listDataFiles(inputDir).catch((err: NodeJS.ErrnoException) => {
+    const inputDir = placeAt(request.inputDir, 'input dir');
+    inputs = await inputDir.files().catch((err: NodeJS.ErrnoException) => {
+      // A bucket's faults say already whether a retry helps (places.ts); a folder's are explained here.
+      if (!inputDir.local) throw err;
       throw ApplicationFailure.nonRetryable(
         err.code === 'ENOENT'
           ? `The input dir ${request.inputDir} does not exist.`
@@ -153,7 +142,7 @@ async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: stri
   } else {
     // Not confined here: an input that leads outside the data dir is one failed item (refused when it is restored
     // with the reason), not a failed batch.
-    inputs = (request.inputs ?? []).map((input) => path.resolve(dataDir(), input));
+    inputs = (request.inputs ?? []).map(canonicalLocation);
   }
   if (inputs.length === 0) {
     throw ApplicationFailure.nonRetryable(
@@ -164,8 +153,8 @@ async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: stri
 
   const references = new Map<string, string>();
   if (request.referenceDir) {
-    const referenceDir = resolveDataPath(request.referenceDir, 'reference dir');
-    for (const file of await listDataFiles(referenceDir).catch(() => [] as string[])) {
+    const referenceDir = placeAt(request.referenceDir, 'reference dir');
+    for (const file of await referenceDir.files().catch(() => [] as string[])) {
       references.set(path.parse(file).name, file);
     }
   }
@@ -176,43 +165,42 @@ async function listBatch(request: PrepareBatchRequest): Promise<{ manifest: stri
     const { name, base } = path.parse(input);
     const outputName = (stems.get(name) ?? 0) > 1 ? `${base}.png` : `${name}.png`;
     const reference = references.get(name);
-    return {
-      input: displayPath(input),
-      output: displayPath(path.join(outputDir, outputName)),
-      ...(reference && { reference: displayPath(reference) }),
-    };
+    return { input, output: output.locate(outputName), ...(reference && { reference }) };
   });
   const manifest: BatchManifest = {
     createdAt: new Date().toISOString(),
-    outputDir: displayPath(outputDir),
+    outputDir: output.location,
     fingerprint,
     ...(writtenBy && { writtenBy }),
     items,
   };
   // A new batch: no result or log line of an earlier one may count. Cleared once the inputs are known good and before
   // the manifest is written, so an attempt that dies in between leaves the old manifest, and its retry clears again.
-  await clearResults(outputDir);
-  await writeFileAtomic(manifestFile, JSON.stringify(manifest));
-  return { manifest: displayPath(manifestFile), count: items.length };
+  await clearResults(state);
+  await state.write('manifest.json', JSON.stringify(manifest), 'output');
+  return { manifest: state.locate('manifest.json'), count: items.length };
 }
 
-/** Removes the results and the write log of the batch that used `outputDir` before (its outputs are rewritten). */
-async function clearResults(outputDir: string): Promise<void> {
-  for (const name of ['results', 'writes.log']) {
-    await rm(confirmInDataDir(path.join(stateDir(outputDir), name), 'batch state'), { recursive: true, force: true });
-  }
+/** Removes the results and the write log of the batch that used the folder before (its outputs are rewritten). */
+async function clearResults(state: Place): Promise<void> {
+  await state.remove('results');
+  await state.log('writes').clear();
 }
 
 async function parseManifest(file: string): Promise<BatchManifest> {
   return JSON.parse(await readDataFile(file, 'manifest', 'utf8')) as BatchManifest;
 }
 
+function parseManifestBytes(data: Buffer): BatchManifest {
+  return JSON.parse(data.toString('utf8')) as BatchManifest;
+}
+
 /**
- * Manifests are read once per worker process and version (file-cache.ts), not once per item: a batch that replaced
- * another in the same folder is read again.
+ * Manifests are read once per worker process and version (file-cache.ts; an object's version is its ETag), not once
+ * per item: a batch that replaced another in the same folder is read again.
  */
 export async function loadManifest(manifestPath: string): Promise<BatchManifest> {
-  return readCached(resolveDataPath(manifestPath, 'manifest'), parseManifest);
+  return readParsed(manifestPath, 'manifest', parseManifest, parseManifestBytes);
 }
 
 function summarize(result: BatchItemResult): BatchItemSummary {
@@ -222,16 +210,17 @@ function summarize(result: BatchItemResult): BatchItemSummary {
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
-/** Whether `file` holds exactly the bytes with this digest (the output a `writing` record announced). */
-async function landedWith(file: string, digest: string): Promise<boolean> {
-  const data = await readFile(file).catch(() => undefined);
+/** Whether the output holds exactly the bytes with this digest (the output a `writing` record announced). */
+async function landedWith(output: { place: Place; name: string }, digest: string): Promise<boolean> {
+  const data = await output.place.read(output.name, 'output').catch(() => undefined);
   return data !== undefined && sha256(data) === digest;
 }
 
 /** The item's result, if the batch of `manifest` wrote it (one of another batch does not count). */
-async function readRecord(file: string, manifest: BatchManifest): Promise<BatchItemResult | undefined> {
-  if (!(await exists(file))) return undefined;
-  const record = JSON.parse(await readDataFile(file, 'result', 'utf8')) as BatchItemResult;
+async function readRecord(state: Place, index: number, manifest: BatchManifest): Promise<BatchItemResult | undefined> {
+  const data = await state.read(resultName(index), 'result');
+  if (!data) return undefined;
+  const record = JSON.parse(data.toString('utf8')) as BatchItemResult;
   return record.fingerprint === manifest.fingerprint ? record : undefined;
 }
 
@@ -239,13 +228,10 @@ async function readRecord(file: string, manifest: BatchManifest): Promise<BatchI
  * Appends the item's line to `writes.log`. `once`: only if the log has no line for the item yet, for a retry that
  * may follow an attempt that appended it (reading the whole log on every item would cost a big batch dearly).
  */
-async function logWrite(outputDir: string, index: number, output: string, once: boolean): Promise<void> {
-  const log = path.join(stateDir(outputDir), 'writes.log');
-  if (once) {
-    const text = await readDataFile(log, 'log', 'utf8').catch(() => '');
-    if (text.split('\n').some((line) => line.startsWith(`${index}\t`))) return;
-  }
-  await appendDataFile(log, `${index}\t${displayPath(output)}\n`);
+async function logWrite(state: Place, index: number, output: string, once: boolean): Promise<void> {
+  const log = state.log('writes');
+  if (once && (await log.has(String(index)))) return;
+  await log.append(String(index), output);
 }
 
 /** Moments of an item's write at which a worker may die; tests stop an attempt there to prove the guarantee. */
@@ -278,46 +264,36 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
     const manifest = await loadManifest(request.manifest);
     const item = manifest.items[request.index];
     if (!item) throw ApplicationFailure.nonRetryable(`Item ${request.index} is not in ${request.manifest}`, 'BadIndex');
-    const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
-    const done = resultFile(outputDir, request.index);
-    const earlier = await readRecord(done, manifest);
+    const state = statePlace(placeAt(manifest.outputDir, 'output dir'));
+    const done = resultName(request.index);
+    const earlier = await readRecord(state, request.index, manifest);
     if (earlier && !earlier.writing) return summarize(earlier);
-    const output = resolveDataPath(item.output, 'output');
+    const output = fileAt(item.output, 'output');
     if (earlier?.writing && (await landedWith(output, earlier.writing.sha256))) {
       // The last attempt died after its output landed: finish its bookkeeping, write nothing again.
-      await logWrite(outputDir, request.index, output, true);
+      await logWrite(state, request.index, item.output, true);
       const record: BatchItemResult = { ...earlier, writing: undefined };
-      await writeFileAtomic(done, JSON.stringify(record));
+      await state.write(done, JSON.stringify(record), 'output');
       return summarize(record);
     }
 
     let record: BatchItemResult;
     try {
-      const result = await restoreDocumentFile(
-        {
-          input: item.input,
-          output: item.output,
-          reference: item.reference,
-          steps: request.steps,
-          model: request.model,
-          thresholds: request.thresholds,
+      const result = await restoreInto(item, output, request, {
+        beforeWrite: async (result, data) => {
+          const writing = {
+            ...succeeded(request.index, item, result, manifest.fingerprint),
+            writing: { sha256: sha256(data) },
+          };
+          await state.write(done, JSON.stringify(writing), 'output');
+          await at?.('recorded-writing', request.index);
         },
-        {
-          beforeWrite: async (result, data) => {
-            const writing = {
-              ...succeeded(request.index, item, result, manifest.fingerprint),
-              writing: { sha256: sha256(data) },
-            };
-            await writeFileAtomic(done, JSON.stringify(writing));
-            await at?.('recorded-writing', request.index);
-          },
-          afterWrite: async (written) => {
-            await at?.('output-landed', request.index);
-            await logWrite(outputDir, request.index, written, earlier !== undefined);
-            await at?.('logged', request.index);
-          },
+        afterWrite: async () => {
+          await at?.('output-landed', request.index);
+          await logWrite(state, request.index, item.output, earlier !== undefined);
+          await at?.('logged', request.index);
         },
-      );
+      });
       record = succeeded(request.index, item, result, manifest.fingerprint);
     } catch (err) {
       if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
@@ -331,8 +307,43 @@ export function restoreBatchItemWith(at?: (point: BatchWritePoint, index: number
       };
     }
     Context.current().heartbeat({ step: 'recording' });
-    await writeFileAtomic(done, JSON.stringify(record));
+    await state.write(done, JSON.stringify(record), 'output');
     return summarize(record);
+  }
+}
+
+/**
+ * Restores an item from its input (a data-dir file as it is, an object through a scratch copy) and writes its
+ * output whole; `hooks` record its fate around the one moment the output lands.
+ */
+async function restoreInto(
+  item: BatchItem,
+  output: { place: Place; name: string },
+  request: BatchItemRequest,
+  hooks: { beforeWrite(result: RestoreDocumentResult, data: Buffer): Promise<void>; afterWrite(): Promise<void> },
+): Promise<RestoreDocumentResult> {
+  const signal = Context.current().cancellationSignal;
+  const input = await localFile(item.input, 'input', signal);
+  try {
+    const reference = item.reference ? await localFile(item.reference, 'reference', signal) : undefined;
+    try {
+      const { result, png } = await restorePage(
+        {
+          input: input.file,
+          reference: reference?.file,
+          shown: { input: item.input, output: item.output, ...(item.reference && { reference: item.reference }) },
+        },
+        request,
+      );
+      await hooks.beforeWrite(result, png);
+      await output.place.write(output.name, png, 'output', signal);
+      await hooks.afterWrite();
+      return result;
+    } finally {
+      await reference?.release();
+    }
+  } finally {
+    await input.release();
   }
 }
 
@@ -369,7 +380,7 @@ export async function recordBatchItemFailure(request: {
 async function recordFailure(request: { manifest: string; index: number; reason: string }): Promise<void> {
   const manifest = await loadManifest(request.manifest);
   const item = manifest.items[request.index];
-  const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
+  const state = statePlace(placeAt(manifest.outputDir, 'output dir'));
   const record: BatchItemResult = {
     index: request.index,
     input: item?.input ?? `item ${request.index}`,
@@ -378,7 +389,7 @@ async function recordFailure(request: { manifest: string; index: number; reason:
     finishedAt: new Date().toISOString(),
     fingerprint: manifest.fingerprint,
   };
-  await writeFileAtomic(resultFile(outputDir, request.index), JSON.stringify(record));
+  await state.write(resultName(request.index), JSON.stringify(record), 'output');
 }
 
 export interface BatchReportSummary {
@@ -417,7 +428,8 @@ async function buildBatchReport(
   reading: (index: number) => void,
 ): Promise<BatchReportSummary> {
   const manifest = await loadManifest(request.manifest);
-  const outputDir = resolveDataPath(manifest.outputDir, 'output dir');
+  const output = placeAt(manifest.outputDir, 'output dir');
+  const state = statePlace(output);
   const items = [];
   const gains: number[] = [];
   const inputPsnrs: number[] = [];
@@ -428,7 +440,7 @@ async function buildBatchReport(
   let passed = 0;
   for (const [index, item] of manifest.items.entries()) {
     reading(index);
-    const record = await readRecord(resultFile(outputDir, index), manifest);
+    const record = await readRecord(state, index, manifest);
     if (!record) {
       items.push({
         input: item.input,
@@ -501,16 +513,18 @@ async function buildBatchReport(
       .map((item) => `  failed: ${item.input}: ${item.error}`),
   ];
   const summary = lines.join('\n');
-  const report = path.join(outputDir, 'report.json');
-  const summaryFile = path.join(outputDir, 'report.txt');
-  await writeFileAtomic(report, JSON.stringify({ generatedAt: new Date().toISOString(), aggregates, items }, null, 2));
-  await writeFileAtomic(summaryFile, `${summary}\n`);
+  await output.write(
+    'report.json',
+    JSON.stringify({ generatedAt: new Date().toISOString(), aggregates, items }, null, 2),
+    'output',
+  );
+  await output.write('report.txt', `${summary}\n`, 'output');
   const defined = Object.fromEntries(
     Object.entries(aggregates).filter(([, v]) => v !== undefined),
   ) as typeof aggregates;
   return {
-    report: displayPath(report),
-    summaryFile: displayPath(summaryFile),
+    report: output.locate('report.json'),
+    summaryFile: output.locate('report.txt'),
     ...defined,
     summary,
   } as BatchReportSummary;

@@ -59,6 +59,41 @@ export async function restoreDocumentFile(
   const input = resolveDataPath(request.input, 'input');
   const output = request.output ? resolveDataPath(request.output, 'output') : defaultRestoredPath(input);
   const reference = request.reference ? resolveDataPath(request.reference, 'reference') : undefined;
+  const { result, png } = await restorePage(
+    {
+      input,
+      reference,
+      shown: {
+        input: displayPath(input),
+        output: displayPath(output),
+        ...(reference && { reference: displayPath(reference) }),
+      },
+    },
+    request,
+  );
+  await hooks.beforeWrite?.(result, png);
+  await writeFileAtomic(output, png);
+  await hooks.afterWrite?.(output);
+  return result;
+}
+
+/** One page's files: local files to read (checked already), and the names its result gives them. */
+export interface PageFiles {
+  input: string;
+  reference?: string | undefined;
+  /** How the result names the input, output and reference (data-dir paths or `s3://` locations). */
+  shown: { input: string; output: string; reference?: string };
+}
+
+/**
+ * Restores one page from local files and assesses it: the result and the PNG bytes, written by the caller (to the
+ * data dir, or to a bucket).
+ */
+export async function restorePage(
+  files: PageFiles,
+  request: Pick<RestoreDocumentRequest, 'steps' | 'model' | 'thresholds'>,
+): Promise<{ result: RestoreDocumentResult; png: Buffer }> {
+  const { input, reference } = files;
   const context = Context.current();
   const page = await readPage(input, 'input');
   const clean = reference ? await readPage(reference, 'reference') : undefined;
@@ -76,9 +111,7 @@ export async function restoreDocumentFile(
   );
   const { metrics } = restored;
   const result: RestoreDocumentResult = {
-    input: displayPath(input),
-    output: displayPath(output),
-    ...(reference && { reference: displayPath(reference) }),
+    ...files.shown,
     width: page.width,
     height: page.height,
     steps: restored.records,
@@ -87,10 +120,7 @@ export async function restoreDocumentFile(
   };
   context.heartbeat({ step: 'writing' });
   const png = await grayToSharp(restored.image).png({ compressionLevel: 6 }).toBuffer();
-  await hooks.beforeWrite?.(result, png);
-  await writeFileAtomic(output, png);
-  await hooks.afterWrite?.(output);
-  return result;
+  return { result, png };
 }
 
 /**
