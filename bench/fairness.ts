@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { StartOptions } from '../src/client/jobs';
-import { countSeconds, stressWork } from '../src/activities/diagnostics';
+import { countSeconds, stressWorkBatch } from '../src/activities/diagnostics';
 import {
   createTestWorker,
   serverDynamicConfig,
@@ -53,9 +53,9 @@ async function oneRun(env: TestWorkflowEnvironment, mode: keyof typeof TENANTS):
   const worker = await createTestWorker(env, taskQueue, {
     settings: { maxConcurrentActivities: slots },
     activities: {
-      stressWork: (input: Parameters<typeof stressWork>[0]) => {
+      stressWorkBatch: (input: Parameters<typeof stressWorkBatch>[0]) => {
         aStarts.push(performance.now());
-        return stressWork(input);
+        return stressWorkBatch(input);
       },
       countSeconds: (input: Parameters<typeof countSeconds>[0]) => {
         bStartedAt ||= performance.now();
@@ -64,7 +64,12 @@ async function oneRun(env: TestWorkflowEnvironment, mode: keyof typeof TENANTS):
     },
   });
   return worker.runUntil(async () => {
-    const a = await jobs.start('stressTest', { count: items, concurrency: items, rounds }, tenantA);
+    // One item per activity: a backlog of `items` activities (by default a few dozen would share one).
+    const a = await jobs.start(
+      'stressTest',
+      { count: items, concurrency: items, rounds, itemsPerActivity: 1 },
+      tenantA,
+    );
     await waitFor('the head of A’s batch', async () => aStarts.length >= head, 120_000);
     const aItemsBeforeB = aStarts.length;
     const bCalled = performance.now();

@@ -3,6 +3,7 @@
  *   1. the stress item's work (`chainedSha256`) in a bare loop,
  *   2. the same items as activities of one `stressTest` workflow on a real dev server and worker,
  *   3. `stressChild` workflows started one per item from the client (start latency and workflows per second).
+ * 1 and 2 run interleaved `runs` times (bare, job, bare, job...), and the ratio is of their medians.
  * Sizes come from BENCH_STRESS_* variables (see `readSizes`). Nothing here asserts on timings.
  */
 import os from 'node:os';
@@ -25,6 +26,10 @@ interface Sizes {
   workflows: number;
   /** `client.workflow.start` calls in flight at once. */
   startConcurrency: number;
+  /** Interleaved runs of the bare loop and the stressTest workflow (the figures are their medians). */
+  runs: number;
+  /** The stressTest's `itemsPerActivity` (unset: the job's default for `rounds`). */
+  itemsPerActivity?: number;
 }
 
 interface Latency {
@@ -49,6 +54,10 @@ function readSizes(): Sizes {
     concurrency: intFromEnv('BENCH_STRESS_CONCURRENCY', 20),
     workflows: intFromEnv('BENCH_STRESS_WORKFLOWS', 300),
     startConcurrency: intFromEnv('BENCH_STRESS_START_CONCURRENCY', 10),
+    runs: intFromEnv('BENCH_STRESS_RUNS', 3),
+    ...(process.env.BENCH_STRESS_ITEMS_PER_ACTIVITY && {
+      itemsPerActivity: intFromEnv('BENCH_STRESS_ITEMS_PER_ACTIVITY', 1),
+    }),
   };
 }
 
@@ -83,6 +92,7 @@ async function orchestratedActivities(
     count: sizes.items,
     concurrency: sizes.concurrency,
     rounds: sizes.rounds,
+    ...(sizes.itemsPerActivity && { itemsPerActivity: sizes.itemsPerActivity }),
   });
   const result = await jobs.result<StressTestResult>(id);
   const elapsed = performance.now() - started;
@@ -92,7 +102,8 @@ async function orchestratedActivities(
   const latency = { p50: result.latencyMs.p50, p99: result.latencyMs.p99 };
   return {
     own: row(
-      `stressTest activities (workflow's own, ${result.runs} run${result.runs === 1 ? '' : 's'})`,
+      `stressTest activities (workflow's own, ${result.runs} run${result.runs === 1 ? '' : 's'}, ` +
+        `${result.itemsPerActivity ?? 1} items/activity)`,
       result.completed,
       result.wallSeconds * 1000,
       {
@@ -163,13 +174,15 @@ function printHeader(sizes: Sizes): void {
   console.log('  (client and worker in this process, Temporal dev server in a child process; same machine)');
   console.log(
     `  sizes: items=${sizes.items} rounds=${sizes.rounds} concurrency=${sizes.concurrency} ` +
-      `workflows=${sizes.workflows} startConcurrency=${sizes.startConcurrency}`,
+      `workflows=${sizes.workflows} startConcurrency=${sizes.startConcurrency} runs=${sizes.runs}` +
+      (sizes.itemsPerActivity ? ` itemsPerActivity=${sizes.itemsPerActivity}` : ''),
   );
   console.log(
     `  worker: maxConcurrentActivities=${maxConcurrentActivities} maxConcurrentWorkflowTasks=${maxConcurrentWorkflowTasks}`,
   );
   console.log(
-    '  set with BENCH_STRESS_ITEMS, _ROUNDS, _CONCURRENCY, _WORKFLOWS, _START_CONCURRENCY; worker with BACKROOM_MAX_*\n',
+    '  set with BENCH_STRESS_ITEMS, _ROUNDS, _CONCURRENCY, _WORKFLOWS, _START_CONCURRENCY, _RUNS, _ITEMS_PER_ACTIVITY;' +
+      ' worker with BACKROOM_MAX_*\n',
   );
 }
 
@@ -203,26 +216,52 @@ function printRatios(bare: Row, activities: Row, activitiesWall: Row, workflows:
   );
 }
 
+/** The row of the median items/s among `rows` (the middle one; the lower middle of an even count). */
+function medianRow(rows: Row[], what: string): Row {
+  const sorted = [...rows].sort((a, b) => a.perSecond - b.perSecond);
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!middle) throw new Error('no runs');
+  return { ...middle, what: `${what} (median of ${rows.length})` };
+}
+
 export async function stressBenchmark(): Promise<void> {
   const sizes = readSizes();
   printHeader(sizes);
 
-  // The bare loop runs before the server starts, so it measures the work alone.
-  const bare = bareLoop(sizes);
-  console.log(`  bare loop done (${fixed(bare.seconds, 2)} s); starting the dev server and worker...`);
-
   const env = await startTestServer();
   try {
     const taskQueue = uniqueTaskQueue('bench-stress');
-    const { activities, workflows } = await withWorker(env, taskQueue, async () => {
-      const activities = await orchestratedActivities(env, taskQueue, sizes);
-      console.log(
-        `  stressTest done (${fixed(activities.wall.seconds, 2)} s); starting ${sizes.workflows} workflows...\n`,
-      );
-      return { activities, workflows: await startedWorkflows(env, taskQueue, sizes) };
+    const { bares, owns, walls, workflows } = await withWorker(env, taskQueue, async () => {
+      const bares: Row[] = [];
+      const owns: Row[] = [];
+      const walls: Row[] = [];
+      // Interleaved, so that a busy spell of a shared machine weighs on both sides alike.
+      for (let run = 1; run <= sizes.runs; run++) {
+        const bare = bareLoop(sizes);
+        const activities = await orchestratedActivities(env, taskQueue, sizes);
+        bares.push(bare);
+        owns.push(activities.own);
+        walls.push(activities.wall);
+        console.log(
+          `  run ${run}: bare loop ${fixed(bare.perSecond)} items/s (${fixed(1000 / bare.perSecond, 2)} ms/item), ` +
+            `stressTest ${fixed(activities.own.perSecond)} items/s: ratio ${fixed(activities.own.perSecond / bare.perSecond, 3)}`,
+        );
+      }
+      console.log(`  starting ${sizes.workflows} workflows...\n`);
+      return { bares, owns, walls, workflows: await startedWorkflows(env, taskQueue, sizes) };
     });
-    printTable([bare, activities.own, activities.wall, workflows]);
-    printRatios(bare, activities.own, activities.wall, workflows);
+    const ratios = owns.map((r, i) => r.perSecond / (bares[i]?.perSecond ?? Number.NaN)).sort((a, b) => a - b);
+    const medianRatio = ratios[Math.floor((ratios.length - 1) / 2)] ?? Number.NaN;
+    const bare = medianRow(bares, 'bare loop: chainedSha256');
+    const own = medianRow(owns, owns[0]?.what ?? 'stressTest activities');
+    const wall = medianRow(walls, 'stressTest activities (client wall clock)');
+    printTable([bare, own, wall, workflows]);
+    printRatios(bare, own, wall, workflows);
+    console.log(
+      `stress, ${fixed(1000 / bare.perSecond, 2)} ms items: stressTest ${fixed(own.perSecond)} items/s, ` +
+        `bare loop ${fixed(bare.perSecond)} items/s, ratio ${fixed(own.perSecond / bare.perSecond, 3)} ` +
+        `(medians of ${sizes.runs} interleaved runs; median of the runs' own ratios ${fixed(medianRatio, 3)})\n`,
+    );
   } finally {
     await env.teardown();
   }

@@ -162,6 +162,114 @@ export async function stressWork(input: StressWorkInput): Promise<StressWorkResu
   return outcome.result;
 }
 
+export interface StressWorkBatchInput {
+  /** The index of the batch's first item; its items are `firstIndex`, `firstIndex + 1`, ... */
+  firstIndex: number;
+  /** Items in the batch (at least 1). */
+  count: number;
+  rounds: number;
+  /** Where to start when there are no heartbeat details (the workflow passes none: a fresh batch). */
+  resumeFrom?: StressBatchCheckpoint;
+  /** Diagnostics: items that fail on every try, to exercise the per-item failure path end to end. */
+  failItems?: number[];
+}
+
+/** One finished item of a batch: its digest, or the reason it failed after its tries. */
+export interface StressItemOutcome {
+  index: number;
+  /** The item's own time in ms, as the activity measured it: from its first try's start to its end, retries included. */
+  ms: number;
+  tries: number;
+  digest?: string;
+  error?: string;
+}
+
+/** Where a batch is: items before `next` finished (their outcomes in order), and the chain of item `next` so far. */
+export interface StressBatchCheckpoint {
+  next: number;
+  items: StressItemOutcome[];
+  /** Item `next` when it has started (a long item is heartbeaten mid-chain). */
+  current?: StressCheckpoint & { tries: number; ms: number };
+}
+
+export interface StressWorkBatchResult {
+  firstIndex: number;
+  items: StressItemOutcome[];
+  /** Attempts Temporal needed (more than 1 after a worker died or shut down mid-way). */
+  attempts: number;
+  /** Rounds of the batch done when the last attempt started (0 unless it resumed from a heartbeat). */
+  resumedFrom: number;
+}
+
+/** Tries of one item within its batch before it is recorded as failed (and the batch goes on). */
+const STRESS_ITEM_TRIES = 3;
+/** The wait before an item's second try; doubled before each later one. */
+const STRESS_ITEM_RETRY_MS = 50;
+
+/**
+ * Several stress items in one activity, in order: the same chained hashing as {@link stressWork}, without an
+ * activity's scheduling and history per item. It heartbeats after each item (and every 200 ms inside a long one)
+ * with the index reached and the outcomes so far, so a retry on another worker continues from there. An item that
+ * throws is tried {@link STRESS_ITEM_TRIES} times, then recorded as failed with its reason while the rest go on. The
+ * result lists every item's outcome and its own time in ms.
+ */
+export async function stressWorkBatch(input: StressWorkBatchInput): Promise<StressWorkBatchResult> {
+  const { firstIndex, count, rounds } = input;
+  const end = firstIndex + count;
+  const failing = new Set(input.failItems ?? []);
+  const context = Context.current();
+  const roundsDone = (at: StressBatchCheckpoint) => (at.next - firstIndex) * rounds + (at.current?.round ?? 0);
+  const outcome = await runResumableLoop<StressBatchCheckpoint, StressWorkBatchResult>({
+    initial: { next: firstIndex, items: [] },
+    resumeFrom: input.resumeFrom,
+    isDone: (at) => at.next >= end,
+    step: async (at) => {
+      const index = at.next;
+      const current = at.current ?? { round: 0, block: chainStart(index).toString('base64'), tries: 1, ms: 0 };
+      const started = performance.now();
+      const spent = () => current.ms + (performance.now() - started);
+      const finish = (result: Pick<StressItemOutcome, 'digest' | 'error'>): StressBatchCheckpoint => ({
+        next: index + 1,
+        items: [...at.items, { index, ms: Math.round(spent() * 100) / 100, tries: current.tries, ...result }],
+      });
+      try {
+        if (failing.has(index)) throw new Error(`item ${index} failed on purpose (failItems)`);
+        const block = Buffer.from(current.block, 'base64');
+        const until = Date.now() + STRESS_STEP_MS;
+        let round = current.round;
+        while (round < rounds && Date.now() < until) {
+          const step = Math.min(ROUNDS_PER_CLOCK_CHECK, rounds - round);
+          chainRounds(block, step);
+          round += step;
+        }
+        if (round < rounds) {
+          return { ...at, current: { round, block: block.toString('base64'), tries: current.tries, ms: spent() } };
+        }
+        return finish({ digest: chainDigest(block) });
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (current.tries >= STRESS_ITEM_TRIES) return finish({ error: reason });
+        await context.sleep(STRESS_ITEM_RETRY_MS * 2 ** (current.tries - 1));
+        const retry = { round: 0, block: chainStart(index).toString('base64'), tries: current.tries + 1, ms: spent() };
+        return { ...at, current: retry };
+      }
+    },
+    progress: (at) => ({ done: roundsDone(at), total: count * rounds, unit: 'rounds' }),
+    describe: (at) => `stress items ${firstIndex}–${end - 1}: ${at.next - firstIndex} of ${count} done`,
+    // The workflow counts items as batches end; inside a batch, progress travels in the heartbeat details only.
+    reportToWorkflow: false,
+    finish: (at, startedFrom) => ({
+      firstIndex,
+      items: at.items,
+      attempts: activityInfo().attempt,
+      resumedFrom: roundsDone(startedFrom),
+    }),
+  });
+  // Only a cancel of the whole job interrupts a batch, and the job then has no use for its place.
+  if (!outcome.finished) throw new CancelledFailure('Stress batch cancelled');
+  return outcome.result;
+}
+
 /** The stress item's work as a plain function, so benchmarks can run the same work without Temporal. */
 export function chainedSha256(seed: number, rounds: number): string {
   const block = chainStart(seed);

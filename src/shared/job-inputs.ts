@@ -30,6 +30,13 @@ export const stressTestInput = z.strictObject({
   rounds: z.number().int().min(0).max(10_000_000).default(1000),
   /** Items per run before continuing as new, to keep each run's event history small. */
   itemsPerRun: z.number().int().min(10).max(2000).default(500),
+  /**
+   * `activities` mode: items per activity (one `stressWorkBatch` runs them in order, with per-item progress and
+   * retries). Default: as many as take about 150 ms by `rounds` (see `stressItemsPerActivity`), at most 100.
+   */
+  itemsPerActivity: z.number().int().min(1).max(100).optional(),
+  /** Diagnostics: item indexes that fail on every try (`activities` mode), to see failed items in the status. */
+  failItems: z.array(z.number().int().min(0)).max(100).optional(),
 });
 
 export type SimpleTestInput = z.input<typeof simpleTestInput>;

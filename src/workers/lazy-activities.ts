@@ -44,6 +44,7 @@ const ACTIVITY_NAMES: { [K in keyof Activities]: true } = {
   sendEmailBatch: true,
   sievePrimes: true,
   stressWork: true,
+  stressWorkBatch: true,
   trainEpoch: true,
   validateDataset: true,
   writeBatchReport: true,

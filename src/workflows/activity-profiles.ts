@@ -61,7 +61,7 @@ export const untilWrittenDown: ActivityOptions = { ...bounded, retry: untilWritt
 /** Work that waits on a server outside (one email): heartbeats, and retried until the server is reachable. */
 export const untilReachable: ActivityOptions = { ...bounded, retry: untilBack };
 
-/** A stress item: heartbeats its place in its chain; retried quickly (200 ms), a few times. */
+/** A stress item or batch of items: heartbeats its place in its chain; retried quickly (200 ms), a few times. */
 export const stressItem: ActivityOptions = {
   ...bounded,
   retry: { initialInterval: '200 milliseconds', maximumAttempts: 5 },

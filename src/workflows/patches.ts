@@ -14,3 +14,6 @@ export const JOB_SEARCH_ATTRIBUTES = 'job-search-attributes';
 
 /** restoreDocument with a model reads what the model's evaluations say (describeModel) before restoring. */
 export const MODEL_VERDICT = 'model-verdict';
+
+/** stressTest in activities mode runs several items per activity (`stressWorkBatch`) instead of one `stressWork` each. */
+export const STRESS_ACTIVITY_BATCHES = 'stress-activity-batches';

@@ -149,8 +149,10 @@ describe('continue-as-new when Temporal suggests it', () => {
 
   it('a stressTest whose items outgrow the suggestion continues as new before its itemsPerRun', async () => {
     const concurrency = 2;
-    // 150 items at about 6 events each would be one run of ~900 events: itemsPerRun alone would not split it.
-    const { id } = await jobs.start('stressTest', { count: 150, itemsPerRun: 2000, concurrency, rounds: 0 });
+    // 150 items at about 6 events each would be one run of ~900 events: itemsPerRun alone would not split it. One
+    // item per activity, so that each writes its own events (by default 100 such items would share one activity).
+    const input = { count: 150, itemsPerRun: 2000, concurrency, rounds: 0, itemsPerActivity: 1 };
+    const { id } = await jobs.start('stressTest', input);
     const result = await jobs.result<{ completed: number; failed: number; runs: number }>(id);
     assert.equal(result.completed, 150, 'every item ran once across the runs');
     assert.equal(result.failed, 0);

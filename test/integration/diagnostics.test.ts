@@ -17,24 +17,48 @@ describe('diagnostics jobs on a real dev server', () => {
   });
   after(() => stack.stop());
 
-  it('stressTest runs every activity through a bounded window, continuing as new to keep history small', async () => {
-    const { id } = await jobs.start('stressTest', { count: 45, concurrency: 4, itemsPerRun: 20, rounds: 100 });
+  it('stressTest runs batches of items through a bounded window, continuing as new to keep history small', async () => {
+    const input = { count: 45, concurrency: 4, itemsPerRun: 20, rounds: 100, itemsPerActivity: 4 };
+    const { id } = await jobs.start('stressTest', input);
     const result = await jobs.result<StressTestResult>(id);
     assert.equal(result.outcome, 'completed');
     assert.equal(result.completed, 45);
     assert.equal(result.failed, 0);
     assert.equal(result.runs, 3, '45 items at 20 per run take three runs');
+    assert.equal(result.itemsPerActivity, 4);
     assert.ok(result.throughputPerSecond > 0);
     const { p50, p95, p99, max } = result.latencyMs;
     assert.ok(p50 > 0 && p50 <= p95 && p95 <= p99 && p99 <= max, JSON.stringify(result.latencyMs));
 
-    // Each run's history stays small: the last run holds only its own 5 items.
+    // Each run's history stays small: the last run holds only its own 5 items, in two batches (4 + 1).
     const history = await env.client.workflow.getHandle(id).fetchHistory();
-    const scheduled = history.events?.filter((e) => e.activityTaskScheduledEventAttributes).length;
-    assert.equal(scheduled, 5);
+    const scheduled = history.events?.filter((e) => e.activityTaskScheduledEventAttributes);
+    assert.equal(scheduled?.length, 2);
+    assert.ok(scheduled.every((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stressWorkBatch'));
     const view = await jobs.status(id);
     assert.equal(view.progress.done, 45, 'progress carried across runs');
     assert.equal(view.succeeded, 45);
+  });
+
+  it('stressTest counts a failed item of a batch on its own, with its index and reason', async () => {
+    const input = { count: 12, concurrency: 2, rounds: 10, itemsPerActivity: 5, failItems: [3, 11] };
+    const { id } = await jobs.start('stressTest', input);
+    const result = await jobs.result<StressTestResult>(id);
+    assert.equal(result.outcome, 'completed');
+    assert.equal(result.completed, 10);
+    assert.equal(result.failed, 2);
+    const view = await jobs.status(id);
+    assert.deepEqual(view.progress, { done: 12, total: 12, unit: 'items' });
+    assert.deepEqual(
+      // Batches run side by side: their failures come in the order the batches end.
+      view.errors
+        .map((e) => [e.item, e.reason])
+        .sort(([a], [b]) => (a ?? '').localeCompare(b ?? '', 'en', { numeric: true })),
+      [
+        ['item 3', 'item 3 failed on purpose (failItems) (after 3 tries)'],
+        ['item 11', 'item 11 failed on purpose (failItems) (after 3 tries)'],
+      ],
+    );
   });
 
   it('stressTest in child-workflow mode runs one child per item', async () => {

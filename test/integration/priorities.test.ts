@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { countSeconds, stressWork } from '../../src/activities/diagnostics';
+import { countSeconds, stressWork, stressWorkBatch } from '../../src/activities/diagnostics';
 import type { StartOptions } from '../../src/client/jobs';
 import { PRIORITY_KEYS, type PriorityName } from '../../src/shared/names';
 import {
@@ -31,7 +31,14 @@ function recorder(pauseMs = 0) {
       if (pauseMs) await sleep(pauseMs);
       return real(input);
     };
-  return { starts, activities: { countSeconds: record(countSeconds), stressWork: record(stressWork) } };
+  return {
+    starts,
+    activities: {
+      countSeconds: record(countSeconds),
+      stressWork: record(stressWork),
+      stressWorkBatch: record(stressWorkBatch),
+    },
+  };
 }
 
 /** A stress child's id is its parent's id plus `-item-<n>`: the child runs with its parent's priority. */
@@ -161,7 +168,9 @@ describe('priorities and tenants', { timeout: 600_000 }, () => {
     const worker = await createTestWorker(env, taskQueue, { settings: { maxConcurrentActivities: 1 }, activities });
     const tenant = (name: string): StartOptions => (mode === 'none' ? {} : { tenant: mode === 'same' ? 'a' : name });
     return worker.runUntil(async () => {
-      const a = await jobs.start('stressTest', { count: items, concurrency: items, rounds: 0 }, tenant('a'));
+      // One item per activity: a backlog of `items` activities (by default they would share one).
+      const input = { count: items, concurrency: items, rounds: 0, itemsPerActivity: 1 };
+      const a = await jobs.start('stressTest', input, tenant('a'));
       await waitFor('a few of A’s items to start', async () => starts.length >= 3);
       const startedWhenBArrived = starts.length;
       const b = await jobs.start('simpleTest', { durationSeconds: 1 }, tenant('b'));

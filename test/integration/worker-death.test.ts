@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { Jobs } from '../../src/client/jobs';
-import { chainedSha256, type StressWorkResult } from '../../src/activities/diagnostics';
+import { chainedSha256, type StressWorkBatchResult } from '../../src/activities/diagnostics';
 import type { StressTestResult } from '../../src/workflows/diagnostics';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
@@ -46,7 +46,7 @@ describe('a worker killed in the middle of a job', () => {
     const beaten = await waitFor(
       'the stress item to heartbeat progress',
       async () => {
-        const item = (await jobs.status(id)).activities.find((a) => a.type === 'stressWork');
+        const item = (await jobs.status(id)).activities.find((a) => a.type === 'stressWorkBatch');
         return item?.progress && item.progress.done > 0 && item.progress.done < ROUNDS && item.progress;
       },
       120_000,
@@ -61,14 +61,18 @@ describe('a worker killed in the middle of a job', () => {
     assert.equal(result.completed, 1);
     assert.equal(result.failed, 0);
 
-    // The item's own result: a second attempt that started where the dead worker's last heartbeat left off.
+    // The item's batch (of one item: it is long): a second attempt that started where the dead worker's last
+    // heartbeat left off.
     const history = await env.client.workflow.getHandle(id).fetchHistory();
     const completed = history.events?.find((e) => e.activityTaskCompletedEventAttributes);
     const payload = completed?.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
     assert.ok(payload, 'the stress item completed');
-    const item = env.client.options.loadedDataConverter.payloadConverter.fromPayload<StressWorkResult>(payload);
-    assert.ok(item.attempts >= 2, `a second attempt finished the item: ${JSON.stringify(item)}`);
-    assert.ok(item.resumedFrom >= beaten.done, `it resumed from the heartbeat, not from zero: ${JSON.stringify(item)}`);
-    assert.equal(item.digest, chainedSha256(0, ROUNDS), 'the resumed chain gives the same digest');
+    const batch = env.client.options.loadedDataConverter.payloadConverter.fromPayload<StressWorkBatchResult>(payload);
+    assert.ok(batch.attempts >= 2, `a second attempt finished the item: ${JSON.stringify(batch)}`);
+    assert.ok(
+      batch.resumedFrom >= beaten.done,
+      `it resumed from the heartbeat, not from zero: ${JSON.stringify(batch)}`,
+    );
+    assert.equal(batch.items[0]?.digest, chainedSha256(0, ROUNDS), 'the resumed chain gives the same digest');
   });
 });

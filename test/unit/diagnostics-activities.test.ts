@@ -9,7 +9,9 @@ import {
   countSeconds,
   sievePrimes,
   stressWork,
+  stressWorkBatch,
   chainedSha256,
+  type StressBatchCheckpoint,
   type StressCheckpoint,
 } from '../../src/activities/diagnostics';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
@@ -156,5 +158,116 @@ describe('stressWork', () => {
     const env = new MockActivityEnvironment();
     env.cancel();
     await assert.rejects(runActivity(env, stressWork, { index: 1, rounds: 1_000 }), CancelledFailure);
+  });
+});
+
+describe('stressWorkBatch', () => {
+  const checkpoints = (beats: ActivityHeartbeat[]) => beats.map((b) => b.checkpoint as StressBatchCheckpoint);
+
+  it('runs its items in order, heartbeating after each one, and reports each digest and time', async () => {
+    const env = new MockActivityEnvironment();
+    const beats = recordHeartbeats(env);
+    const result = await runActivity(env, stressWorkBatch, { firstIndex: 10, count: 4, rounds: 50 });
+    assert.equal(result.firstIndex, 10);
+    assert.equal(result.attempts, 1);
+    assert.equal(result.resumedFrom, 0);
+    assert.deepEqual(
+      result.items.map((item) => [item.index, item.digest, item.tries]),
+      [10, 11, 12, 13].map((index) => [index, chainedSha256(index, 50), 1]),
+    );
+    for (const item of result.items) assert.ok(item.ms > 0 && item.error === undefined, JSON.stringify(item));
+    // One heartbeat at the start and one per item, each with the index reached and the outcomes so far.
+    assert.deepEqual(
+      checkpoints(beats).map((c) => [c.next, c.items.length]),
+      [
+        [10, 0],
+        [11, 1],
+        [12, 2],
+        [13, 3],
+        [14, 4],
+      ],
+    );
+    assert.deepEqual(beats.at(-1)?.progress, { done: 200, total: 200, unit: 'rounds' });
+  });
+
+  it('on a retry, resumes from the heartbeat: the items done keep their outcomes, the rest run', async () => {
+    const first = new MockActivityEnvironment();
+    const beats = recordHeartbeats(first);
+    const whole = await runActivity(first, stressWorkBatch, { firstIndex: 0, count: 5, rounds: 40 });
+    const midway = beats[2]; // after items 0 and 1
+    assert.ok(midway);
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: midway });
+    const retryBeats = recordHeartbeats(retry);
+    const resumed = await runActivity(retry, stressWorkBatch, { firstIndex: 0, count: 5, rounds: 40 });
+    assert.equal(resumed.attempts, 2);
+    assert.equal(resumed.resumedFrom, 80, 'two items of 40 rounds were done');
+    assert.deepEqual(resumed.items.slice(0, 2), whole.items.slice(0, 2), 'the outcomes carried in the heartbeat');
+    assert.deepEqual(
+      resumed.items.map((item) => item.digest),
+      whole.items.map((item) => item.digest),
+    );
+    assert.deepEqual(
+      checkpoints(retryBeats).map((c) => c.next),
+      [2, 3, 4, 5],
+      'only the three remaining items ran again',
+    );
+  });
+
+  it('continues a long item from its place in the chain, to the same digest', async () => {
+    const block = Buffer.alloc(1024, 3);
+    for (let i = 0; i < 30; i++) createHash('sha256').update(block).digest().copy(block, 0);
+    const checkpoint: StressBatchCheckpoint = {
+      next: 3,
+      items: [{ index: 2, ms: 1, tries: 1, digest: chainedSha256(2, 50) }],
+      current: { round: 30, block: block.toString('base64'), tries: 1, ms: 1 },
+    };
+    const env = new MockActivityEnvironment({
+      attempt: 2,
+      heartbeatDetails: { checkpoint, progress: { done: 80, total: 100, unit: 'rounds' } },
+    });
+    const result = await runActivity(env, stressWorkBatch, { firstIndex: 2, count: 2, rounds: 50 });
+    assert.equal(result.resumedFrom, 80);
+    assert.equal(result.items[1]?.digest, chainedSha256(3, 50));
+  });
+
+  it('records an item that fails after its tries with its reason, and runs the others', async () => {
+    const env = new MockActivityEnvironment();
+    const result = await runActivity(env, stressWorkBatch, { firstIndex: 0, count: 4, rounds: 20, failItems: [1] });
+    assert.deepEqual(
+      result.items.map((item) => [item.index, item.tries, item.error ?? 'ok']),
+      [
+        [0, 1, 'ok'],
+        [1, 3, 'item 1 failed on purpose (failItems)'],
+        [2, 1, 'ok'],
+        [3, 1, 'ok'],
+      ],
+    );
+    assert.equal(result.items[1]?.digest, undefined);
+    assert.ok((result.items[1]?.ms ?? 0) >= 150, 'its time includes the waits between its tries (50 + 100 ms)');
+    assert.equal(result.items[3]?.digest, chainedSha256(3, 20));
+  });
+
+  it('stops when cancelled, between items', async () => {
+    const env = new MockActivityEnvironment();
+    const beats = recordHeartbeats(env);
+    env.on('heartbeat', () => {
+      if (beats.length === 3) env.cancel();
+    });
+    await assert.rejects(
+      runActivity(env, stressWorkBatch, { firstIndex: 0, count: 50, rounds: 100 }),
+      CancelledFailure,
+    );
+    const last = checkpoints(beats).at(-1);
+    assert.ok(last && last.next < 50, `stopped early, at item ${last?.next}`);
+  });
+
+  it('fails the attempt on worker shutdown, so Temporal retries it from the heartbeat', async () => {
+    const env = new MockActivityEnvironment();
+    env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
+    await assert.rejects(runActivity(env, stressWorkBatch, { firstIndex: 0, count: 3, rounds: 10 }), (err: unknown) => {
+      assert.ok(err instanceof CancelledFailure);
+      assert.match(err.message, /resume from its last heartbeat/);
+      return true;
+    });
   });
 });
