@@ -16,6 +16,7 @@ import { startDevServer, type RunningDevServer } from './devserver/dev-server';
 import { startMailSink, type RunningMailSink } from './mail-sink/sink';
 import { isListening } from './ports';
 import { startHealthServer } from './workers/health-server';
+import { releaseActivityResources } from './workers/lazy-activities';
 import { installRuntimeWithMetrics } from './workers/runtime';
 import { createBackroomWorker } from './workers/worker';
 
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
     console.log('\nShutting down: worker first (running activities get to checkpoint), then the server...');
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch((err: unknown) => console.error(`Worker stopped with an error: ${String(err)}`));
+    // Kept SMTP connections would otherwise hold the process open after the sink stops.
+    await releaseActivityResources();
     await api.close();
     await health.close();
     await sink?.close();

@@ -39,6 +39,12 @@ export interface ResumableLoop<C, T> {
    * when the activity's progress is not the job's (one stress item among many).
    */
   reportToWorkflow?: boolean;
+  /**
+   * Heartbeat after a step only when this long has passed since the last heartbeat, or when the loop is done
+   * (default 0: after every step). For loops of many short steps: the SDK encodes every heartbeat and hands it to
+   * the core, which sends one a second. A step that runs longer still heartbeats every second.
+   */
+  heartbeatEveryMs?: number;
 }
 
 /** Runs the loop described by `loop`; see the module comment for resume and interruption rules. */
@@ -47,24 +53,31 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
   let checkpoint = resumePoint(loop);
   const startedFrom = checkpoint;
   const reporter = loop.reportToWorkflow === false ? undefined : new ProgressReporter(loop.progress(checkpoint));
-  let details: ActivityHeartbeat<C> | undefined;
+  const everyMs = loop.heartbeatEveryMs ?? 0;
+  let lastBeatAt = 0;
+  const detailsOf = (at: C): ActivityHeartbeat<C> => {
+    const details: ActivityHeartbeat<C> = { checkpoint: at, progress: loop.progress(at) };
+    if (loop.describe) details.message = loop.describe(at);
+    return details;
+  };
   const beat = () => {
-    details = { checkpoint, progress: loop.progress(checkpoint) };
-    if (loop.describe) details.message = loop.describe(checkpoint);
+    const details = detailsOf(checkpoint);
     context.heartbeat(details);
     reporter?.report(details);
+    if (everyMs > 0) lastBeatAt = performance.now();
   };
   beat();
   while (!loop.isDone(checkpoint)) {
     if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
     try {
       // A step may wait long on the CPU pool: the checkpoint it started from keeps the heartbeat going meanwhile.
-      checkpoint = await heartbeatWhile(loop.step(checkpoint, context.cancellationSignal), () => details);
+      const from = checkpoint;
+      checkpoint = await heartbeatWhile(loop.step(checkpoint, context.cancellationSignal), () => detailsOf(from));
     } catch (err) {
       if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
       throw err;
     }
-    beat();
+    if (everyMs === 0 || performance.now() - lastBeatAt >= everyMs || loop.isDone(checkpoint)) beat();
     // CPU-bound steps must let heartbeats go out and cancellation come in.
     await yieldToEventLoop();
   }

@@ -81,6 +81,21 @@ export function preloadActivities(): Promise<void> {
   return loadActivities().then(() => undefined);
 }
 
+/**
+ * Lets go of what activities keep between calls (the SMTP connections kept for campaigns), for a worker that has
+ * stopped: their sockets would otherwise hold the process open. Nothing to do when no activity module was loaded.
+ */
+export async function releaseActivityResources(): Promise<void> {
+  if (!loading) return;
+  try {
+    await loading;
+  } catch {
+    return; // nothing loaded, nothing kept
+  }
+  const { closeKeptSmtpTransports } = await import('../activities/email/smtp.js');
+  closeKeptSmtpTransports();
+}
+
 /** The activities as registered: the same arguments and results, each call asynchronous. */
 export type LazyActivities = {
   [K in keyof Activities]: (...args: Parameters<Activities[K]>) => Promise<Awaited<ReturnType<Activities[K]>>>;

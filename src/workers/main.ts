@@ -1,7 +1,7 @@
 /** `npm run worker`: one Backroom worker, its `/healthz` and `/metrics`, until SIGINT or SIGTERM. */
 import { workerSettings } from '../config';
 import { startHealthServer } from './health-server';
-import { preloadActivities } from './lazy-activities';
+import { preloadActivities, releaseActivityResources } from './lazy-activities';
 import { installRuntimeWithMetrics } from './runtime';
 import { connectWorkerConnection, createBackroomWorker } from './worker';
 
@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     });
   }, ACTIVITY_PRELOAD_DELAY_MS);
   await running;
+  await releaseActivityResources();
   await health.close();
   await connection.close();
   if (loadFailure) throw loadFailure;

@@ -30,9 +30,10 @@ export function openSmtpTransport(url = smtpUrl()): SmtpTransport {
 /**
  * Connections kept open between the batches of a campaign: opening one costs a round of greetings, and servers
  * delay the greeting on purpose (100 ms for smtp-server, seconds for Postfix's postscreen). One per campaign keeps
- * each campaign's messages strictly one after another; a connection unused for a while is closed.
+ * each campaign's messages strictly one after another; a connection unused for a while is closed, and all of them
+ * when the worker shuts down ({@link closeKeptSmtpTransports}).
  */
-const kept = new Map<string, { transport: SmtpTransport; idle?: NodeJS.Timeout }>();
+const kept = new Map<string, { transport: SmtpTransport; idle?: NodeJS.Timeout; closeOnRelease?: boolean }>();
 const KEEP_IDLE_MS = 30_000;
 
 /** The campaign's open connection (or a new one); give it back with {@link releaseSmtpTransport}. */
@@ -41,6 +42,7 @@ export function borrowSmtpTransport(key: string, url = smtpUrl()): SmtpTransport
   const entry = kept.get(id);
   if (entry) {
     clearTimeout(entry.idle);
+    entry.idle = undefined;
     return entry.transport;
   }
   const transport = openSmtpTransport(url);
@@ -52,7 +54,7 @@ export function borrowSmtpTransport(key: string, url = smtpUrl()): SmtpTransport
 export function releaseSmtpTransport(key: string, transport: SmtpTransport, discard = false, url = smtpUrl()): void {
   const id = `${url} ${key}`;
   const entry = kept.get(id);
-  if (discard || entry?.transport !== transport) {
+  if (discard || entry?.transport !== transport || entry.closeOnRelease) {
     transport.close();
     if (entry?.transport === transport) kept.delete(id);
     return;
@@ -62,6 +64,22 @@ export function releaseSmtpTransport(key: string, transport: SmtpTransport, disc
     transport.close();
   }, KEEP_IDLE_MS);
   entry.idle.unref();
+}
+
+/**
+ * Closes the kept connections, for a worker that shuts down: the idle ones now, the ones a batch is using when it
+ * gives them back. Otherwise their sockets would hold the process open until the idle timeout.
+ */
+export function closeKeptSmtpTransports(): void {
+  for (const [id, entry] of kept) {
+    if (entry.idle === undefined) {
+      entry.closeOnRelease = true;
+      continue;
+    }
+    clearTimeout(entry.idle);
+    kept.delete(id);
+    entry.transport.close();
+  }
 }
 
 /** What a failed send means for the message and for the job. */
