@@ -17,9 +17,10 @@ import {
   JobNotFoundError,
   StartUnconfirmedError,
   UnknownJobTypeError,
+  validateJobInput,
 } from '../client/jobs';
 import type { ApiSettings } from '../config';
-import { JOB_CATALOG, JOB_TYPES, isJobType, parseJobInput } from '../shared/job-catalog';
+import { JOB_TYPES, parseJobInput } from '../shared/job-catalog';
 import { JOB_STATES } from '../shared/job-status';
 import {
   PRIORITY_KEYS,
@@ -163,6 +164,7 @@ const idempotencyKey = z
   .optional();
 
 function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  if (request.headers['idempotency-key'] === undefined) return undefined;
   const parsed = idempotencyKey.safeParse(request.headers['idempotency-key']);
   if (parsed.success) return parsed.data;
   const problem = parsed.error.issues.map((issue) => issue.message).join('; ');
@@ -286,13 +288,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const { type } = request.params;
     const query = parseQuery(startQuery, request.query);
     const key = idempotencyKeyOf(request);
-    if (!isJobType(type)) throw new UnknownJobTypeError(type);
-    // Validate before touching Temporal: a bad input is a 400 even while Temporal is down.
-    parseJobInput(type, JOB_CATALOG[type].schema, request.body);
+    // Validate before touching Temporal: a bad input is a 400 even while Temporal is down. Once: Jobs.start takes
+    // the validated input as it is.
+    const input = validateJobInput(type, request.body);
     // A try whose answer is lost (a deadline, a dropped connection) is followed by a second one that asks for the
     // same job and finds it if the first took effect: a start that happened is answered with its job, not a 503.
     const { created, ...started } = await link.use((jobs) =>
-      jobs.start(type, request.body, {
+      jobs.start(type, input, {
         ...(query.id && { id: query.id }),
         ...(query.priority && { priority: query.priority }),
         ...(query.tenant !== undefined && { tenant: query.tenant }),

@@ -426,6 +426,39 @@ export function newJobId(type: JobType, now = new Date(), args: Record<string, u
   return `${idPrefix(type, args)}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * A job input checked against its type's schema, with defaults filled in (see {@link validateJobInput}). Passed to
+ * {@link Jobs.start} instead of the raw input, it is not validated a second time.
+ */
+export class ValidatedInput {
+  constructor(
+    readonly type: JobType,
+    /** The input as the job gets it: validated, defaults filled in. */
+    readonly args: Record<string, unknown>,
+    /** What the user should change in the input as given (a deprecated field name), when anything. */
+    readonly warnings: string[],
+  ) {}
+}
+
+/**
+ * Validates `input` for a job of `type` (throwing {@link UnknownJobTypeError} or {@link JobInputError}), once: a
+ * caller that must refuse a bad input early (the HTTP API, before it touches Temporal) passes the result to
+ * {@link Jobs.start}, which then skips its own check.
+ */
+export function validateJobInput(type: string, input: unknown): ValidatedInput {
+  if (!isJobType(type)) throw new UnknownJobTypeError(type);
+  return new ValidatedInput(type, parseJobInput(type, JOB_CATALOG[type].schema, input), inputWarnings(type, input));
+}
+
+/** The static details of each job type, made once (the same text for every job of a type). */
+const staticDetails = new Map<JobType, string>();
+
+function detailsOf(type: JobType): string {
+  let details = staticDetails.get(type);
+  if (details === undefined) staticDetails.set(type, (details = jobDetails(type)));
+  return details;
+}
+
 export class Jobs {
   /** Whether the namespace has Backroom's search attributes (asked once; see {@link searchAttributesRegistered}). */
   private indexed?: Promise<boolean>;
@@ -460,9 +493,10 @@ export class Jobs {
   }
 
   /**
-   * Validates `input` against the job's schema (throwing {@link JobInputError}) and starts the job. A start is
-   * safe to repeat: its id is decided once, and when Temporal does not answer a try (a deadline, a dropped
-   * connection) the next try asks for the same job, so a start whose answer was lost is found, not duplicated.
+   * Validates `input` against the job's schema (throwing {@link JobInputError}; a {@link ValidatedInput} of this
+   * type is taken as it is) and starts the job. A start is safe to repeat: its id is decided once, and when Temporal
+   * does not answer a try (a deadline, a dropped connection) the next try asks for the same job, so a start whose
+   * answer was lost is found, not duplicated.
    * With an idempotency key the id comes from the key: the same key and input give the job it already started
    * (`created: false`, running or ended); the same key with another input is an {@link IdempotencyKeyReusedError}.
    * When no try is answered, {@link StartUnconfirmedError} names the id the job would have. An input that uses a
@@ -472,7 +506,12 @@ export class Jobs {
     if (!isJobType(type)) throw new UnknownJobTypeError(type);
     const problem = tenantProblem(options.tenant, options.tenantWeight);
     if (problem) throw new InvalidStartOptionError(problem);
-    const args = parseJobInput(type, JOB_CATALOG[type].schema, input);
+    // An input validated by the caller (the HTTP API checks it before it touches Temporal) is not validated again.
+    const validated =
+      input instanceof ValidatedInput && input.type === type
+        ? input
+        : validateJobInput(type, input instanceof ValidatedInput ? input.args : input);
+    const { args, warnings } = validated;
     const key = options.idempotencyKey;
     const pending: PendingStart = {
       type,
@@ -488,7 +527,6 @@ export class Jobs {
       ...(options.tenantWeight !== undefined && { tenantWeight: options.tenantWeight }),
     };
     const attempts = options.attempts ?? 3;
-    const warnings = inputWarnings(type, input);
     for (let attempt = 1; ; attempt++) {
       try {
         const timeout = options.attemptTimeoutMs;
@@ -523,7 +561,7 @@ export class Jobs {
         workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
         // What the job is, for the UI's list and page (the current details line follows its progress).
         staticSummary: jobSummary(type, pending.args),
-        staticDetails: jobDetails(type),
+        staticDetails: detailsOf(type),
         ...((await this.searchAttributesRegistered()) && {
           typedSearchAttributes: [
             { key: JOB_TYPE_KEY, value: type },

@@ -4,7 +4,7 @@
  * and the start's own request id. A try that finds the id taken reads the mark of the job it found and tells "this
  * start's own (an earlier try whose answer was lost)" from "the job this key already started" and "another job".
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { isGrpcServiceError } from '@temporalio/client';
 import { stringify } from 'safe-stable-stringify';
 
@@ -20,7 +20,8 @@ export interface StartMark {
   key?: string;
 }
 
-const digest = (text: string, length: number) => createHash('sha256').update(text).digest('hex').slice(0, length);
+// One-shot hashing: the same SHA-256 as createHash(...).update(...).digest(), without a Hash object per call.
+const digest = (text: string, length: number) => hash('sha256', text, 'hex').slice(0, length);
 
 /** The mark a new start carries on all its tries. */
 export function newStartMark(type: string, args: Record<string, unknown>, idempotencyKey?: string): StartMark {
