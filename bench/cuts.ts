@@ -5,6 +5,7 @@
  *   2. ffmpeg's own scene score (`select='gt(scene,T)'`) on the same video: its speed and the cuts it finds, against
  *      ours and against the truth.
  * Size: BENCH_CUTS_SECONDS (default 60) of 1280×720 at 30 fps; BENCH_CUTS_SCENE (default 0.3) for ffmpeg's threshold.
+ *   3. the job against PySceneDetect detect-content and ffmpeg's decode-and-scale floor (cuts-compare.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { ffmpegPath } from '../src/activities/video/ffmpeg';
 import { probeVideoFile } from '../src/activities/video/probe';
 import type { Resumable } from '../src/shared/job-status';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
+import { compareWithPySceneDetect } from './cuts-compare';
 import { makeVideo, SOURCES, type VideoSegment } from '../test/helpers/videos';
 
 const FPS = 30;
@@ -113,4 +115,6 @@ export async function cutsBenchmark(): Promise<void> {
   );
   row(`ffmpeg select='gt(scene,${scene})'`, ffmpeg.seconds, matchScore(truth, ffmpeg.frames));
   console.log(`  detection speed, ours / ffmpeg's scene filter: ${(ffmpeg.seconds / detectSeconds).toFixed(2)}`);
+  // The job against PySceneDetect (from PyPI, in its own venv) and ffmpeg's decode alone, on 720p files.
+  await compareWithPySceneDetect();
 }

@@ -12,8 +12,11 @@ export const CUTS_STATE_FOLDER = 'cuts-state-folder';
 /** Jobs started with Backroom's search attributes keep `BackroomState` and `BackroomProgress` current. */
 export const JOB_SEARCH_ATTRIBUTES = 'job-search-attributes';
 
+/** stressTest in activities mode runs several items per activity (`stressWorkBatch`) instead of one `stressWork` each. */
+export const STRESS_ACTIVITY_BATCHES = 'stress-activity-batches';
+
 /** restoreDocument with a model reads what the model's evaluations say (describeModel) before restoring. */
 export const MODEL_VERDICT = 'model-verdict';
 
-/** stressTest in activities mode runs several items per activity (`stressWorkBatch`) instead of one `stressWork` each. */
-export const STRESS_ACTIVITY_BATCHES = 'stress-activity-batches';
+/** analyzeCuts' detection pass keeps scoring candidates from its own decode; scoring reads them instead of seeking. */
+export const CUTS_ONE_PASS = 'cuts-one-pass';

@@ -1,16 +1,18 @@
 /**
  * Video cut analysis (`analyzeCuts`): probe, detect shots in one resumable decoding pass (status: seconds of video
- * analysed), then build, score and thumbnail the clips and write `cuts.json`.
+ * analysed) that also keeps candidate frames for scoring, then build, score and thumbnail the clips from those
+ * candidates, no second decode (status: clips scored), and write `cuts.json`.
  */
 import { patched, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CutAnalysis, ScoreCheckpoint } from '../activities/video/analyze-clips';
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
 import type { VideoInfo } from '../activities/video/probe';
+import { planClipSpans } from '../shared/video-clips';
 import { analyzeCutsInput } from '../shared/video-inputs';
 import { bounded, interruptible, interruptibleUntilDone, quick } from './activity-profiles';
 import { defineJob } from './define-job';
-import { CUTS_STATE_FOLDER, INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
+import { CUTS_ONE_PASS, CUTS_STATE_FOLDER, INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
 
 // Probing (ffprobe) and scoring clips in one go (runs from before pause) heartbeat while they wait on ffmpeg.
 const { probeVideoFile, analyzeClips } = proxyActivities<typeof activities>(bounded);
@@ -60,6 +62,8 @@ export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>
     let scoring: ScoreCheckpoint | undefined;
     let partialCuts: CutAnalysis | undefined;
     let finished = false;
+    // Set once detection covered the whole video (status then counts clips, not seconds).
+    let detectedSeconds: number | undefined;
 
     /** Writes cuts.json, marked partial, with the boundaries (and scored clips) found before the cancel. */
     const writePartialCuts = async () => {
@@ -89,12 +93,21 @@ export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>
           `${info.width}×${info.height} ${info.codec}, ${info.fps} fps, ${(info.durationMs / 1000).toFixed(1)} s`,
         );
         const probed = info;
+        // One decode serves both passes: detection keeps the frames scoring needs (runs from before: two passes).
+        const candidates = patched(CUTS_ONE_PASS) ? { outputDir } : undefined;
         shots = await job.runResumable<DetectCheckpoint, DetectedShots>(
-          (resumeFrom) => detectShots({ video: input.video, info: probed, threshold: input.threshold, resumeFrom }),
+          (resumeFrom) =>
+            detectShots({ video: input.video, info: probed, threshold: input.threshold, resumeFrom, candidates }),
           { onCheckpoint: (checkpoint) => (detecting = checkpoint) },
         );
-        job.setProgress(seconds, seconds);
-        job.setStage('scoring clips', `${shots.boundaries.length} boundaries in ${framesAnalyzed(shots)} frames`);
+        detectedSeconds = seconds;
+        // Scoring counts clips (its heartbeats carry clips scored), so status never sits at 100 % while it runs.
+        const clipCount = planClipSpans(shots, info, input).length;
+        job.setProgress(0, clipCount, 'clips');
+        job.setStage(
+          'scoring clips',
+          `${clipCount} clips from ${shots.boundaries.length} boundaries in ${framesAnalyzed(shots)} frames`,
+        );
         const request = {
           video: input.video,
           outputDir,
@@ -106,7 +119,7 @@ export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>
         // Scoring stops between two clips for a pause or cancel (runs from before that: in one go).
         const analysis = interruptible
           ? await job.runResumable<ScoreCheckpoint, CutAnalysis>(
-              (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom }),
+              (resumeFrom) => analyzeClipsResumable({ ...request, resumeFrom, reportProgress: true }),
               { onCheckpoint: (checkpoint) => (scoring = checkpoint) },
             )
           : await analyzeClips(request);
@@ -116,7 +129,7 @@ export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>
       },
       cancelled: () => ({
         outcome: 'cancelled',
-        secondsAnalyzed: job.status.progress.done,
+        secondsAnalyzed: detectedSeconds ?? job.status.progress.done,
         ...(partialCuts && { boundariesFound: partialCuts.boundaries.length, results: partialCuts.results }),
       }),
       cleanup: interruptible ? writePartialCuts : undefined,

@@ -81,7 +81,8 @@ describe('the backroom CLI against a dev server and a worker process', () => {
     ]);
     const { code, stdout } = await cli('start', 'analyzeCuts', '--video', 'e2e-clip.mp4', '--watch');
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /progress\s+4 \/ 4 seconds \(100%\)/);
+    // Progress counts seconds while detecting, then the clips scored (one decode serves both since cuts-one-pass).
+    assert.match(stdout, /progress\s+2 \/ 2 clips \(100%\)/);
     assert.match(stdout, /2 clips, 1 boundaries → e2e-clip-cuts\/cuts\.json/);
     const result = JSON.parse(readFileSync(path.join(dataDir, 'e2e-clip-cuts/cuts.json'), 'utf8')) as {
       cutFrames: number[];

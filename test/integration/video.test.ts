@@ -11,7 +11,16 @@ import { after, before, describe, it } from 'node:test';
 import { ffmpegPath } from '../../src/activities/video/ffmpeg';
 import type { AnalyzeCutsResult } from '../../src/workflows/video';
 import type { CutAnalysis } from '../../src/activities/video/analyze-clips';
-import { sleep, startTestStack, waitFor, type TestStack } from '../helpers/temporal';
+import { Context } from '@temporalio/activity';
+import {
+  createTestWorker,
+  sleep,
+  startTestStack,
+  testJobs,
+  uniqueTaskQueue,
+  waitFor,
+  type TestStack,
+} from '../helpers/temporal';
 import { makeVideo, SOURCES, type KnownBoundary } from '../helpers/videos';
 
 const FADE_FRAMES = 25;
@@ -146,6 +155,61 @@ describe('analyzeCuts on a real dev server', () => {
     const { extra } = score(loops.flat(), partial.boundaries);
     assert.deepEqual(extra, [], 'every boundary found is a real one');
     assert.ok(partial.boundaries.every((b) => b.ms <= (partial.partial?.analyzedMs ?? 0)));
+  });
+
+  it('counts clips scored while it scores, so status never sits at 100 % with work left', async () => {
+    // The real workflow with stand-in activities: detection finds two cuts in 60 s, scoring holds on its first clip.
+    const info = { durationMs: 60_000, fps: 25, frameCount: 1500, width: 320, height: 180, codec: 'h264' };
+    const segment = (startFrame: number) => ({
+      startFrame,
+      startMs: startFrame * 40,
+      black: false,
+      changeSum: 0,
+      frames: 1,
+    });
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const taskQueue = uniqueTaskQueue('video-progress');
+    const worker = await createTestWorker(stack.env, taskQueue, {
+      activities: {
+        probeVideoFile: async () => ({ ...info, rotation: 0, variableFrameRate: false, startMs: 0 }),
+        claimCutsFolder: async () => undefined,
+        detectShots: async () => ({
+          finished: true,
+          result: {
+            boundaries: [],
+            segments: [segment(0), segment(500), segment(1000)],
+            framesAnalyzed: 1500,
+            lastFrameMs: 59_960,
+            attempts: 1,
+          },
+          progress: { done: 60, total: 60, unit: 'seconds' },
+        }),
+        analyzeClipsResumable: async () => {
+          Context.current().heartbeat({ checkpoint: { clips: [] }, progress: { done: 1, total: 3, unit: 'clips' } });
+          await released;
+          const result = { clipsCreated: 3, cutFrames: [500, 1000], clips: [], results: 'progress-cuts/cuts.json' };
+          return { finished: true, result, progress: { done: 3, total: 3, unit: 'clips' } };
+        },
+      },
+    });
+    const running = worker.run();
+    try {
+      const jobs = testJobs(stack.env, taskQueue);
+      const { id } = await jobs.start('analyzeCuts', { video: 'footage.mp4', outputDir: 'progress-cuts' });
+      const scoring = await waitFor('the scoring stage', async () => {
+        const view = await jobs.status(id);
+        return view.stage === 'scoring clips' && view.progress.done >= 1 ? view : undefined;
+      });
+      assert.deepEqual(scoring.progress, { done: 1, total: 3, unit: 'clips' });
+      release();
+      await jobs.result(id);
+      assert.deepEqual((await jobs.status(id)).progress, { done: 3, total: 3, unit: 'clips' });
+    } finally {
+      release();
+      worker.shutdown();
+      await running;
+    }
   });
 
   it('fails at once, saying why, for a missing video', async () => {

@@ -7,15 +7,16 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
-import { buildClips, shotsFromSegments } from './clips';
+import { planClipSpans } from './clips';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
+import { CandidateStore, candidatesFileIn, removeCandidates, type Candidate } from './candidates';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import { framesAnalyzedOf, type DetectedShots } from './detect-shots';
 import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
-import type { VideoInfo } from './probe';
+import { THUMB_WIDTH, thumbnailSize, type VideoInfo } from './probe';
 
 export interface AnalyzeClipsRequest {
   video: string;
@@ -51,8 +52,6 @@ export interface CutAnalysis extends Pick<VideoInfo, 'durationMs' | 'fps' | 'wid
   results: string;
 }
 
-const THUMB_WIDTH = 320;
-
 /**
  * The frames at `times` (ms), decoded and scaled to `width` × `height` RGB, from one ffmpeg run (starting ffmpeg
  * costs more than seeking: a dynamically linked build takes a fifth of a second). Times with no frame are left out.
@@ -86,17 +85,9 @@ function grabFrames(file: string, times: number[], width: number, height: number
 /** The clips of the detected shots and the size of their thumbnails. */
 function planClips(request: AnalyzeClipsRequest) {
   const { info, shots } = request;
-  const endMs = Math.max(shots.lastFrameMs + Math.round(1000 / info.fps), 0);
-  const clips = buildClips(
-    shotsFromSegments(shots.segments, framesAnalyzedOf(shots), Math.min(endMs, info.durationMs)),
-    {
-      minMs: request.minClipSeconds * 1000,
-      maxMs: request.maxClipSeconds * 1000,
-    },
-  );
-  const quarterTurn = info.rotation === 90 || info.rotation === 270;
-  const [shownWidth, shownHeight] = quarterTurn ? [info.height, info.width] : [info.width, info.height];
-  const thumbHeight = Math.max(2, Math.round((THUMB_WIDTH * shownHeight) / shownWidth / 2) * 2);
+  const clips = planClipSpans(shots, info, request);
+  // Thumbnails as the video is shown: upright, and with square pixels (704×576 at 16:9 gives 320×180).
+  const thumbHeight = thumbnailSize(info).height;
   return { clips, thumbHeight };
 }
 
@@ -137,6 +128,57 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
     visualScore: visualScore(components),
     components,
     thumbnail: best ? displayPath(thumbnail) : '',
+  } satisfies ClipResult;
+}
+
+/** The candidates in [startMs, endMs), from an index sorted by time. */
+function candidatesWithin(index: Candidate[], startMs: number, endMs: number): Candidate[] {
+  let low = 0;
+  let high = index.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (index[middle]!.ms < startMs) low = middle + 1;
+    else high = middle;
+  }
+  const inside: Candidate[] = [];
+  for (let i = low; i < index.length && index[i]!.ms < endMs; i++) inside.push(index[i]!);
+  return inside;
+}
+
+/**
+ * Scores clip `i` from the candidates the detection pass kept (no decoding): the ones nearest 20 %, 50 % and 80 %
+ * of the clip, as the seeking scorer samples; the best one's JPEG becomes the thumbnail. Undefined when the clip has
+ * no candidate (shorter than their spacing, or the file is gone): the caller seeks instead.
+ */
+async function scoreClipFromCandidates(store: CandidateStore, outputDir: string, clip: PlannedClip, i: number) {
+  const inside = candidatesWithin(store.index, clip.startMs, clip.endMs);
+  if (inside.length === 0) return undefined;
+  const span = clip.endMs - clip.startMs;
+  const nearest = (ms: number) =>
+    inside.reduce((a, b) => (Math.abs(b.ms - ms) < Math.abs(a.ms - ms) ? b : a), inside[0]!);
+  const samples = [...new Set([0.2, 0.5, 0.8].map((at) => nearest(clip.startMs + span * at)))];
+  const mean = (key: keyof FrameQuality) =>
+    Math.round((1000 * samples.reduce((sum, x) => sum + x.quality[key], 0)) / samples.length) / 1000;
+  const components: ClipComponents = {
+    sharpness: mean('sharpness'),
+    exposure: mean('exposure'),
+    contrast: mean('contrast'),
+    colorfulness: mean('colorfulness'),
+    motion: motionFromChange(clip.change),
+  };
+  const best = samples.reduce((a, b) =>
+    b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a,
+  );
+  const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
+  await writeFileAtomic(thumbnail, await store.jpeg(best));
+  return {
+    startMs: clip.startMs,
+    endMs: clip.endMs,
+    startFrame: clip.startFrame,
+    endFrame: clip.endFrame - 1,
+    visualScore: visualScore(components),
+    components,
+    thumbnail: displayPath(thumbnail),
   } satisfies ClipResult;
 }
 
@@ -196,30 +238,42 @@ export interface ScoreCheckpoint {
  * resume carries on with the next one.
  */
 export async function analyzeClipsResumable(
-  request: AnalyzeClipsRequest & { resumeFrom?: ScoreCheckpoint | undefined },
+  request: AnalyzeClipsRequest & {
+    resumeFrom?: ScoreCheckpoint | undefined;
+    /** The job's status counts clips during scoring: tell it at milestones (heartbeats carry every clip). */
+    reportProgress?: boolean | undefined;
+  },
 ): Promise<Resumable<ScoreCheckpoint, CutAnalysis>> {
   const file = resolveDataPath(request.video, 'video');
   const outputDir = resolveDataPath(request.outputDir, 'output dir');
   const { clips, thumbHeight } = planClips(request);
+  // Candidates kept by the detection pass (one decode for both passes); clips without one seek as before.
+  const kept = request.shots.candidates;
+  const store = kept && (await CandidateStore.openForReading(resolveDataPath(kept.file, 'candidates'), kept.bytes));
   const outcome = await runResumableLoop<ScoreCheckpoint, ScoreCheckpoint>({
     initial: { clips: [] },
     resumeFrom: request.resumeFrom,
     isDone: (checkpoint) => checkpoint.clips.length >= clips.length,
     step: async (checkpoint) => {
       const i = checkpoint.clips.length;
-      return { clips: [...checkpoint.clips, await scoreClip(file, outputDir, clips[i]!, i, thumbHeight)] };
+      const clip = clips[i]!;
+      const scored =
+        (store && (await scoreClipFromCandidates(store, outputDir, clip, i))) ??
+        (await scoreClip(file, outputDir, clip, i, thumbHeight));
+      return { clips: [...checkpoint.clips, scored] };
     },
+    // Scoring from candidates takes a millisecond a clip: a heartbeat a second is plenty.
+    ...(store && { heartbeatEveryMs: 1000 }),
     progress: (checkpoint) => ({ done: checkpoint.clips.length, total: clips.length, unit: 'clips' }),
     describe: (checkpoint) => `${checkpoint.clips.length} of ${clips.length} clips scored`,
     finish: (checkpoint) => checkpoint,
-    // The job's status counts seconds of video; clips scored travel in the heartbeat details only.
-    reportToWorkflow: false,
-  });
+    // Jobs that count clips in their status while scoring get milestone reports; older runs counted seconds.
+    reportToWorkflow: request.reportProgress === true,
+  }).finally(() => store?.close());
   if (!outcome.finished) return outcome;
-  return {
-    ...outcome,
-    result: await writeCuts(request, { ...foundShots(request.shots), clips: outcome.result.clips }),
-  };
+  const result = await writeCuts(request, { ...foundShots(request.shots), clips: outcome.result.clips });
+  if (store) await removeCandidates(store.file);
+  return { ...outcome, result };
 }
 
 export interface PartialCutsRequest extends Pick<AnalyzeClipsRequest, 'video' | 'outputDir' | 'info'> {
@@ -234,6 +288,8 @@ export interface PartialCutsRequest extends Pick<AnalyzeClipsRequest, 'video' | 
 /** Activity: writes `cuts.json` for a cancelled analysis, marked partial, from the boundaries found so far. */
 export async function writePartialCuts(request: PartialCutsRequest | LegacyPartialCutsRequest): Promise<CutAnalysis> {
   const current = 'analyzedMs' in request ? request : { ...request, ...renamedPartialFields(request) };
+  // A cancelled analysis does not resume: the candidates its detection pass kept are of no more use.
+  await removeCandidates(candidatesFileIn(resolveDataPath(current.outputDir, 'output dir')));
   return writeCuts(
     current,
     { boundaries: current.boundaries, framesAnalyzed: current.framesAnalyzed, clips: current.clips ?? [] },

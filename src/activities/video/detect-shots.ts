@@ -10,7 +10,8 @@ import { runCpuTask } from '../cpu-pool';
 import { displayPath, resolveDataPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { DecodeError, decodeFrames, type DecodedFrame } from './frames';
-import type { VideoInfo } from './probe';
+import { CANDIDATE_EVERY_MS, CandidateStore, candidatesFileIn } from './candidates';
+import { thumbnailSize, type VideoInfo } from './probe';
 import {
   DEFAULT_DETECTOR,
   initialDetectorState,
@@ -29,6 +30,11 @@ export interface DetectShotsRequest {
   /** Adaptive threshold (how many times its neighbours' change a cut's change must be). */
   threshold?: number | undefined;
   resumeFrom?: DetectCheckpoint | undefined;
+  /**
+   * Keep candidate frames for scoring in this analysis' output folder, from the same decoding pass (see
+   * candidates.ts): scoring then needs no second decode. Absent in requests of runs from before (two passes).
+   */
+  candidates?: { outputDir: string } | undefined;
 }
 
 export interface DetectCheckpoint {
@@ -36,6 +42,19 @@ export interface DetectCheckpoint {
   nextMs: number;
   detector: DetectorState;
   finished: boolean;
+  /** Bytes of the candidates file that belong to the frames before `nextIndex`. */
+  candidateBytes?: number;
+}
+
+/** Where the detection pass left the scoring candidates. */
+export interface CandidatesFile {
+  /** The file, as a path in the data dir. */
+  file: string;
+  bytes: number;
+  /** How many (when the attempt that finished kept them). */
+  count?: number;
+  width: number;
+  height: number;
 }
 
 /** The frames the detection pass decoded, from a result of this code or of the code before the rename. */
@@ -52,6 +71,8 @@ export interface DetectedShots {
   /** Time of the last frame decoded: short of the duration when the stream is broken. */
   lastFrameMs: number;
   attempts: number;
+  /** The scoring candidates the pass kept, when asked to. */
+  candidates?: CandidatesFile;
 }
 
 /** A stream that stops well before its stated duration is truncated or corrupt: say so rather than half-analyse. */
@@ -70,6 +91,10 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
   const totalSeconds = Math.round(request.info.durationMs / 1000);
   const framesPerStep = Math.max(10, Math.ceil(request.info.fps));
   let frames: AsyncGenerator<DecodedFrame> | undefined;
+  const thumbnail = thumbnailSize(request.info);
+  const candidatesFile =
+    request.candidates && candidatesFileIn(resolveDataPath(request.candidates.outputDir, 'output dir'));
+  let store: CandidateStore | undefined;
   // One decoder per attempt; each step hands back the detector's state as its checkpoint.
   let lastMs = 0;
   try {
@@ -91,9 +116,13 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           height: ANALYSIS_HEIGHT,
           fromMs: checkpoint.nextMs,
           firstIndex: checkpoint.nextIndex,
-          startMs: request.info.startMs ?? 0,
+          // Times on the container's timeline (what players show), so a stream that starts late has late cuts.
+          startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
           signal,
+          candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
         });
+        if (candidatesFile)
+          store ??= await CandidateStore.openForAppend(candidatesFile, checkpoint.candidateBytes ?? 0);
         let { nextIndex, nextMs } = checkpoint;
         const batch: DecodedFrame[] = [];
         let finished = false;
@@ -111,14 +140,19 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           nextIndex = next.value.index + 1;
           nextMs = next.value.ms + 1;
         }
-        // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state.
-        const detector = await runCpuTask('detectInBatch', {
-          options,
-          state: checkpoint.detector,
-          frames: batch,
-          finish: finished,
-        });
-        return { nextIndex, nextMs, detector, finished };
+        // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state; the
+        // candidates of that second are measured and kept meanwhile.
+        const kept = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, pixels: f.candidate }] : []));
+        const [detector] = await Promise.all([
+          runCpuTask('detectInBatch', {
+            options,
+            state: checkpoint.detector,
+            frames: batch.map(({ index, ms, pixels }) => ({ index, ms, pixels })),
+            finish: finished,
+          }),
+          store?.append(kept, thumbnail.width, thumbnail.height),
+        ]);
+        return { nextIndex, nextMs, detector, finished, ...(store && { candidateBytes: store.length }) };
       },
       finish: (checkpoint) => ({
         boundaries: checkpoint.detector.boundaries,
@@ -126,6 +160,15 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         framesAnalyzed: checkpoint.nextIndex,
         lastFrameMs: Math.max(lastMs, checkpoint.nextMs - 1),
         attempts: Context.current().info.attempt,
+        // (An attempt that starts from a finished checkpoint opened no store: the checkpoint says how far it got.)
+        ...(candidatesFile && {
+          candidates: {
+            file: displayPath(candidatesFile),
+            bytes: store?.length ?? checkpoint.candidateBytes ?? 0,
+            ...(store && { count: store.index.length }),
+            ...thumbnail,
+          },
+        }),
       }),
     });
   } catch (err) {
@@ -138,5 +181,6 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
     throw err;
   } finally {
     await frames?.return(undefined);
+    await store?.close();
   }
 }

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
 
 export interface DecodedFrame {
@@ -12,6 +13,18 @@ export interface DecodedFrame {
   index: number;
   ms: number;
   pixels: Buffer;
+  /** The same frame at the candidates' size, when it is one (see {@link DecodeOptions.candidates}). */
+  candidate?: Buffer;
+}
+
+/**
+ * Frames for scoring, from the same decoding pass: ffmpeg splits each decoded picture in two, one branch scaled for
+ * detection, the other keeping a frame every `everyMs` scaled to `width` × `height` (no second decode, no seek).
+ */
+export interface CandidateFrames {
+  width: number;
+  height: number;
+  everyMs: number;
 }
 
 export interface DecodeOptions {
@@ -23,6 +36,7 @@ export interface DecodeOptions {
   startMs?: number;
   firstIndex?: number;
   signal?: AbortSignal;
+  candidates?: CandidateFrames | undefined;
 }
 
 export class DecodeError extends Error {}
@@ -37,10 +51,26 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
   args.push('-copyts');
   const startMs = options.startMs ?? 0;
-  args.push(...SAFE_INPUT_OPTIONS, '-i', file, '-map', '0:v:0', '-an', '-sn', '-vsync', '0');
-  args.push('-vf', `scale=${options.width}:${options.height}:flags=area,showinfo`);
-  args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
-  const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  args.push(...SAFE_INPUT_OPTIONS, '-i', file);
+  const wanted = options.candidates;
+  if (wanted) {
+    // One decode, two outputs: every frame small for detection (pipe 1), a frame every `everyMs` for scoring (pipe 3).
+    const every = (wanted.everyMs / 1000 - 0.0005).toFixed(4);
+    const graph =
+      `[0:v:0]split=2[d][c];[d]scale=${options.width}:${options.height}:flags=area,showinfo@det[dout];` +
+      `[c]select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,${every})',` +
+      `scale=${wanted.width}:${wanted.height},setsar=1,showinfo@cand[cout]`;
+    args.push('-filter_complex', graph, '-vsync', '0');
+    args.push('-map', '[dout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    args.push('-map', '[cout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:3');
+  } else {
+    args.push('-map', '0:v:0', '-an', '-sn', '-vsync', '0');
+    args.push('-vf', `scale=${options.width}:${options.height}:flags=area,showinfo`);
+    args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+  }
+  // Pipe 3 carries the candidates (unused without them).
+  const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const [, stdout, stderr] = child.stdio as unknown as [null, Readable, Readable];
   const kill = () => child.kill('SIGKILL');
   options.signal?.addEventListener('abort', kill, { once: true });
 
@@ -56,27 +86,64 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
     wake = undefined;
   };
 
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    const time = /Parsed_showinfo.*\bpts_time:(-?[\d.]+)/.exec(line)?.[1];
+  // Candidate frames and their times, paired as both arrive, in order.
+  const candidateBytes = wanted ? wanted.width * wanted.height * 3 : 0;
+  const candidateTimes: number[] = [];
+  const candidateFrames: Buffer[] = [];
+  const candidates: { ms: number; pixels: Buffer }[] = [];
+  let candidatePartial: Buffer = Buffer.alloc(0);
+  let candidatesEnded = !wanted;
+  let waitingForCandidate = false;
+  const pairCandidates = () => {
+    while (candidateTimes.length > 0 && candidateFrames.length > 0) {
+      candidates.push({ ms: candidateTimes.shift()!, pixels: candidateFrames.shift()! });
+    }
+  };
+
+  createInterface({ input: stderr }).on('line', (line) => {
+    const shown = wanted
+      ? /^\[showinfo@(det|cand) @[^\]]*\] n:.*\bpts_time:(-?[\d.]+)/.exec(line)
+      : /Parsed_showinfo.*\bpts_time:(-?[\d.]+)/.exec(line);
+    const time = shown?.at(-1);
     if (time !== undefined) {
-      times.push(Math.round(Number(time) * 1000) - startMs);
+      const ms = Math.round(Number(time) * 1000) - startMs;
+      if (shown?.[1] === 'cand') candidateTimes.push(ms);
+      else times.push(ms);
       notify();
     } else {
       stderrTail.push(line);
       if (stderrTail.length > 20) stderrTail.shift();
     }
   });
-  child.stdout.on('data', (chunk: Buffer) => {
+  stdout.on('data', (chunk: Buffer) => {
     partial = partial.length ? Buffer.concat([partial, chunk]) : chunk;
     while (partial.length >= frameBytes) {
       frames.push(partial.subarray(0, frameBytes));
       partial = partial.subarray(frameBytes);
     }
-    if (frames.length > 64) child.stdout.pause(); // the analysis catches up before ffmpeg decodes further
+    // The analysis catches up before ffmpeg decodes further (not while it waits for a candidate ffmpeg has yet to write).
+    if (frames.length > 64 && !waitingForCandidate) stdout.pause();
     notify();
   });
+  const candidateOutput = wanted ? (child.stdio[3] as Readable | null) : undefined;
+  if (candidateOutput) {
+    // Never paused: a frame every `everyMs` is little, and ffmpeg must not block on it while detection waits.
+    candidateOutput.on('data', (chunk: Buffer) => {
+      candidatePartial = candidatePartial.length ? Buffer.concat([candidatePartial, chunk]) : chunk;
+      while (candidatePartial.length >= candidateBytes) {
+        candidateFrames.push(Buffer.from(candidatePartial.subarray(0, candidateBytes)));
+        candidatePartial = candidatePartial.subarray(candidateBytes);
+      }
+      notify();
+    });
+    candidateOutput.on('close', () => {
+      candidatesEnded = true;
+      notify();
+    });
+  }
   child.on('close', (code, signal) => {
     ended = true;
+    candidatesEnded = true;
     if (code !== 0 && !options.signal?.aborted) {
       const detail = stderrTail.filter((l) => !/^\s*(Stream|Input|Output|Duration|Metadata|  )/.test(l)).at(-1);
       failure = new DecodeError(`ffmpeg stopped (${signal ?? `exit ${code}`}): ${detail ?? 'no message'}`);
@@ -93,11 +160,26 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   try {
     for (;;) {
       if (frames.length > 0 && (times.length > 0 || ended)) {
+        let candidate: Buffer | undefined;
+        if (wanted) {
+          // This frame's candidate (same time) or a later one must be known first: else wait for ffmpeg.
+          const ms = times[0] ?? fromMs;
+          pairCandidates();
+          while (candidates.length > 0 && candidates[0]!.ms < ms) candidates.shift();
+          if (candidates.length === 0 && !candidatesEnded && !ended) {
+            waitingForCandidate = true;
+            stdout.resume(); // detection frames queue up meanwhile: ffmpeg must not block on them
+            await new Promise<void>((resolve) => (wake = resolve));
+            waitingForCandidate = false;
+            continue;
+          }
+          if (candidates[0]?.ms === ms) candidate = candidates.shift()!.pixels;
+        }
         const pixels = Buffer.from(frames.shift()!);
         const ms = times.shift() ?? (times.length ? times[0]! : fromMs);
-        if (frames.length < 16) child.stdout.resume();
+        if (frames.length < 16) stdout.resume();
         if (ms < fromMs) continue; // before the resume point (the seek lands a frame early)
-        yield { index: index++, ms, pixels };
+        yield { index: index++, ms, pixels, ...(candidate && { candidate }) };
         continue;
       }
       if (ended) break;

@@ -25,8 +25,46 @@ export interface VideoInfo {
   rotation: number;
   /** True when frame timing varies (the average and nominal rates differ): timestamps, not counts, place cuts. */
   variableFrameRate: boolean;
-  /** The first timestamp of the stream (MPEG-TS files start at 1.4 s, for example); times are reported from it. */
+  /** The first timestamp of the stream (MPEG-TS files start at 1.4 s, for example). */
   startMs: number;
+  /**
+   * The container's first timestamp (the earliest of its streams): what players show as 0, and what times in
+   * results are measured from. Absent in results probed before it was added (their times count from `startMs`).
+   */
+  timelineStartMs?: number;
+  /** Width of a pixel over its height (16/11 for 704×576 shown at 16:9); 1 for square pixels or when unknown. */
+  sampleAspectRatio?: number;
+}
+
+/** The width and height the video is shown at: square pixels, turned upright. */
+export function displaySize(info: VideoInfo): { width: number; height: number } {
+  const width = Math.round(info.width * (info.sampleAspectRatio ?? 1));
+  const quarterTurn = info.rotation === 90 || info.rotation === 270;
+  return quarterTurn ? { width: info.height, height: width } : { width, height: info.height };
+}
+
+/** Thumbnails are this wide, and as high as the video's shape says. */
+export const THUMB_WIDTH = 320;
+
+/** The size of a clip's thumbnail: 320 wide, as the video is shown (704×576 at 16:9 gives 320×180), height even. */
+export function thumbnailSize(info: VideoInfo): { width: number; height: number } {
+  const shown = displaySize(info);
+  return { width: THUMB_WIDTH, height: Math.max(2, Math.round((THUMB_WIDTH * shown.height) / shown.width / 2) * 2) };
+}
+
+/** A pixel's aspect ratio from ffprobe's sample (or else display) aspect ratio; 1 when neither says. */
+function pixelAspect(stream: ProbeStream): number {
+  const sar = ratio(stream.sample_aspect_ratio);
+  if (sar > 0) return Math.round(sar * 10000) / 10000;
+  const dar = ratio(stream.display_aspect_ratio);
+  if (dar > 0 && stream.width && stream.height)
+    return Math.round(((dar * stream.height) / stream.width) * 10000) / 10000;
+  return 1;
+}
+
+function ratio(text?: string): number {
+  const [num, den] = (text ?? '').split(':').map(Number);
+  return num && den && num > 0 && den > 0 ? num / den : 0;
 }
 
 interface ProbeStream {
@@ -40,6 +78,8 @@ interface ProbeStream {
   duration?: string;
   tags?: { rotate?: string };
   start_time?: string;
+  sample_aspect_ratio?: string;
+  display_aspect_ratio?: string;
   side_data_list?: { rotation?: number }[];
 }
 
@@ -104,6 +144,8 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   const rotation = Number(
     video.side_data_list?.find((d) => d.rotation !== undefined)?.rotation ?? video.tags?.rotate ?? 0,
   );
+  const startMs = Math.round(1000 * Number(video.start_time ?? parsed.format?.start_time ?? 0)) || 0;
+  const formatStart = Math.round(1000 * Number(parsed.format?.start_time ?? Number.NaN));
   return {
     durationMs,
     fps: Math.round(fps * 1000) / 1000,
@@ -113,7 +155,9 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
     codec: video.codec_name ?? 'unknown',
     rotation: ((rotation % 360) + 360) % 360,
     variableFrameRate: nominal > 0 && Math.abs(nominal - avg) / nominal > 0.01,
-    startMs: Math.round(1000 * Number(video.start_time ?? parsed.format?.start_time ?? 0)) || 0,
+    startMs,
+    timelineStartMs: Number.isFinite(formatStart) ? Math.min(formatStart, startMs) : startMs,
+    sampleAspectRatio: pixelAspect(video),
   };
 }
 
