@@ -450,6 +450,9 @@ export function validateJobInput(type: string, input: unknown): ValidatedInput {
   return new ValidatedInput(type, parseJobInput(type, JOB_CATALOG[type].schema, input), inputWarnings(type, input));
 }
 
+/** How long a client trusts "the namespace has no Backroom search attributes" before asking again. */
+const SEARCH_ATTRIBUTES_RECHECK_MS = 60_000;
+
 /** The static details of each job type, made once (the same text for every job of a type). */
 const staticDetails = new Map<JobType, string>();
 
@@ -460,8 +463,8 @@ function detailsOf(type: JobType): string {
 }
 
 export class Jobs {
-  /** Whether the namespace has Backroom's search attributes (asked once; see {@link searchAttributesRegistered}). */
-  private indexed?: Promise<boolean>;
+  /** Whether the namespace has Backroom's search attributes, and until when a "no" holds (see below). */
+  private indexed?: { answer: Promise<boolean>; until: number };
 
   constructor(
     readonly client: Client,
@@ -471,20 +474,28 @@ export class Jobs {
   /**
    * Whether the namespace has Backroom's search attributes (BACKROOM_SEARCH_ATTRIBUTES): the dev server registers
    * them at start, a cluster once by the README's command. Without them jobs start without, and `list` filters by
-   * state on the client. Asked once per client; a server that cannot say (no operator access) counts as without.
+   * state on the client. A "yes" is kept; a "no", or a server that cannot say (no operator access, a passing fault),
+   * is asked again after a minute, so attributes registered while a long-lived API runs are taken up.
    */
   async searchAttributesRegistered(): Promise<boolean> {
-    // (A client without an operator service, such as a test's stand-in, counts as without too.)
-    this.indexed ??= Promise.resolve()
-      .then(() =>
-        this.client.connection.operatorService.listSearchAttributes({ namespace: this.client.options.namespace }),
-      )
-      .then(
-        ({ customAttributes }) =>
-          BACKROOM_SEARCH_ATTRIBUTES.every(({ name }) => customAttributes?.[name] !== undefined),
-        () => false,
-      );
-    return this.indexed;
+    if (!this.indexed || Date.now() > this.indexed.until) {
+      // (A client without an operator service, such as a test's stand-in, counts as without too.)
+      const answer = Promise.resolve()
+        .then(() =>
+          this.client.connection.operatorService.listSearchAttributes({ namespace: this.client.options.namespace }),
+        )
+        .then(
+          ({ customAttributes }) =>
+            BACKROOM_SEARCH_ATTRIBUTES.every(({ name }) => customAttributes?.[name] !== undefined),
+          () => false,
+        );
+      const entry = { answer, until: Infinity };
+      this.indexed = entry;
+      void answer.then((yes) => {
+        if (!yes) entry.until = Date.now() + SEARCH_ATTRIBUTES_RECHECK_MS;
+      });
+    }
+    return this.indexed.answer;
   }
 
   /** Connects with the configured profile and environment (see `connection.ts`). */
