@@ -331,11 +331,9 @@ function listEntry(execution: WorkflowExecutionInfo): JobListEntry {
 }
 
 /** How a closed execution ended, as users see it (a graceful cancel completes the workflow as `cancelled`). */
-function endedState(description: {
-  memo?: Record<string, unknown>;
-  status: { name: WorkflowExecutionStatusName };
-}): JobState {
-  return memoState(description.memo) ?? executionToState(description.status.name);
+function endedState(description: Pick<WorkflowExecutionInfo, 'memo' | 'status'>): JobState {
+  // The memo says `running` from the start: a job terminated (or timed out) before it recorded its end is failed.
+  return recordedState(description);
 }
 
 function memoState(memo: Record<string, unknown> | undefined): JobState | undefined {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Jobs } from '../../src/client/jobs';
+import { JobEndedError, type Jobs } from '../../src/client/jobs';
 import {
   createTestWorker,
   sleep,
@@ -31,6 +31,12 @@ describe('job control on a real dev server', () => {
     ({ env, jobs, taskQueue } = stack);
   });
   after(() => stack.stop());
+
+  it('refuses to steer a job terminated before it recorded its end, as failed (not as running)', async () => {
+    const { id } = await jobs.start('simpleTest', { message: 'terminate me', durationSeconds: 30 });
+    await env.client.workflow.getHandle(id).terminate('terminated by the test');
+    await assert.rejects(jobs.pause(id), (err: unknown) => err instanceof JobEndedError && err.state === 'failed');
+  });
 
   it('reports running progress, holds it while paused, continues on resume and completes', async () => {
     const { id } = await jobs.start('simpleTest', { message: 'pause me', durationSeconds: 6 });
