@@ -258,11 +258,17 @@ describe('restoreBatch on object storage, two workers with no shared disk', { ti
       const was = before.get(o.key);
       return !was || was.etag !== o.etag || was.modified !== o.modified;
     });
-    // Only the report is written again; no output, result or write-log entry is new or different.
+    // Only the report is written again (a rewrite with the same bytes in the same second shows no change); no output,
+    // result or write-log entry is new or different.
+    const reports = new Set(['restored/report.json', 'restored/report.txt']);
     assert.deepEqual(
-      changed.map((o) => o.key).sort(),
-      ['restored/report.json', 'restored/report.txt'],
+      changed.map((o) => o.key).filter((key) => !reports.has(key)),
+      [],
       'outputs, results and the write log are untouched',
+    );
+    assert.ok(
+      after.some((o) => o.key === 'restored/report.json'),
+      'the report is there',
     );
   });
 
