@@ -99,7 +99,28 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
   const times = [0.2, 0.5, 0.8].map((at) => clip.startMs + Math.round(span * at));
   const frames = await grabFrames(file, times, THUMB_WIDTH, thumbHeight).catch(() => [] as Buffer[]);
   const qualities = await runCpuTask('frameQualities', { frames, width: THUMB_WIDTH, height: thumbHeight });
-  const samples = frames.map((frame, k) => ({ frame, quality: qualities[k]! }));
+  const { components, best } = scoreSamples(
+    clip,
+    frames.map((frame, k) => ({ frame, quality: qualities[k]! })),
+  );
+  const thumbnail = thumbnailFile(outputDir, i);
+  if (best) {
+    const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
+      .jpeg({ quality: 82 })
+      .toBuffer();
+    await writeFileAtomic(thumbnail, jpeg);
+  }
+  return clipResult(clip, components, best ? displayPath(thumbnail) : '');
+}
+
+/**
+ * A clip's components from its sampled frames (the mean of each quality, 0 without samples, and the motion of its
+ * shot), and the sample whose sharpness × exposure is best: the thumbnail's frame. The same for both scorers.
+ */
+function scoreSamples<S extends { quality: FrameQuality }>(
+  clip: PlannedClip,
+  samples: S[],
+): { components: ClipComponents; best: S | undefined } {
   const mean = (key: keyof FrameQuality) =>
     samples.length ? Math.round((1000 * samples.reduce((s, x) => s + x.quality[key], 0)) / samples.length) / 1000 : 0;
   const components: ClipComponents = {
@@ -109,17 +130,20 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
     colorfulness: mean('colorfulness'),
     motion: motionFromChange(clip.change),
   };
-  const best = samples.reduce<{ frame: Buffer; quality: FrameQuality } | undefined>(
+  const best = samples.reduce<S | undefined>(
     (a, b) => (!a || b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a),
     undefined,
   );
-  const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
-  if (best) {
-    const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
-      .jpeg({ quality: 82 })
-      .toBuffer();
-    await writeFileAtomic(thumbnail, jpeg);
-  }
+  return { components, best };
+}
+
+/** Where clip `i`'s thumbnail goes. */
+function thumbnailFile(outputDir: string, i: number): string {
+  return path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
+}
+
+/** A scored clip as `cuts.json` lists it (`endFrame` inclusive). */
+function clipResult(clip: PlannedClip, components: ClipComponents, thumbnail: string): ClipResult {
   return {
     startMs: clip.startMs,
     endMs: clip.endMs,
@@ -127,8 +151,8 @@ async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: 
     endFrame: clip.endFrame - 1,
     visualScore: visualScore(components),
     components,
-    thumbnail: best ? displayPath(thumbnail) : '',
-  } satisfies ClipResult;
+    thumbnail,
+  };
 }
 
 /** The candidates in [startMs, endMs), from an index sorted by time. */
@@ -157,29 +181,10 @@ async function scoreClipFromCandidates(store: CandidateStore, outputDir: string,
   const nearest = (ms: number) =>
     inside.reduce((a, b) => (Math.abs(b.ms - ms) < Math.abs(a.ms - ms) ? b : a), inside[0]!);
   const samples = [...new Set([0.2, 0.5, 0.8].map((at) => nearest(clip.startMs + span * at)))];
-  const mean = (key: keyof FrameQuality) =>
-    Math.round((1000 * samples.reduce((sum, x) => sum + x.quality[key], 0)) / samples.length) / 1000;
-  const components: ClipComponents = {
-    sharpness: mean('sharpness'),
-    exposure: mean('exposure'),
-    contrast: mean('contrast'),
-    colorfulness: mean('colorfulness'),
-    motion: motionFromChange(clip.change),
-  };
-  const best = samples.reduce((a, b) =>
-    b.quality.sharpness * b.quality.exposure > a.quality.sharpness * a.quality.exposure ? b : a,
-  );
-  const thumbnail = path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
-  await writeFileAtomic(thumbnail, await store.jpeg(best));
-  return {
-    startMs: clip.startMs,
-    endMs: clip.endMs,
-    startFrame: clip.startFrame,
-    endFrame: clip.endFrame - 1,
-    visualScore: visualScore(components),
-    components,
-    thumbnail: displayPath(thumbnail),
-  } satisfies ClipResult;
+  const { components, best } = scoreSamples(clip, samples);
+  const thumbnail = thumbnailFile(outputDir, i);
+  await writeFileAtomic(thumbnail, await store.jpeg(best!));
+  return clipResult(clip, components, displayPath(thumbnail));
 }
 
 /** Writes `cuts.json` for `boundaries` and `clips` and returns what it wrote. */
