@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, openSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { dataDir } from '../config';
@@ -85,6 +85,21 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, w
     } finally {
       await handle.close();
     }
+    await rename(temporary, target);
+  } catch (err) {
+    await rm(temporary, { force: true });
+    throw err;
+  }
+}
+
+/** Copies `source` (any local file: a scratch file of this worker's) to `file` in the data dir, atomically. */
+export async function copyFileAtomic(source: string, file: string, what = 'output'): Promise<void> {
+  const folder = await makeDataDir(path.dirname(file), what);
+  const target = path.join(folder, path.basename(file));
+  const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    // COPYFILE_EXCL: like 'wx', never writes through a link someone put at the temporary name.
+    await copyFile(source, temporary, constants.COPYFILE_EXCL);
     await rename(temporary, target);
   } catch (err) {
     await rm(temporary, { force: true });

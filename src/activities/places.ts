@@ -15,8 +15,8 @@
  *   not fix them); a network or server fault is thrown as it is, so Temporal retries it.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -35,6 +35,7 @@ import { readCached, readCachedVersion } from './file-cache';
 import {
   appendDataFile,
   confirmInDataDir,
+  copyFileAtomic,
   displayPath,
   listDataFiles,
   readDataFile,
@@ -67,12 +68,24 @@ export interface Place {
   read(name: string, what: string): Promise<Buffer | undefined>;
   /** Writes `name` whole (see the module comment). */
   write(name: string, data: string | Uint8Array, what: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Stores the local file `file` as `name`, whole (see the module comment), streamed: a bucket gets a multipart
+   * upload, so a large output never sits in memory. `onProgress` gets the bytes sent so far, for heartbeats.
+   */
+  upload(name: string, file: string, what: string, options?: UploadOptions): Promise<void>;
+  /** Whether `name` is a file here, or a folder with something in it. */
+  exists(name: string): Promise<boolean>;
   /** Removes `name` and everything under it; nothing there is fine. */
   remove(name: string): Promise<void>;
   /** The files directly in this place (not in sub-folders), hidden ones left out, sorted, as locations. */
   files(): Promise<string[]>;
   /** The log `name` (`writes`: `writes.log` on disk, `writes/` in a bucket). */
   log(name: string): PlaceLog;
+}
+
+export interface UploadOptions {
+  signal?: AbortSignal | undefined;
+  onProgress?: ((bytesSent: number) => void) | undefined;
 }
 
 /** The one object storage of this process (one S3 client and its connection pool), made when first needed. */
@@ -207,6 +220,42 @@ export async function localFile(location: string, what: string, signal?: AbortSi
   return { file, release };
 }
 
+/** A presigned GET stays valid this long: longer than any one attempt of an activity that streams from it. */
+const PRESIGNED_URL_SECONDS = 12 * 60 * 60;
+
+/**
+ * Where a program that reads files or URLs (ffmpeg) finds the file at `location`: a data-dir file as its checked
+ * path, an object as a presigned GET URL (valid for {@link PRESIGNED_URL_SECONDS}; the object is checked to exist
+ * first, so a missing one fails for good here, not as an HTTP error deep inside the program).
+ */
+export async function readableSource(location: string, what: string): Promise<{ source: string; isUrl: boolean }> {
+  if (!isS3Location(location)) return { source: resolveDataPath(location, what), isUrl: false };
+  const object = checkedS3Object(location, what);
+  try {
+    await objectStorage().stat(object);
+    return { source: await objectStorage().presignGet(object, { expiresInSeconds: PRESIGNED_URL_SECONDS }), isUrl: true };
+  } catch (err) {
+    throw storageFault(err, what);
+  }
+}
+
+/** The size in bytes of the file at `location`, or undefined when there is none (for fingerprints). */
+export async function sizeOf(location: string, what: string): Promise<number | undefined> {
+  if (!isS3Location(location)) {
+    return stat(resolveDataPath(location, what)).then(
+      (info) => info.size,
+      () => undefined,
+    );
+  }
+  const object = checkedS3Object(location, what);
+  try {
+    return (await objectStorage().stat(object)).size;
+  } catch (err) {
+    if (storageFailureKind(err) === 'no-object') return undefined;
+    throw storageFault(err, what);
+  }
+}
+
 /** Reads a small file at `location` and parses it once per version of it (see file-cache.ts). */
 export async function readParsed<T>(
   location: string,
@@ -264,8 +313,19 @@ class DataDirPlace implements Place {
     await writeFileAtomic(this.path(name), data, what);
   }
 
+  async upload(name: string, file: string, what: string): Promise<void> {
+    await copyFileAtomic(file, this.path(name), what);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return stat(confirmInDataDir(this.path(name), 'job state')).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async remove(name: string): Promise<void> {
-    await rm(confirmInDataDir(this.path(name), 'batch state'), { recursive: true, force: true });
+    await rm(confirmInDataDir(this.path(name), 'job output'), { recursive: true, force: true });
   }
 
   async files(): Promise<string[]> {
@@ -330,6 +390,32 @@ class BucketPlace implements Place {
     }
   }
 
+  async upload(name: string, file: string, what: string, options: UploadOptions = {}): Promise<void> {
+    const object = this.object(name, what);
+    try {
+      const { size } = await stat(file);
+      await objectStorage().write(object, createReadStream(file), {
+        contentLength: size,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      });
+    } catch (err) {
+      throw storageFault(err, what);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      if (await objectStorage().exists(this.object(name, 'job state'))) return true;
+    } catch (err) {
+      throw storageFault(err, 'job state');
+    }
+    const found = this.objectsUnder(`${name}/`);
+    const first = await found.next();
+    await found.return(undefined);
+    return first.done !== true;
+  }
+
   /** Every object of the place (all depths) under `name`, as object locations. */
   private async *objectsUnder(name: string): AsyncGenerator<string> {
     const prefix = checkedS3(`${this.location}${name}`, 'folder');
@@ -343,17 +429,17 @@ class BucketPlace implements Place {
 
   async remove(name: string): Promise<void> {
     // `name` itself, then everything under `name/`.
-    const file = this.object(name, 'batch state');
+    const file = this.object(name, 'job output');
     await objectStorage()
       .remove(file)
       .catch((err: unknown) => {
-        throw storageFault(err, 'batch state');
+        throw storageFault(err, 'job output');
       });
     for await (const location of this.objectsUnder(`${name}/`)) {
       await objectStorage()
         .remove(location)
         .catch((err: unknown) => {
-          throw storageFault(err, 'batch state');
+          throw storageFault(err, 'job output');
         });
     }
   }

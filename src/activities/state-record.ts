@@ -4,10 +4,9 @@
  * activity of a job claims the folder: it resumes it, refuses it (`StateFolderMismatch`), or clears it and starts
  * fresh.
  */
-import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { confirmInDataDir, displayPath, writeFileAtomic } from './files';
+import type { Place } from './places';
 import { useStateFolder, type StateFolderUse } from './state-folder';
 
 /** What `.backroom/job.json` holds. */
@@ -21,11 +20,15 @@ export interface StateRecord {
   writtenBy?: { workflowId: string; runId: string };
 }
 
-export const stateRecordFile = (dir: string) => path.join(dir, '.backroom', 'job.json');
+/** Where a state folder keeps its record, inside the folder. */
+export const STATE_RECORD_NAME = '.backroom/job.json';
+
+/** The record's file in a data-dir folder `dir`. */
+export const stateRecordFile = (dir: string) => path.join(dir, STATE_RECORD_NAME);
 
 export interface ClaimStateFolder {
-  /** The folder, resolved inside the data dir. */
-  dir: string;
+  /** The folder: in the data dir (checked) or a prefix in a bucket (`places.ts`). */
+  place: Place;
   fingerprint: string;
   /** What this job will leave there, in words (`a dataset of 40 pages`). */
   holds: string;
@@ -41,15 +44,9 @@ export interface ClaimStateFolder {
   namedBy?: string;
 }
 
-const exists = (file: string) =>
-  stat(file).then(
-    () => true,
-    () => false,
-  );
-
-async function readRecord(dir: string): Promise<StateRecord | undefined> {
-  const text = await readFile(confirmInDataDir(stateRecordFile(dir), 'job state'), 'utf8').catch(() => undefined);
-  return text === undefined ? undefined : (JSON.parse(text) as StateRecord);
+async function readRecord(place: Place): Promise<StateRecord | undefined> {
+  const data = await place.read(STATE_RECORD_NAME, 'job state');
+  return data === undefined ? undefined : (JSON.parse(data.toString('utf8')) as StateRecord);
 }
 
 /**
@@ -58,10 +55,11 @@ async function readRecord(dir: string): Promise<StateRecord | undefined> {
  * old outputs are removed before the new record is written (so an attempt that dies in between clears them again).
  */
 export async function claimStateFolder(claim: ClaimStateFolder): Promise<StateFolderUse> {
-  const record = await readRecord(claim.dir);
+  const { place } = claim;
+  const record = await readRecord(place);
   let legacy = false;
   if (!record) {
-    for (const output of claim.outputs) legacy ||= await exists(path.join(claim.dir, output));
+    for (const output of claim.outputs) legacy ||= await place.exists(output);
   }
   const execution = Context.current().info.workflowExecution;
   const writtenBy = execution && { workflowId: execution.workflowId, runId: execution.runId };
@@ -75,7 +73,7 @@ export async function claimStateFolder(claim: ClaimStateFolder): Promise<StateFo
       record.writtenBy?.workflowId === writtenBy.workflowId &&
       record.writtenBy.runId === writtenBy.runId,
     conflict: () =>
-      `${displayPath(claim.dir)} holds ` +
+      `${place.location} holds ` +
       (record
         ? `${record.holds}; this job asks for ${claim.differs}`
         : `${claim.outputs.join(', ')} written by an earlier version of Backroom, for a request it did not record`) +
@@ -83,9 +81,7 @@ export async function claimStateFolder(claim: ClaimStateFolder): Promise<StateFo
   });
   if (use === 'resume') return use;
   if (use === 'replace') {
-    for (const output of claim.outputs) {
-      await rm(confirmInDataDir(path.join(claim.dir, output), 'job output'), { recursive: true, force: true });
-    }
+    for (const output of claim.outputs) await place.remove(output);
   }
   const fresh: StateRecord = {
     fingerprint: claim.fingerprint,
@@ -93,6 +89,6 @@ export async function claimStateFolder(claim: ClaimStateFolder): Promise<StateFo
     createdAt: new Date().toISOString(),
     ...(writtenBy && { writtenBy }),
   };
-  await writeFileAtomic(stateRecordFile(claim.dir), JSON.stringify(fresh));
+  await place.write(STATE_RECORD_NAME, JSON.stringify(fresh), 'job state');
   return use;
 }

@@ -17,6 +17,7 @@ import { readGray, type GrayImage } from '../restoration/gray-image';
 import { randomDegradation, seededRandom } from '../restoration/page-generator';
 import { psnr } from '../restoration/quality';
 import { stateFingerprint } from '../state-folder';
+import { placeAt } from '../places';
 import { claimStateFolder } from '../state-record';
 import {
   DATASET_FORMAT,
@@ -56,7 +57,7 @@ export function datasetFingerprint(spec: DatasetSpec): string {
  */
 async function claimDatasetFolder(spec: DatasetSpec, dir: string): Promise<void> {
   await claimStateFolder({
-    dir,
+    place: placeAt(dir, 'dataset dir'),
     fingerprint: datasetFingerprint(spec),
     holds: `the dataset ${spec.datasetId} of ${spec.pages} pages (${spec.width}×${spec.height}, seed ${spec.seed})`,
     overwrite: spec.overwrite,

@@ -22,6 +22,7 @@ import { readCached } from '../file-cache';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
+import { placeAt } from '../places';
 import { claimStateFolder } from '../state-record';
 import { stateFingerprint } from '../state-folder';
 import {
@@ -164,7 +165,7 @@ const CHECKPOINT_FILE = /^(epoch-\d+|partial|best)\.json$/;
 async function claimModelFolder(request: PrepareRunRequest, runDir: string): Promise<void> {
   const names = await readdir(runDir).catch(() => [] as string[]);
   await claimStateFolder({
-    dir: runDir,
+    place: placeAt(runDir, 'run dir'),
     fingerprint: modelFingerprint(request),
     holds:
       `a ${request.layer} model trained on ${request.dataset}` +

@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { displayPath, resolveDataPath } from '../files';
 import { stateFingerprint } from '../state-folder';
+import { placeAt } from '../places';
 import { claimStateFolder } from '../state-record';
 
 export interface ClaimCutsFolderRequest {
@@ -34,10 +35,9 @@ export async function cutsFingerprint(request: ClaimCutsFolderRequest): Promise<
  * once (`StateFolderMismatch`), not after its detection pass.
  */
 export async function claimCutsFolder(request: ClaimCutsFolderRequest): Promise<void> {
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
   const video = displayPath(resolveDataPath(request.video, 'video'));
   await claimStateFolder({
-    dir: outputDir,
+    place: placeAt(request.outputDir, 'output dir'),
     fingerprint: await cutsFingerprint(request),
     holds:
       `the cuts of ${video} (threshold ${request.threshold}, clips of ${request.minClipSeconds}` +
