@@ -90,7 +90,7 @@ export interface UploadOptions {
 
 /** The one object storage of this process (one S3 client and its connection pool), made when first needed. */
 let storage: ObjectStorage | undefined;
-function objectStorage(): ObjectStorage {
+export function objectStorage(): ObjectStorage {
   storage ??= ObjectStorage.fromEnv();
   return storage;
 }
@@ -105,7 +105,7 @@ export function closeObjectStorage(): void {
 const sentence = (what: string) => what.charAt(0).toUpperCase() + what.slice(1);
 
 /** Parses an S3 location and checks its bucket, or fails for good with the reason (naming `what`). */
-function checkedS3(text: string, what: string): S3Location {
+export function checkedS3(text: string, what: string): S3Location {
   let location: S3Location;
   try {
     location = parseS3Location(text);
@@ -117,7 +117,7 @@ function checkedS3(text: string, what: string): S3Location {
 }
 
 /** Like {@link checkedS3}, for a file: a folder location (`…/`) is refused. */
-function checkedS3Object(text: string, what: string): S3ObjectLocation {
+export function checkedS3Object(text: string, what: string): S3ObjectLocation {
   const location = checkedS3(text, what);
   if (location.kind !== 'object') {
     throw ApplicationFailure.nonRetryable(
@@ -129,7 +129,7 @@ function checkedS3Object(text: string, what: string): S3ObjectLocation {
 }
 
 /** A storage fault as a Temporal failure: non-retryable when waiting cannot fix it, the error itself otherwise. */
-function storageFault(err: unknown, what: string): unknown {
+export function storageFault(err: unknown, what: string): unknown {
   if (err instanceof ApplicationFailure) return err;
   const kind = storageFailureKind(err);
   if (!kind) return err;
