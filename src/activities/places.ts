@@ -233,7 +233,10 @@ export async function readableSource(location: string, what: string): Promise<{ 
   const object = checkedS3Object(location, what);
   try {
     await objectStorage().stat(object);
-    return { source: await objectStorage().presignGet(object, { expiresInSeconds: PRESIGNED_URL_SECONDS }), isUrl: true };
+    return {
+      source: await objectStorage().presignGet(object, { expiresInSeconds: PRESIGNED_URL_SECONDS }),
+      isUrl: true,
+    };
   } catch (err) {
     throw storageFault(err, what);
   }

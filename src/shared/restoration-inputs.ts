@@ -4,7 +4,7 @@
  * also be `s3://` locations in an allowed bucket.
  */
 import { z } from 'zod';
-import { dataLocation, dataPath } from './data-path';
+import { dataLocation } from './data-path';
 
 export const mediaOperation = z.discriminatedUnion('op', [
   z.strictObject({
@@ -27,9 +27,10 @@ export const mediaOperation = z.discriminatedUnion('op', [
 ]);
 
 export const processMediaInput = z.strictObject({
-  input: dataPath,
-  /** Where outputs go (default: next to the input, in `processed/`). */
-  outputDir: dataPath.optional(),
+  /** The image: in the data dir, or an object in an allowed bucket (`s3://bucket/key`). */
+  input: dataLocation('file'),
+  /** Where outputs go (default: next to the input, in `processed/`); may be a bucket prefix (`s3://bucket/out/`). */
+  outputDir: dataLocation('folder').optional(),
   operations: z.array(mediaOperation).min(1).max(50),
 });
 
@@ -59,7 +60,7 @@ const steps = z
   .default([...DEFAULT_RESTORATION_STEPS]);
 
 /** A trained model's checkpoint, for the `model` step (e.g. `models/<modelName>/best.json`). */
-const model = dataPath.optional();
+const model = dataLocation('file').optional();
 
 /** The `model` step and the `model` field go together. */
 const modelStepRule: [(value: { steps: string[]; model?: string | undefined }) => boolean, z.core.$ZodCustomParams] = [
@@ -69,11 +70,12 @@ const modelStepRule: [(value: { steps: string[]; model?: string | undefined }) =
 
 export const restoreDocumentInput = z
   .strictObject({
-    input: dataPath,
+    // Each may be an object in an allowed bucket (s3://bucket/key) too.
+    input: dataLocation('file'),
     /** Default: `<input dir>/restored/<input name>.png`. */
-    output: dataPath.optional(),
+    output: dataLocation('file').optional(),
     /** A clean version of the page, for PSNR and SSIM. */
-    reference: dataPath.optional(),
+    reference: dataLocation('file').optional(),
     steps,
     model,
     thresholds: qualityThresholds,
@@ -107,7 +109,7 @@ export const restoreBatchInput = z
   .refine(...modelStepRule);
 
 export const generateSamplePagesInput = z.strictObject({
-  outputDir: dataPath.default('samples'),
+  outputDir: dataLocation('folder').default('samples'),
   count: z.number().int().min(1).max(10_000).default(12),
   seed: z.number().int().min(0).default(1),
   width: z.number().int().min(200).max(5000).default(1240),

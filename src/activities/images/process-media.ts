@@ -8,8 +8,8 @@ import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import type { Resumable } from '../../shared/job-status';
 import type { MediaOperation } from '../../shared/restoration-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
+import { canonicalLocation, fileAt, localFile, placeAt, type Place } from '../places';
 import { runResumableLoop } from '../resumable-loop';
 import { openImage } from './open-image';
 
@@ -129,18 +129,17 @@ export interface ProcessImageCheckpoint {
  * time again, but no file is written again), so files already written stay written once.
  */
 class ImageOperations {
-  readonly outputDir: string;
-  private readonly input: string;
+  /** Where the outputs go: a data-dir folder or a bucket prefix (places.ts). */
+  readonly outputs: Place;
   private readonly base: string;
   private opened?: { result: Omit<ProcessImageResult, 'operations' | 'outputs'>; format: string };
   private working?: { at: number; image: RawImage };
 
   constructor(private readonly request: ProcessImageInput) {
-    this.input = resolveDataPath(request.input, 'input');
-    this.outputDir = request.outputDir
-      ? resolveDataPath(request.outputDir, 'output dir')
-      : path.join(path.dirname(this.input), 'processed');
-    this.base = path.parse(this.input).name;
+    // Both checked now (confined path, allowed bucket), so a refused location fails before any decoding.
+    const input = fileAt(request.input, 'input');
+    this.outputs = request.outputDir ? placeAt(request.outputDir, 'output dir') : input.place.folder('processed');
+    this.base = path.posix.parse(input.name).name;
   }
 
   readonly initial: ProcessImageCheckpoint = { next: 0, dirty: false, operations: [], outputs: [] };
@@ -203,18 +202,25 @@ class ImageOperations {
   /** Opens the input once per attempt; the result's header (size, warnings) is known from then on. */
   async open(): Promise<void> {
     if (this.opened) return;
-    const opened = await openImage(this.input);
+    // An object is streamed into a scratch file first (sharp reads by path), gone once the image is decoded.
+    const input = await localFile(this.request.input, 'input');
+    let opened: Awaited<ReturnType<typeof openImage>>;
     let image: RawImage;
     try {
-      // Upright (EXIF orientation applied) and in sRGB (CMYK and ICC profiles converted), as browsers show it.
-      image = await toRaw(opened.image.rotate().toColourspace('srgb'));
-    } catch (err) {
-      throw opened.failure(err);
+      opened = await openImage(input.file);
+      try {
+        // Upright (EXIF orientation applied) and in sRGB (CMYK and ICC profiles converted), as browsers show it.
+        image = await toRaw(opened.image.rotate().toColourspace('srgb'));
+      } catch (err) {
+        throw opened.failure(err);
+      }
+    } finally {
+      await input.release();
     }
     this.opened = {
       format: opened.metadata.format ?? 'png',
       result: {
-        input: displayPath(this.input),
+        input: canonicalLocation(this.request.input),
         inputBytes: opened.bytes,
         width: image.info.width,
         height: image.info.height,
@@ -240,12 +246,12 @@ class ImageOperations {
     return working.image;
   }
 
-  /** Encodes and writes `<stem>.<extension of format>` atomically; returns what was written. */
+  /** Encodes and writes `<stem>.<extension of format>` whole (places.ts); returns what was written. */
   private async write(pipeline: sharp.Sharp, stem: string, format: OutputFormat, quality?: number) {
     const { data, info } = await encode(pipeline, format, quality).toBuffer({ resolveWithObject: true });
-    const file = path.join(this.outputDir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
-    await writeFileAtomic(file, data);
-    return { path: displayPath(file), width: info.width, height: info.height, bytes: data.length, format };
+    const name = `${stem}.${format === 'jpeg' ? 'jpg' : format}`;
+    await this.outputs.write(name, data, 'output');
+    return { path: this.outputs.locate(name), width: info.width, height: info.height, bytes: data.length, format };
   }
 }
 

@@ -2,10 +2,10 @@
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { QualityThresholds, RestorationStep } from '../../shared/restoration-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { heartbeatWhile } from '../heartbeat-while';
+import { canonicalLocation, fileAt, localFile } from '../places';
 import { runResumableLoop } from '../resumable-loop';
 import { forInference, loadModel } from '../training/apply-model';
 import { grayToSharp, readGray, type GrayImage } from './gray-image';
@@ -37,44 +37,42 @@ async function readPage(file: string, what: string): Promise<GrayImage> {
   return readGray(file, { what });
 }
 
-/** Default output path: `<dir>/restored/<name>.png` (PNG: restoration output must not gain JPEG artefacts). */
-export function defaultRestoredPath(input: string): string {
-  return path.join(path.dirname(input), 'restored', `${path.parse(input).name}.png`);
-}
-
 /**
- * Where a caller (the batch) records an output's fate around the one moment it lands: `beforeWrite` gets the
- * finished result and the exact bytes before the atomic rename, `afterWrite` runs once the output is in place.
+ * Restores one page and writes it: input, reference and output may each be in the data dir or in an allowed bucket
+ * (an object is streamed into a scratch file for decoding, the output is written whole). The default output is
+ * `<input dir>/restored/<input name>.png` (PNG: restoration output must not gain JPEG artefacts).
  */
-export interface OutputWriteHooks {
-  beforeWrite?(result: RestoreDocumentResult, data: Buffer): Promise<void>;
-  afterWrite?(output: string): Promise<void>;
-}
-
-/** Restores one page and writes it; see {@link OutputWriteHooks} for what a caller may record around the write. */
-export async function restoreDocumentFile(
-  request: RestoreDocumentRequest,
-  hooks: OutputWriteHooks = {},
-): Promise<RestoreDocumentResult> {
-  const input = resolveDataPath(request.input, 'input');
-  const output = request.output ? resolveDataPath(request.output, 'output') : defaultRestoredPath(input);
-  const reference = request.reference ? resolveDataPath(request.reference, 'reference') : undefined;
-  const { result, png } = await restorePage(
-    {
-      input,
-      reference,
-      shown: {
-        input: displayPath(input),
-        output: displayPath(output),
-        ...(reference && { reference: displayPath(reference) }),
-      },
-    },
-    request,
-  );
-  await hooks.beforeWrite?.(result, png);
-  await writeFileAtomic(output, png);
-  await hooks.afterWrite?.(output);
-  return result;
+export async function restoreDocumentFile(request: RestoreDocumentRequest): Promise<RestoreDocumentResult> {
+  // Every location is checked before any work: a refused output fails at once, not after the pixels.
+  const input = fileAt(request.input, 'input');
+  const output = request.output
+    ? fileAt(request.output, 'output')
+    : { place: input.place.folder('restored'), name: `${path.posix.parse(input.name).name}.png` };
+  if (request.reference) fileAt(request.reference, 'reference');
+  const local = await localFile(request.input, 'input');
+  try {
+    const reference = request.reference ? await localFile(request.reference, 'reference') : undefined;
+    try {
+      const { result, png } = await restorePage(
+        {
+          input: local.file,
+          reference: reference?.file,
+          shown: {
+            input: canonicalLocation(request.input),
+            output: output.place.locate(output.name),
+            ...(request.reference && { reference: canonicalLocation(request.reference) }),
+          },
+        },
+        request,
+      );
+      await output.place.write(output.name, png, 'output');
+      return result;
+    } finally {
+      await reference?.release();
+    }
+  } finally {
+    await local.release();
+  }
 }
 
 /** One page's files: local files to read (checked already), and the names its result gives them. */

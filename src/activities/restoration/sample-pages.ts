@@ -2,9 +2,8 @@
  * The `generateSamplePages` activity: realistic degraded document pages with their clean originals, for demos,
  * tests, benchmarks and training. One page per step, so a retry or resume continues where it stopped.
  */
-import path from 'node:path';
 import type { Resumable } from '../../shared/job-status';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { placeAt } from '../places';
 import { runResumableLoop } from '../resumable-loop';
 import { runCpuTask } from '../cpu-pool';
 import { randomDegradation, type Degradation } from './page-generator';
@@ -31,9 +30,7 @@ const pageSeed = (seed: number, index: number) => seed * 100_003 + index;
 
 /** Writes `count` pairs: `clean/page-0001.png` (the reference) and `degraded/page-0001.jpg` (the input). */
 export async function generateSamplePages(request: SamplePagesRequest): Promise<Resumable<number, SamplePagesResult>> {
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
-  const cleanDir = path.join(outputDir, 'clean');
-  const degradedDir = path.join(outputDir, 'degraded');
+  const outputDir = placeAt(request.outputDir, 'output dir');
   return runResumableLoop<number, SamplePagesResult>({
     initial: 0,
     resumeFrom: request.resumeFrom,
@@ -44,16 +41,16 @@ export async function generateSamplePages(request: SamplePagesRequest): Promise<
         spec: { seed, width: request.width, height: request.height },
         degradation: randomDegradation(seed),
       });
-      await writeFileAtomic(path.join(cleanDir, `${pageName(index)}.png`), clean);
-      await writeFileAtomic(path.join(degradedDir, `${pageName(index)}.jpg`), degraded);
+      await outputDir.write(`clean/${pageName(index)}.png`, clean, 'sample page');
+      await outputDir.write(`degraded/${pageName(index)}.jpg`, degraded, 'sample page');
       return index + 1;
     },
     progress: (done) => ({ done, total: request.count, unit: 'pages' }),
     describe: (done) => `${done} of ${request.count} pages generated`,
     finish: () => ({
-      outputDir: displayPath(outputDir),
-      cleanDir: displayPath(cleanDir),
-      degradedDir: displayPath(degradedDir),
+      outputDir: outputDir.location,
+      cleanDir: outputDir.locate('clean'),
+      degradedDir: outputDir.locate('degraded'),
       manifest: '',
       count: request.count,
     }),
@@ -64,16 +61,16 @@ export async function generateSamplePages(request: SamplePagesRequest): Promise<
     for (let index = 0; index < request.count; index++) {
       pages.push({
         name: pageName(index),
-        clean: displayPath(path.join(cleanDir, `${pageName(index)}.png`)),
-        degraded: displayPath(path.join(degradedDir, `${pageName(index)}.jpg`)),
+        clean: outputDir.locate(`clean/${pageName(index)}.png`),
+        degraded: outputDir.locate(`degraded/${pageName(index)}.jpg`),
         degradation: randomDegradation(pageSeed(request.seed, index)),
       });
     }
-    const manifest = path.join(outputDir, 'manifest.json');
-    await writeFileAtomic(
-      manifest,
+    await outputDir.write(
+      'manifest.json',
       JSON.stringify({ seed: request.seed, width: request.width, height: request.height, pages }, null, 2),
+      'manifest',
     );
-    return { ...outcome, result: { ...outcome.result, manifest: displayPath(manifest) } };
+    return { ...outcome, result: { ...outcome.result, manifest: outputDir.locate('manifest.json') } };
   });
 }
