@@ -77,11 +77,18 @@ describe('restoration jobs on a real dev server', () => {
       const view = await stack.jobs.status(id);
       return view.state === 'paused' && view;
     });
-    await sleep(3000);
+    // The item in flight when the pause came may finish (on a loaded machine a page takes seconds); nothing new
+    // starts. So wait until no page is in flight, then check that nothing moves.
+    const handle = stack.env.client.workflow.getHandle(id);
+    await waitFor(
+      'no page in flight',
+      async () => ((await handle.describe()).raw.pendingActivities ?? []).length === 0,
+      120_000,
+    );
     const held = await stack.jobs.status(id);
-    // The item in flight when the pause came may finish; nothing new starts.
     assert.ok(held.progress.done <= paused.progress.done + 1, `${held.progress.done} vs ${paused.progress.done}`);
     await sleep(3000);
+    assert.equal(((await handle.describe()).raw.pendingActivities ?? []).length, 0, 'no page started while paused');
     assert.equal((await stack.jobs.status(id)).progress.done, held.progress.done, 'no progress while paused');
     await stack.jobs.resume(id);
 
