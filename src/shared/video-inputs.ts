@@ -1,13 +1,16 @@
 /** Input schema of the video jobs (see job-inputs.ts for why they are shared). */
 import { z } from 'zod';
-import { dataPath } from './data-path';
+import { dataLocation } from './data-path';
 
 export const analyzeCutsInput = z
   .strictObject({
-    /** The video, inside the data dir. */
-    video: dataPath,
-    /** Where cuts.json and the thumbnails go (default: `<video dir>/<video name>-cuts`). */
-    outputDir: dataPath.optional(),
+    /** The video: a file inside the data dir, or an object in an allowed bucket (`s3://bucket/key.mp4`). */
+    video: dataLocation('file'),
+    /**
+     * Where cuts.json and the thumbnails go: a data-dir folder or a prefix in an allowed bucket (`s3://bucket/cuts/`);
+     * default `<video dir>/<video name>-cuts` (for an object, `s3://bucket/<key dir>/<video name>-cuts/`).
+     */
+    outputDir: dataLocation('folder').optional(),
     /** Longer shots are split into even parts no longer than this. */
     maxClipSeconds: z.number().min(1).max(3600).default(20),
     /** Shorter shots join a neighbour. */
@@ -26,3 +29,15 @@ export const analyzeCutsInput = z
   });
 
 export type AnalyzeCutsInput = z.input<typeof analyzeCutsInput>;
+
+/**
+ * Where an analysis of `video` writes when no outputDir is given: next to the video, named after it (`clips/a.mp4` →
+ * `clips/a-cuts`); an object's is a prefix beside it in its bucket (`s3://media/clips/a.mp4` →
+ * `s3://media/clips/a-cuts/`).
+ */
+export function defaultCutsDir(video: string): string {
+  const slash = video.lastIndexOf('/');
+  const name = video.slice(slash + 1).replace(/\.[^.]+$/, '');
+  const folder = `${slash >= 0 ? video.slice(0, slash + 1) : ''}${name}-cuts`;
+  return video.startsWith('s3://') ? `${folder}/` : folder;
+}

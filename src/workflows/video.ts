@@ -1,7 +1,9 @@
 /**
  * Video cut analysis (`analyzeCuts`): probe, detect shots in one resumable decoding pass (status: seconds of video
  * analysed) that also keeps candidate frames for scoring, then build, score and thumbnail the clips from those
- * candidates, no second decode (status: clips scored), and write `cuts.json`.
+ * candidates, no second decode (status: clips scored), and write `cuts.json`. The video and the outputDir may each be
+ * in the data dir or in a bucket (`s3://…`): the activities read and write through places.ts, and the workflow only
+ * names them.
  */
 import { patched, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities';
@@ -9,7 +11,7 @@ import type { CutAnalysis, ScoreCheckpoint } from '../activities/video/analyze-c
 import type { DetectCheckpoint, DetectedShots } from '../activities/video/detect-shots';
 import type { VideoInfo } from '../activities/video/probe';
 import { planClipSpans } from '../shared/video-clips';
-import { analyzeCutsInput } from '../shared/video-inputs';
+import { analyzeCutsInput, defaultCutsDir } from '../shared/video-inputs';
 import { bounded, interruptible, interruptibleUntilDone, quick } from './activity-profiles';
 import { defineJob } from './define-job';
 import { CUTS_ONE_PASS, CUTS_STATE_FOLDER, INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS } from './patches';
@@ -40,13 +42,6 @@ function framesAnalyzed(shots: DetectedShots): number {
   return shots.framesAnalyzed ?? shots.framesAnalysed ?? 0;
 }
 
-/** Default output folder: next to the video, named after it. */
-function defaultOutputDir(video: string): string {
-  const slash = video.lastIndexOf('/');
-  const name = video.slice(slash + 1).replace(/\.[^.]+$/, '');
-  return `${slash >= 0 ? video.slice(0, slash + 1) : ''}${name}-cuts`;
-}
-
 export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>({
   type: 'analyzeCuts',
   input: analyzeCutsInput,
@@ -54,7 +49,7 @@ export const analyzeCuts = defineJob<typeof analyzeCutsInput, AnalyzeCutsResult>
   stage: 'probing',
   setup: ({ job, input }) => {
     const interruptible = patched(INTERRUPTIBLE_SINGLE_ACTIVITY_JOBS);
-    const outputDir = input.outputDir ?? defaultOutputDir(input.video);
+    const outputDir = input.outputDir ?? defaultCutsDir(input.video);
     // How far the job got, for the partial cuts.json of a cancel.
     let info: VideoInfo | undefined;
     let detecting: DetectCheckpoint | undefined;

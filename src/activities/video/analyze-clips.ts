@@ -1,22 +1,24 @@
 /**
  * The second pass: builds clips from the detected shots, samples three frames of each (fast seeks, 320 px wide),
- * scores them, writes a thumbnail per clip from its best frame, and writes `cuts.json` next to them.
+ * scores them, writes a thumbnail per clip from its best frame, and writes `cuts.json` next to them. The outputs go
+ * to the output place (a data-dir folder or a prefix in a bucket, `places.ts`), each written whole.
  */
 import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import sharp from 'sharp';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { resolveDataPath } from '../files';
+import { placeAt, type Place } from '../places';
 import { planClipSpans } from './clips';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
-import { CandidateStore, candidatesFileIn, removeCandidates, type Candidate } from './candidates';
+import { CandidateStore, removeCandidates, type Candidate } from './candidates';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import { framesAnalyzedOf, type DetectedShots } from './detect-shots';
-import { SAFE_INPUT_OPTIONS, ffmpegPath } from './ffmpeg';
-import { THUMB_WIDTH, thumbnailSize, type VideoInfo } from './probe';
+import { ffmpegPath } from './ffmpeg';
+import { NETWORK_TROUBLE, THUMB_WIDTH, thumbnailSize, type VideoInfo } from './probe';
+import { candidatesLocation, videoName, videoSource, type VideoSource } from './video-source';
 
 export interface AnalyzeClipsRequest {
   video: string;
@@ -56,10 +58,10 @@ export interface CutAnalysis extends Pick<VideoInfo, 'durationMs' | 'fps' | 'wid
  * The frames at `times` (ms), decoded and scaled to `width` × `height` RGB, from one ffmpeg run (starting ffmpeg
  * costs more than seeking: a dynamically linked build takes a fifth of a second). Times with no frame are left out.
  */
-function grabFrames(file: string, times: number[], width: number, height: number): Promise<Buffer[]> {
+function grabFrames(source: VideoSource, times: number[], width: number, height: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const args = ['-nostdin', '-v', 'error'];
-    for (const ms of times) args.push('-ss', String(ms / 1000), ...SAFE_INPUT_OPTIONS, '-i', file);
+    for (const ms of times) args.push('-ss', String(ms / 1000), ...source.inputOptions, '-i', source.input);
     const chains = times.map((_, i) => `[${i}:v:0]trim=end_frame=1,scale=${width}:${height},setsar=1[f${i}]`);
     const joined = `${times.map((_, i) => `[f${i}]`).join('')}concat=n=${times.length}:v=1:a=0[out]`;
     args.push('-filter_complex', `${chains.join(';')};${joined}`, '-map', '[out]');
@@ -77,7 +79,8 @@ function grabFrames(file: string, times: number[], width: number, height: number
         all.subarray(i * size, (i + 1) * size),
       );
       if (frames.length > 0) resolve(frames);
-      else reject(new Error(`no frames at ${times.join(', ')} ms: ${stderr.trim() || 'nothing decoded'}`));
+      else
+        reject(new Error(`no frames at ${times.join(', ')} ms: ${source.scrub(stderr.trim()) || 'nothing decoded'}`));
     });
   });
 }
@@ -94,23 +97,36 @@ function planClips(request: AnalyzeClipsRequest) {
 type PlannedClip = ReturnType<typeof planClips>['clips'][number];
 
 /** Scores clip `i` from three sampled frames and writes its thumbnail from the best one. */
-async function scoreClip(file: string, outputDir: string, clip: PlannedClip, i: number, thumbHeight: number) {
+async function scoreClip(
+  video: () => Promise<VideoSource>,
+  output: Place,
+  clip: PlannedClip,
+  i: number,
+  thumbHeight: number,
+) {
   const span = clip.endMs - clip.startMs;
   const times = [0.2, 0.5, 0.8].map((at) => clip.startMs + Math.round(span * at));
-  const frames = await grabFrames(file, times, THUMB_WIDTH, thumbHeight).catch(() => [] as Buffer[]);
+  const source = await video();
+  const frames = await grabFrames(source, times, THUMB_WIDTH, thumbHeight).catch((err: Error) => {
+    // A clip whose frames cannot be decoded gets no thumbnail; a bucket that could not be reached is retried.
+    if (source.isUrl && NETWORK_TROUBLE.test(err.message)) {
+      throw ApplicationFailure.retryable(`Reading the video ${source.name} failed: ${err.message}`, 'VideoReadFailed');
+    }
+    return [] as Buffer[];
+  });
   const qualities = await runCpuTask('frameQualities', { frames, width: THUMB_WIDTH, height: thumbHeight });
   const { components, best } = scoreSamples(
     clip,
     frames.map((frame, k) => ({ frame, quality: qualities[k]! })),
   );
-  const thumbnail = thumbnailFile(outputDir, i);
+  const thumbnail = thumbnailName(i);
   if (best) {
     const jpeg = await sharp(best.frame, { raw: { width: THUMB_WIDTH, height: thumbHeight, channels: 3 } })
       .jpeg({ quality: 82 })
       .toBuffer();
-    await writeFileAtomic(thumbnail, jpeg);
+    await output.write(thumbnail, jpeg, 'thumbnail');
   }
-  return clipResult(clip, components, best ? displayPath(thumbnail) : '');
+  return clipResult(clip, components, best ? output.locate(thumbnail) : '');
 }
 
 /**
@@ -137,9 +153,9 @@ function scoreSamples<S extends { quality: FrameQuality }>(
   return { components, best };
 }
 
-/** Where clip `i`'s thumbnail goes. */
-function thumbnailFile(outputDir: string, i: number): string {
-  return path.join(outputDir, 'thumbnails', `clip-${String(i + 1).padStart(3, '0')}.jpg`);
+/** Where clip `i`'s thumbnail goes, in the output place. */
+function thumbnailName(i: number): string {
+  return `thumbnails/clip-${String(i + 1).padStart(3, '0')}.jpg`;
 }
 
 /** A scored clip as `cuts.json` lists it (`endFrame` inclusive). */
@@ -174,7 +190,7 @@ function candidatesWithin(index: Candidate[], startMs: number, endMs: number): C
  * of the clip, as the seeking scorer samples; the best one's JPEG becomes the thumbnail. Undefined when the clip has
  * no candidate (shorter than their spacing, or the file is gone): the caller seeks instead.
  */
-async function scoreClipFromCandidates(store: CandidateStore, outputDir: string, clip: PlannedClip, i: number) {
+async function scoreClipFromCandidates(store: CandidateStore, output: Place, clip: PlannedClip, i: number) {
   const inside = candidatesWithin(store.index, clip.startMs, clip.endMs);
   if (inside.length === 0) return undefined;
   const span = clip.endMs - clip.startMs;
@@ -182,9 +198,9 @@ async function scoreClipFromCandidates(store: CandidateStore, outputDir: string,
     inside.reduce((a, b) => (Math.abs(b.ms - ms) < Math.abs(a.ms - ms) ? b : a), inside[0]!);
   const samples = [...new Set([0.2, 0.5, 0.8].map((at) => nearest(clip.startMs + span * at)))];
   const { components, best } = scoreSamples(clip, samples);
-  const thumbnail = thumbnailFile(outputDir, i);
-  await writeFileAtomic(thumbnail, await store.jpeg(best!));
-  return clipResult(clip, components, displayPath(thumbnail));
+  const thumbnail = thumbnailName(i);
+  await output.write(thumbnail, await store.jpeg(best!), 'thumbnail');
+  return clipResult(clip, components, output.locate(thumbnail));
 }
 
 /** Writes `cuts.json` for `boundaries` and `clips` and returns what it wrote. */
@@ -193,12 +209,11 @@ async function writeCuts(
   found: { boundaries: DetectedShots['boundaries']; framesAnalyzed: number; clips: ClipResult[] },
   partial?: CutAnalysis['partial'],
 ): Promise<CutAnalysis> {
-  const file = resolveDataPath(request.video, 'video');
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const output = placeAt(request.outputDir, 'output dir');
   const { info } = request;
   const cuts = found.boundaries;
   const analysis: CutAnalysis = {
-    video: displayPath(file),
+    video: videoName(request.video),
     ...(partial && { partial }),
     clipsCreated: found.clips.length,
     durationMs: info.durationMs,
@@ -212,23 +227,23 @@ async function writeCuts(
     cutMs: cuts.map((c) => c.ms),
     boundaries: cuts,
     clips: found.clips,
-    results: displayPath(path.join(outputDir, 'cuts.json')),
+    results: output.locate('cuts.json'),
   };
-  await writeFileAtomic(path.join(outputDir, 'cuts.json'), JSON.stringify(analysis, null, 2));
+  await output.write('cuts.json', JSON.stringify(analysis, null, 2), 'cuts.json');
   return analysis;
 }
 
 /** Scores every clip in one go and writes `cuts.json` (the form runs started before pause reached this pass use). */
 export async function analyzeClips(request: AnalyzeClipsRequest): Promise<CutAnalysis> {
-  const file = resolveDataPath(request.video, 'video');
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const video = sourceOnce(request.video);
+  const output = placeAt(request.outputDir, 'output dir');
   const { clips, thumbHeight } = planClips(request);
   const results: ClipResult[] = [];
   for (const [i, clip] of clips.entries()) {
     // ffmpeg's seeks and the scoring run off the main thread: keep beating while a clip takes its time.
     const details = () => ({ progress: { done: i, total: clips.length, unit: 'clips' } });
     Context.current().heartbeat(details());
-    results.push(await heartbeatWhile(scoreClip(file, outputDir, clip, i, thumbHeight), details));
+    results.push(await heartbeatWhile(scoreClip(video, output, clip, i, thumbHeight), details));
   }
   return writeCuts(request, { ...foundShots(request.shots), clips: results });
 }
@@ -249,12 +264,14 @@ export async function analyzeClipsResumable(
     reportProgress?: boolean | undefined;
   },
 ): Promise<Resumable<ScoreCheckpoint, CutAnalysis>> {
-  const file = resolveDataPath(request.video, 'video');
-  const outputDir = resolveDataPath(request.outputDir, 'output dir');
+  const video = sourceOnce(request.video);
+  const output = placeAt(request.outputDir, 'output dir');
   const { clips, thumbHeight } = planClips(request);
-  // Candidates kept by the detection pass (one decode for both passes); clips without one seek as before.
+  // Candidates kept by the detection pass (one decode for both passes); clips without one seek as before. They are
+  // this worker's (in its scratch when the output is in a bucket): a worker without them seeks every clip.
   const kept = request.shots.candidates;
-  const store = kept && (await CandidateStore.openForReading(resolveDataPath(kept.file, 'candidates'), kept.bytes));
+  const where = kept && candidatesOf(request.outputDir, kept.file);
+  const store = kept && where && (await CandidateStore.openForReading(where.file, kept.bytes));
   const outcome = await runResumableLoop<ScoreCheckpoint, ScoreCheckpoint>({
     initial: { clips: [] },
     resumeFrom: request.resumeFrom,
@@ -263,8 +280,8 @@ export async function analyzeClipsResumable(
       const i = checkpoint.clips.length;
       const clip = clips[i]!;
       const scored =
-        (store && (await scoreClipFromCandidates(store, outputDir, clip, i))) ??
-        (await scoreClip(file, outputDir, clip, i, thumbHeight));
+        (store && (await scoreClipFromCandidates(store, output, clip, i))) ??
+        (await scoreClip(video, output, clip, i, thumbHeight));
       return { clips: [...checkpoint.clips, scored] };
     },
     // Scoring from candidates takes a millisecond a clip: a heartbeat a second is plenty.
@@ -277,7 +294,7 @@ export async function analyzeClipsResumable(
   }).finally(() => store?.close());
   if (!outcome.finished) return outcome;
   const result = await writeCuts(request, { ...foundShots(request.shots), clips: outcome.result.clips });
-  if (store) await removeCandidates(store.file);
+  if (store && where) await removeCandidates(store.file, where.scratch);
   return { ...outcome, result };
 }
 
@@ -294,7 +311,8 @@ export interface PartialCutsRequest extends Pick<AnalyzeClipsRequest, 'video' | 
 export async function writePartialCuts(request: PartialCutsRequest | LegacyPartialCutsRequest): Promise<CutAnalysis> {
   const current = 'analyzedMs' in request ? request : { ...request, ...renamedPartialFields(request) };
   // A cancelled analysis does not resume: the candidates its detection pass kept are of no more use.
-  await removeCandidates(candidatesFileIn(resolveDataPath(current.outputDir, 'output dir')));
+  const where = candidatesLocation(current.outputDir);
+  await removeCandidates(where.file, where.scratch);
   return writeCuts(
     current,
     { boundaries: current.boundaries, framesAnalyzed: current.framesAnalyzed, clips: current.clips ?? [] },
@@ -315,4 +333,19 @@ function renamedPartialFields(request: LegacyPartialCutsRequest) {
 /** What `cuts.json` needs of the detected shots. */
 function foundShots(shots: DetectedShots) {
   return { boundaries: shots.boundaries, framesAnalyzed: framesAnalyzedOf(shots) };
+}
+
+/** The video as ffmpeg reads it, found once when a clip first needs it (scoring from candidates never does). */
+function sourceOnce(location: string): () => Promise<VideoSource> {
+  let source: Promise<VideoSource> | undefined;
+  return () => (source ??= videoSource(location));
+}
+
+/**
+ * Where the candidates of an analysis writing to `outputDir` are on this worker: a data-dir file as the detection
+ * pass named it (`file`, checked), or for a bucket the worker's scratch file (never a path taken from the request).
+ */
+function candidatesOf(outputDir: string, file: string): { file: string; scratch: boolean } {
+  const where = candidatesLocation(outputDir);
+  return where.scratch ? where : { file: resolveDataPath(file, 'candidates'), scratch: false };
 }

@@ -1,14 +1,15 @@
 /**
  * Candidate frames for scoring, kept by the detection pass so scoring needs no second decode and no seek: every
  * `everyMs` of video, one frame at thumbnail size, its qualities measured (on the CPU pool) and its JPEG (the
- * thumbnail it would make) appended to one file in the analysis' thumbnails folder. Memory stays flat: only the
- * index (time, qualities, where the JPEG is) is kept, and it is rebuilt from the file on a resume. The detection
- * checkpoint records the file's length, so a retried or resumed pass truncates what came after it.
+ * thumbnail it would make) appended to one file in the analysis' thumbnails folder (in the worker's scratch folder
+ * when the thumbnails go to a bucket: video-source.ts). Memory stays flat: only the index (time, qualities, where the
+ * JPEG is) is kept, and it is rebuilt from the file on a resume. The detection checkpoint records the file's length,
+ * so a retried or resumed pass truncates what came after it.
  *
  * A record: time (float64 ms), sharpness, exposure, contrast, colorfulness (4 × float32), JPEG length (uint32),
  * then the JPEG.
  */
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { makeDataDir } from '../files';
@@ -45,10 +46,12 @@ export class CandidateStore {
 
   /**
    * Opens the store at `file` for appending from `fromBytes` (a checkpoint's length; 0 starts afresh): what lies
-   * after it is cut off, what lies before it is indexed. A file shorter than that keeps its whole records.
+   * after it is cut off, what lies before it is indexed. A file shorter than that keeps its whole records. A
+   * `scratch` file is in the worker's own scratch folder (video-source.ts), not in the data dir.
    */
-  static async openForAppend(file: string, fromBytes: number): Promise<CandidateStore> {
-    await makeDataDir(path.dirname(file), 'thumbnails folder');
+  static async openForAppend(file: string, fromBytes: number, scratch = false): Promise<CandidateStore> {
+    if (scratch) await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    else await makeDataDir(path.dirname(file), 'thumbnails folder');
     const handle = await open(file, fromBytes > 0 ? 'a+' : 'w+');
     try {
       const index = fromBytes > 0 ? await readIndex(handle, fromBytes) : [];
@@ -117,9 +120,9 @@ export class CandidateStore {
   }
 }
 
-/** Removes an analysis' candidates file (after scoring, or a cancel). */
-export async function removeCandidates(file: string): Promise<void> {
-  await rm(file, { force: true });
+/** Removes an analysis' candidates file (after scoring, or a cancel); in scratch, its folder too. */
+export async function removeCandidates(file: string, scratch = false): Promise<void> {
+  await rm(scratch ? path.dirname(file) : file, { recursive: scratch, force: true });
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;

@@ -1,14 +1,13 @@
 /**
- * The state-folder rule (state-record.ts) for a cut analysis: its outputDir holds the thumbnails and the cuts.json
- * (a partial one after a cancel) of one video analysed with one set of options. The same analysis resumes there,
- * another video or other options are refused unless `overwrite` is set, which removes the old thumbnails and
- * cuts.json first, so no thumbnail of another analysis stays beside the new ones.
+ * The state-folder rule (state-record.ts) for a cut analysis: its outputDir (a data-dir folder or a prefix in a
+ * bucket) holds the thumbnails and the cuts.json (a partial one after a cancel) of one video analysed with one set of
+ * options. The same analysis resumes there, another video or other options are refused unless `overwrite` is set,
+ * which removes the old thumbnails and cuts.json first, so no thumbnail of another analysis stays beside the new ones.
  */
-import { stat } from 'node:fs/promises';
-import { displayPath, resolveDataPath } from '../files';
 import { stateFingerprint } from '../state-folder';
-import { placeAt } from '../places';
+import { placeAt, sizeOf } from '../places';
 import { claimStateFolder } from '../state-record';
+import { videoName } from './video-source';
 
 export interface ClaimCutsFolderRequest {
   video: string;
@@ -19,15 +18,15 @@ export interface ClaimCutsFolderRequest {
   overwrite?: boolean | undefined;
 }
 
-/** What defines a cut analysis: the video (where it really is, and its size: a replaced file is another video). */
+/**
+ * What defines a cut analysis: the video (where it really is: a data-dir path, or an object's canonical `s3://`
+ * location; and its size: a replaced file is another video), and the options.
+ */
 export async function cutsFingerprint(request: ClaimCutsFolderRequest): Promise<string> {
-  const video = resolveDataPath(request.video, 'video');
-  const size = await stat(video).then(
-    (info) => info.size,
-    () => undefined,
-  );
+  const video = videoName(request.video);
+  const size = await sizeOf(request.video, 'video');
   const { maxClipSeconds, minClipSeconds, threshold } = request;
-  return stateFingerprint({ video: displayPath(video), size, maxClipSeconds, minClipSeconds, threshold });
+  return stateFingerprint({ video, size, maxClipSeconds, minClipSeconds, threshold });
 }
 
 /**
@@ -35,7 +34,7 @@ export async function cutsFingerprint(request: ClaimCutsFolderRequest): Promise<
  * once (`StateFolderMismatch`), not after its detection pass.
  */
 export async function claimCutsFolder(request: ClaimCutsFolderRequest): Promise<void> {
-  const video = displayPath(resolveDataPath(request.video, 'video'));
+  const video = videoName(request.video);
   await claimStateFolder({
     place: placeAt(request.outputDir, 'output dir'),
     fingerprint: await cutsFingerprint(request),

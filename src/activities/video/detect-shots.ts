@@ -7,11 +7,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
-import { displayPath, resolveDataPath } from '../files';
+import { displayPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
 import { DecodeError, decodeFrames, type DecodedFrame } from './frames';
-import { CANDIDATE_EVERY_MS, CandidateStore, candidatesFileIn } from './candidates';
-import { thumbnailSize, type VideoInfo } from './probe';
+import { CANDIDATE_EVERY_MS, CandidateStore } from './candidates';
+import { NETWORK_TROUBLE, thumbnailSize, type VideoInfo } from './probe';
+import { candidatesLocation, videoSource } from './video-source';
 import {
   DEFAULT_DETECTOR,
   initialDetectorState,
@@ -31,8 +32,9 @@ export interface DetectShotsRequest {
   threshold?: number | undefined;
   resumeFrom?: DetectCheckpoint | undefined;
   /**
-   * Keep candidate frames for scoring in this analysis' output folder, from the same decoding pass (see
-   * candidates.ts): scoring then needs no second decode. Absent in requests of runs from before (two passes).
+   * Keep candidate frames for scoring, from the same decoding pass (see candidates.ts): scoring then needs no second
+   * decode. They go beside the thumbnails in a data-dir outputDir, in the worker's scratch for a bucket
+   * (video-source.ts). Absent in requests of runs from before (two passes).
    */
   candidates?: { outputDir: string } | undefined;
 }
@@ -48,7 +50,7 @@ export interface DetectCheckpoint {
 
 /** Where the detection pass left the scoring candidates. */
 export interface CandidatesFile {
-  /** The file, as a path in the data dir. */
+  /** The file: a path in the data dir, or (for an outputDir in a bucket) the worker's scratch file, absolute. */
   file: string;
   bytes: number;
   /** How many (when the attempt that finished kept them). */
@@ -76,24 +78,26 @@ export interface DetectedShots {
 }
 
 /** A stream that stops well before its stated duration is truncated or corrupt: say so rather than half-analyse. */
-function assertComplete(file: string, reachedMs: number, info: VideoInfo): void {
+function assertComplete(name: string, reachedMs: number, info: VideoInfo): void {
   if (reachedMs >= info.durationMs * 0.9 - 1000) return;
   throw ApplicationFailure.nonRetryable(
-    `The video ${displayPath(file)} ends after ${(reachedMs / 1000).toFixed(1)} s of the ` +
+    `The video ${name} ends after ${(reachedMs / 1000).toFixed(1)} s of the ` +
       `${(info.durationMs / 1000).toFixed(1)} s it declares: the stream is truncated or corrupt.`,
     'VideoTruncated',
   );
 }
 
 export async function detectShots(request: DetectShotsRequest): Promise<Resumable<DetectCheckpoint, DetectedShots>> {
-  const file = resolveDataPath(request.video, 'video');
+  // A data-dir path, or a presigned URL of an object (fresh for each attempt): the video is streamed, not copied.
+  const source = await videoSource(request.video);
+  const file = source.input;
   const options = { ...DEFAULT_DETECTOR, ...(request.threshold !== undefined && { threshold: request.threshold }) };
   const totalSeconds = Math.round(request.info.durationMs / 1000);
   const framesPerStep = Math.max(10, Math.ceil(request.info.fps));
   let frames: AsyncGenerator<DecodedFrame> | undefined;
   const thumbnail = thumbnailSize(request.info);
-  const candidatesFile =
-    request.candidates && candidatesFileIn(resolveDataPath(request.candidates.outputDir, 'output dir'));
+  const kept = request.candidates && candidatesLocation(request.candidates.outputDir);
+  const candidatesFile = kept?.file;
   let store: CandidateStore | undefined;
   // One decoder per attempt; each step hands back the detector's state as its checkpoint.
   let lastMs = 0;
@@ -120,9 +124,9 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
           signal,
           candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
+          inputOptions: source.inputOptions,
         });
-        if (candidatesFile)
-          store ??= await CandidateStore.openForAppend(candidatesFile, checkpoint.candidateBytes ?? 0);
+        if (kept) store ??= await CandidateStore.openForAppend(kept.file, checkpoint.candidateBytes ?? 0, kept.scratch);
         let { nextIndex, nextMs } = checkpoint;
         const batch: DecodedFrame[] = [];
         let finished = false;
@@ -131,7 +135,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           if (next.done) {
             // ffmpeg ends early when a pause or cancel kills it: that is an interruption, not the end of the video.
             signal.throwIfAborted();
-            assertComplete(file, nextMs, request.info);
+            assertComplete(source.name, nextMs, request.info);
             finished = true;
             break;
           }
@@ -142,7 +146,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         }
         // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state; the
         // candidates of that second are measured and kept meanwhile.
-        const kept = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, pixels: f.candidate }] : []));
+        const keep = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, pixels: f.candidate }] : []));
         const [detector] = await Promise.all([
           runCpuTask('detectInBatch', {
             options,
@@ -150,7 +154,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
             frames: batch.map(({ index, ms, pixels }) => ({ index, ms, pixels })),
             finish: finished,
           }),
-          store?.append(kept, thumbnail.width, thumbnail.height),
+          store?.append(keep, thumbnail.width, thumbnail.height),
         ]);
         return { nextIndex, nextMs, detector, finished, ...(store && { candidateBytes: store.length }) };
       },
@@ -161,9 +165,9 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         lastFrameMs: Math.max(lastMs, checkpoint.nextMs - 1),
         attempts: Context.current().info.attempt,
         // (An attempt that starts from a finished checkpoint opened no store: the checkpoint says how far it got.)
-        ...(candidatesFile && {
+        ...(kept && {
           candidates: {
-            file: displayPath(candidatesFile),
+            file: kept.scratch ? kept.file : displayPath(kept.file),
             bytes: store?.length ?? checkpoint.candidateBytes ?? 0,
             ...(store && { count: store.index.length }),
             ...thumbnail,
@@ -173,8 +177,13 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
     });
   } catch (err) {
     if (err instanceof DecodeError) {
+      const reason = source.scrub(err.message);
+      if (source.isUrl && NETWORK_TROUBLE.test(err.message)) {
+        // Reading the object failed (the network, the server), not decoding it: the next attempt resumes.
+        throw ApplicationFailure.retryable(`Reading the video ${source.name} failed: ${reason}`, 'VideoReadFailed');
+      }
       throw ApplicationFailure.nonRetryable(
-        `The video ${displayPath(file)} could not be decoded: ${err.message}. It may be corrupt or truncated.`,
+        `The video ${source.name} could not be decoded: ${reason}. It may be corrupt or truncated.`,
         'VideoCorrupt',
       );
     }

@@ -37,11 +37,13 @@ export interface DecodeOptions {
   firstIndex?: number;
   signal?: AbortSignal;
   candidates?: CandidateFrames | undefined;
+  /** The options before the input (allowed protocols and formats); local files only unless a URL's are given. */
+  inputOptions?: string[] | undefined;
 }
 
 export class DecodeError extends Error {}
 
-/** Streams the frames of `file`; ends when the video does, throws a {@link DecodeError} if ffmpeg fails. */
+/** Streams the frames of `file` (a path, or a URL with its `inputOptions`); ends when the video does, throws a {@link DecodeError} if ffmpeg fails. */
 export async function* decodeFrames(file: string, options: DecodeOptions): AsyncGenerator<DecodedFrame> {
   const frameBytes = options.width * options.height * 3;
   const fromMs = options.fromMs ?? 0;
@@ -51,7 +53,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
   args.push('-copyts');
   const startMs = options.startMs ?? 0;
-  args.push(...SAFE_INPUT_OPTIONS, '-i', file);
+  args.push(...(options.inputOptions ?? SAFE_INPUT_OPTIONS), '-i', file);
   const wanted = options.candidates;
   if (wanted) {
     // One decode, two outputs: every frame small for detection (pipe 1), a frame every `everyMs` for scoring (pipe 3).

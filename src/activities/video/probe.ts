@@ -5,12 +5,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
-import { displayPath, resolveDataPath } from '../files';
+import { displayPath } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { assertReadableFile } from '../images/image-errors';
 import { SAFE_INPUT_OPTIONS, ffprobePath, refusedFormat } from './ffmpeg';
+import { videoSource, type VideoSource } from './video-source';
 
 const run = promisify(execFile);
+
+/** ffmpeg's words for a URL that could not be read for a while (a dropped connection, a server error, a timeout). */
+export const NETWORK_TROUBLE =
+  /Connection refused|Connection reset|timed out|Server returned 5\d\d|Input\/output error|Network is unreachable/i;
 
 export interface VideoInfo {
   durationMs: number;
@@ -88,12 +93,26 @@ const rate = (text?: string) => {
   return num && den ? num / den : 0;
 };
 
-export async function probeVideo(file: string): Promise<VideoInfo> {
-  await assertReadableFile(file, 'video');
-  const name = displayPath(file);
+/** Probes a video: a data-dir file by its checked path, or a {@link VideoSource} (an object through its URL). */
+export async function probeVideo(what: string | VideoSource): Promise<VideoInfo> {
+  const source: VideoSource =
+    typeof what === 'string'
+      ? { input: what, name: displayPath(what), isUrl: false, inputOptions: SAFE_INPUT_OPTIONS, scrub: (t) => t }
+      : what;
+  const { input: file, name } = source;
+  if (!source.isUrl) await assertReadableFile(file, 'video');
   let output: string;
   try {
-    const args = ['-v', 'error', '-print_format', 'json', '-show_streams', '-show_format', ...SAFE_INPUT_OPTIONS, file];
+    const args = [
+      '-v',
+      'error',
+      '-print_format',
+      'json',
+      '-show_streams',
+      '-show_format',
+      ...source.inputOptions,
+      file,
+    ];
     output = (await run(ffprobePath(), args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
   } catch (err) {
     const crash = (err as { signal?: string }).signal;
@@ -114,7 +133,11 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
         'UnsupportedVideoFormat',
       );
     }
-    const reason = stderr.split('\n').at(-1)?.replace(`${file}: `, '') || (err as Error).message;
+    const reason = source.scrub(stderr.split('\n').at(-1)?.replace(`${file}: `, '') || (err as Error).message);
+    if (source.isUrl && NETWORK_TROUBLE.test(stderr)) {
+      // The object was there a moment ago (readableSource checked it): the network or the server failed. Retry.
+      throw ApplicationFailure.retryable(`ffprobe could not read the video ${name}: ${reason}`, 'VideoReadFailed');
+    }
     throw ApplicationFailure.nonRetryable(
       `The video ${name} cannot be read: ${reason} (is it a video file, complete and not corrupt?).`,
       'VideoUnreadable',
@@ -161,7 +184,13 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   };
 }
 
-/** Activity: probes a video inside the data dir, heartbeating while ffprobe reads it (a slow disk, a busy machine). */
+/**
+ * Activity: probes a video, in the data dir or a bucket (through a presigned URL), heartbeating while ffprobe reads it
+ * (a slow disk, a busy machine, a far bucket).
+ */
 export async function probeVideoFile(request: { video: string }): Promise<VideoInfo> {
-  return heartbeatWhile(probeVideo(resolveDataPath(request.video, 'video')), () => ({ step: 'probing' }));
+  return heartbeatWhile(
+    videoSource(request.video).then((source) => probeVideo(source)),
+    () => ({ step: 'probing' }),
+  );
 }
