@@ -32,6 +32,7 @@ import {
   type S3ObjectLocation,
 } from '../storage/s3-location';
 import { readCached, readCachedVersion } from './file-cache';
+import { SCRATCH_PREFIX } from './scratch';
 import {
   appendDataFile,
   confirmInDataDir,
@@ -190,8 +191,7 @@ export interface LocalFile {
   release(): Promise<void>;
 }
 
-/** Scratch folders of this process's copies are named with this, in the system's temporary folder. */
-export const SCRATCH_PREFIX = 'backroom-scratch-';
+export { SCRATCH_PREFIX };
 
 /**
  * The file at `location` as a local file: a data-dir file as it is (checked), an object streamed into a scratch

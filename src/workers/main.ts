@@ -1,4 +1,6 @@
 /** `npm run worker`: one Backroom worker, its `/healthz` and `/metrics`, until SIGINT or SIGTERM. */
+import os from 'node:os';
+import { sweepStaleScratch } from '../activities/scratch';
 import { workerSettings } from '../config';
 import { startHealthServer } from './health-server';
 import { preloadActivities, releaseActivityResources } from './lazy-activities';
@@ -35,6 +37,10 @@ async function main(): Promise<void> {
       if (worker.getState() === 'RUNNING') worker.shutdown();
     });
   }, ACTIVITY_PRELOAD_DELAY_MS);
+  // Scratch folders of workers killed on this machine (days old: see scratch.ts), gone without delaying the start.
+  void sweepStaleScratch().then((removed) => {
+    if (removed.length > 0) console.log(`Removed ${removed.length} stale scratch folder(s) from ${os.tmpdir()}.`);
+  });
   await running;
   await releaseActivityResources();
   await health.close();
