@@ -3,7 +3,7 @@
  * email syntax, the same check the recipients of a campaign go through.
  */
 import { z } from 'zod';
-import { dataPath } from './data-path';
+import { dataLocation } from './data-path';
 import { parseRate } from './send-plan';
 
 /** Syntax of one address (no display name): what a recipient row or `to` must hold. */
@@ -43,12 +43,15 @@ export const sendBulkEmailInput = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: 'use letters, digits, ".", "_" and "-" (up to 100)' })
       .optional(),
-    /** CSV with a header row and an `email` column, or a JSON array of objects with `email` (or of addresses). */
-    recipientsFile: dataPath,
+    /**
+     * CSV with a header row and an `email` column, or a JSON array of objects with `email` (or of addresses): in the
+     * data dir, or an object in an allowed bucket (`s3://bucket/key`).
+     */
+    recipientsFile: dataLocation('file'),
     /** Subject template: `{{name}}` takes each recipient's `name` column. */
     subject: z.string().min(1).max(998),
     template: z.string().min(1).max(1_000_000).optional(),
-    templateFile: dataPath.optional(),
+    templateFile: dataLocation('file').optional(),
     /** Body format; default `html` for a `.html` template file, else `text`. */
     format: z.enum(['text', 'html']).optional(),
     /** Campaign-wide limit, such as "10/min", "5/s" or "1000/h"; none means as fast as the server accepts. */
@@ -56,6 +59,12 @@ export const sendBulkEmailInput = z
     /** Limit per recipient domain (for example "60/min" to each of gmail.com, example.org ...). */
     perDomainRate: rate.optional(),
     from: sender.optional(),
+    /**
+     * Where the campaign keeps its state and report (a data-dir folder or `s3://bucket/prefix/`). Default:
+     * `email/<campaignId>/` in the data dir, or in the recipients file's bucket when that is in one, so any worker
+     * that reaches the bucket carries the campaign on. A campaign started again must name the same place.
+     */
+    stateDir: dataLocation('folder').optional(),
     /** Batches per run before continuing as new (keeps each run's history small). */
     batchesPerRun: z.number().int().min(2).max(1000).default(200),
   })

@@ -18,6 +18,7 @@ import { renderTemplate, checkTemplateVariables } from '../../src/activities/ema
 import { busiestWindow, readMailbox } from '../../src/mail-sink/mailbox';
 import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
+import { sendBulkEmailInput } from '../../src/shared/email-inputs';
 import { keepRecentEnds, nextBatchStart, parseRate, planSending, type Rate } from '../../src/shared/send-plan';
 import { freePort } from '../../src/ports';
 import { runActivity } from '../helpers/activity';
@@ -142,6 +143,44 @@ describe('recipients files', () => {
     refuses('[1,', 'r.json', /r\.json is not valid JSON/);
     refuses('email\n"unterminated\n', 'r.csv', /r\.csv is not valid CSV/);
     refuses('email\n', 'r.csv', /has no recipients/);
+  });
+});
+
+describe('sendBulkEmail inputs on object storage', () => {
+  const base = { subject: 'Hi', template: 'Hello' };
+  const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
+  before(() => {
+    process.env.BACKROOM_S3_BUCKETS = 'lists,state';
+  });
+  after(() => {
+    if (previousBuckets === undefined) delete process.env.BACKROOM_S3_BUCKETS;
+    else process.env.BACKROOM_S3_BUCKETS = previousBuckets;
+  });
+  const problem = (input: Record<string, unknown>) => {
+    const parsed = sendBulkEmailInput.safeParse({ ...base, ...input });
+    return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  };
+
+  it('takes files and the state folder in a bucket as well as in the data dir', () => {
+    assert.equal(
+      problem({ recipientsFile: 's3://lists/welcome.csv', templateFile: 's3://lists/t.html', template: undefined }),
+      undefined,
+    );
+    assert.equal(
+      problem({ recipientsFile: 'lists/welcome.csv', stateDir: 's3://state/campaigns/welcome/' }),
+      undefined,
+    );
+    assert.equal(problem({ recipientsFile: 'lists/welcome.csv', stateDir: 'campaigns/welcome' }), undefined);
+  });
+
+  it('refuses a folder as a file, an object as the state folder, and malformed locations', () => {
+    assert.match(problem({ recipientsFile: 's3://lists/welcome/' }) ?? '', /^recipientsFile: .*names a folder/);
+    assert.match(
+      problem({ recipientsFile: 'a.csv', stateDir: 's3://state/welcome' }) ?? '',
+      /^stateDir: .*ends with "\/"/,
+    );
+    assert.match(problem({ recipientsFile: 's3://x/a.csv' }) ?? '', /^recipientsFile: .*bucket names/);
+    assert.match(problem({ recipientsFile: 's3://elsewhere/a.csv' }) ?? '', /^recipientsFile: .*not on the allow-list/);
   });
 });
 
@@ -361,5 +400,24 @@ describe('campaign activities against a real SMTP server', () => {
     await runActivity(new MockActivityEnvironment(), sendEmailBatch, batch(prepared.campaignDir, { batchSize: 4 }));
     const again = await prepareCampaign(request);
     assert.deepEqual([again.resumeAt, again.sent], [4, 4]);
+  });
+
+  it('keeps a campaign where stateDir says, and refuses a stateDir that holds another campaign', async () => {
+    const { request, prepared } = await newCampaign(recipients(2), { stateDir: 'campaigns/state-dir' });
+    assert.equal(prepared.campaignDir, 'campaigns/state-dir');
+    const outcome = await runActivity(new MockActivityEnvironment(), sendEmailBatch, batch(prepared.campaignDir));
+    assert.ok(outcome.finished);
+    const report = await writeCampaignReport({ campaignDir: prepared.campaignDir });
+    assert.equal(report.report, 'campaigns/state-dir/report.json');
+    assert.match(await readFile(path.join(dataDir, 'campaigns/state-dir/sends/000000.log'), 'utf8'), /^S 0\nA 0 \d+\n/);
+    await assert.rejects(
+      prepareCampaign({ ...request, campaignId: 'another' }),
+      (err: unknown) =>
+        err instanceof ApplicationFailure &&
+        err.type === 'StateFolderMismatch' &&
+        /campaigns\/state-dir holds the campaign unit-\d+; give campaign another a stateDir of its own/.test(
+          err.message,
+        ),
+    );
   });
 });

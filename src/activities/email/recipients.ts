@@ -28,16 +28,37 @@ export interface RecipientList {
   columns: string[];
 }
 
-const invalid = (file: string, why: string) =>
+/** The failure for a recipients file that cannot be read as recipients (`why` ends the sentence that names it). */
+export const recipientsFileInvalid = (file: string, why: string) =>
   ApplicationFailure.nonRetryable(`The recipients file ${file} ${why}`, 'RecipientsFileInvalid');
+
+/** Why a recipients file cannot be read as recipients at all (the end of a sentence that names the file). */
+class RecipientsProblem extends Error {}
 
 /** Parses a recipients file's text; `file` names it in errors. */
 export function parseRecipients(text: string, file: string): RecipientList {
-  const rows = /\.json$/i.test(file) ? jsonRows(text, file) : csvRows(text, file);
-  if (rows.items.length === 0) throw invalid(file, 'has no recipients.');
+  const parsed = parseRecipientsAs(text, /\.json$/i.test(file) ? 'json' : 'csv');
+  if ('problem' in parsed) throw recipientsFileInvalid(file, parsed.problem);
+  return parsed;
+}
+
+/**
+ * Parses a recipients file's text as CSV or JSON, without naming the file: what it cannot read comes back as a
+ * `problem` for the caller to put in a sentence that names it (so a parsed file can be cached whatever its name).
+ */
+export function parseRecipientsAs(text: string, kind: 'csv' | 'json'): RecipientList | { problem: string } {
+  try {
+    return recipientList(kind === 'json' ? jsonRows(text) : csvRows(text));
+  } catch (err) {
+    if (err instanceof RecipientsProblem) return { problem: err.message };
+    throw err;
+  }
+}
+
+function recipientList(rows: Rows): RecipientList {
+  if (rows.items.length === 0) throw new RecipientsProblem('has no recipients.');
   if (rows.items.length > MAX_CAMPAIGN_RECIPIENTS) {
-    throw invalid(
-      file,
+    throw new RecipientsProblem(
       `has ${rows.items.length} recipients; a campaign takes up to ${MAX_CAMPAIGN_RECIPIENTS}. Split the file.`,
     );
   }
@@ -67,20 +88,19 @@ interface Rows {
   columns: string[];
 }
 
-function csvRows(text: string, file: string): Rows {
+function csvRows(text: string): Rows {
   let records: string[][];
   try {
     records = parseCsv(text, { bom: true, skip_empty_lines: true, trim: true, relax_column_count: true });
   } catch (err) {
     // csv-parse's own message quotes the offending text: say where, never what (the file may not be ours to show).
     const { code, lines } = err as { code?: string; lines?: number };
-    throw invalid(file, `is not valid CSV (${code ?? 'parse error'}${lines ? ` at line ${lines}` : ''}).`);
+    throw new RecipientsProblem(`is not valid CSV (${code ?? 'parse error'}${lines ? ` at line ${lines}` : ''}).`);
   }
   const header = (records[0] ?? []).map((name) => name.trim());
   const emailColumn = header.findIndex((name) => name.toLowerCase() === 'email');
   if (emailColumn < 0) {
-    throw invalid(
-      file,
+    throw new RecipientsProblem(
       `has no "email" column in its header row (it has ${header.length} column${header.length === 1 ? '' : 's'}); ` +
         'name the column that holds the addresses "email".',
     );
@@ -93,14 +113,14 @@ function csvRows(text: string, file: string): Rows {
   return { items, columns };
 }
 
-function jsonRows(text: string, file: string): Rows {
+function jsonRows(text: string): Rows {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw invalid(file, `is not valid JSON (${jsonSyntaxPlace(err, text)}).`);
+    throw new RecipientsProblem(`is not valid JSON (${jsonSyntaxPlace(err, text)}).`);
   }
-  if (!Array.isArray(data)) throw invalid(file, 'must hold a JSON array of recipients.');
+  if (!Array.isArray(data)) throw new RecipientsProblem('must hold a JSON array of recipients.');
   const items = data.map((entry: unknown, i) => {
     if (typeof entry === 'string') return { row: i + 1, vars: { email: entry } };
     if (entry && typeof entry === 'object' && !Array.isArray(entry)) {

@@ -1,13 +1,11 @@
 /**
  * The campaign report, from the send logs (the truth of what went out): `report.json` for programs and
- * `report.txt` for people, next to the campaign's state. Written at the end, and after a cancel for what was sent.
+ * `report.txt` for people, next to the campaign's state (in the data dir or in a bucket, campaign.ts). Written at the end, and after a cancel for what was sent.
  */
-import path from 'node:path';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
-import { loadCampaign, sendLogDir } from './campaign';
+import { campaignPlace, loadCampaign, mergedSendLog } from './campaign';
 import type { SkippedRecipient } from './recipients';
-import { countPossiblyDuplicated, possiblyDuplicated, readAllSendLogs, unconfirmed } from './send-log';
+import { countPossiblyDuplicated, possiblyDuplicated, unconfirmed } from './send-log';
 
 export interface CampaignReportSummary {
   report: string;
@@ -42,9 +40,9 @@ export async function writeCampaignReport(request: { campaignDir: string }): Pro
 }
 
 async function writeReport(request: { campaignDir: string }): Promise<CampaignReportSummary> {
-  const dir = resolveDataPath(request.campaignDir, 'campaign dir');
-  const campaign = await loadCampaign(dir);
-  const log = await readAllSendLogs(sendLogDir(dir));
+  const place = campaignPlace(request.campaignDir);
+  const campaign = await loadCampaign(place);
+  const log = await mergedSendLog(place);
   const report: CampaignReport = {
     campaignId: campaign.campaignId,
     recipientsFile: campaign.recipientsFile,
@@ -97,13 +95,11 @@ async function writeReport(request: { campaignDir: string }): Promise<CampaignRe
     ...section('Possibly sent twice (a worker died mid-send)', report.possiblyDuplicatedRecipients),
     ...section('Sent but unconfirmed (no reply logged; not resent)', report.unconfirmedRecipients),
   ];
-  const json = path.join(dir, 'report.json');
-  const text = path.join(dir, 'report.txt');
-  await writeFileAtomic(json, JSON.stringify(report, null, 2));
-  await writeFileAtomic(text, `${lines.join('\n')}\n`);
+  await place.write('report.json', JSON.stringify(report, null, 2), 'report');
+  await place.write('report.txt', `${lines.join('\n')}\n`, 'report');
   return {
-    report: displayPath(json),
-    reportText: displayPath(text),
+    report: place.locate('report.json'),
+    reportText: place.locate('report.txt'),
     total: report.total,
     sent: report.sent,
     failed: report.failed,

@@ -2,16 +2,32 @@
  * One batch of a campaign: sends messages in list order from `batchStart` until the batch is full (the workflow's
  * pacing decides its size) or the next recipient's domain has had its share, logging each one before the next
  * (send-log.ts). A pause or cancel stops it between two messages; a retry after a crash or an SMTP outage carries
- * on after the last message the log records.
+ * on after the last message the log records. The campaign's place may be a folder in the data dir or a prefix in a
+ * bucket (campaign.ts): then the log is written in segments (bucket-send-log.ts) and any worker carries the batch on.
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
 import { resolveDataPath } from '../files';
+import type { Place } from '../places';
 import { runResumableLoop } from '../resumable-loop';
-import { loadCampaign, sendLogDir, type Campaign } from './campaign';
-import { SendLogWriter, possiblyDuplicated, readSendLog, type LoggedMessage } from './send-log';
+import {
+  BucketSendLogWriter,
+  batchLogName,
+  bucketSegments,
+  readBucketBatchLog,
+  type SegmentStore,
+} from './bucket-send-log';
+import { campaignPlace, loadCampaign, sendLogDir, type Campaign } from './campaign';
+import {
+  SendLogWriter,
+  parseSendLog,
+  possiblyDuplicated,
+  readSendLog,
+  type BatchSendLog,
+  type LoggedMessage,
+} from './send-log';
 import {
   borrowSmtpTransport,
   campaignMessageId,
@@ -132,35 +148,64 @@ export function advanceBatchState(campaign: Campaign, state: BatchState, log: Ma
 }
 
 /**
- * The send log as the report merges it, for the messages of the batch at `batchStart` in the campaign folder `dir`
- * (absolute): the earlier runs' logs that mention them, then the batch's own.
+ * The send log as the report merges it, for the messages of the batch at `batchStart` in the campaign at `dir` (its
+ * place, or its folder): the earlier runs' logs that mention them, then the batch's own.
  */
 export async function readBatchSendLog(
-  dir: string,
+  dir: string | Place,
   batchStart: number,
   earlierLogs: string[] = [],
 ): Promise<Map<number, LoggedMessage>> {
-  const own = batchLogFile(dir, batchStart);
-  const files = new Set([...earlierLogs.map((name) => path.join(sendLogDir(dir), path.basename(name))), own]);
+  return (await openBatchSendLog(campaignPlace(dir), batchStart, earlierLogs)).log;
+}
+
+/** The batch's log as read so far, and where its next lines go (`end`: one past the last message it may send). */
+async function openBatchSendLog(
+  place: Place,
+  batchStart: number,
+  earlierLogs: string[],
+  end?: number,
+): Promise<{ log: Map<number, LoggedMessage>; writer: () => BatchSendLog }> {
   const log = new Map<number, LoggedMessage>();
-  for (const file of [...files].sort()) await readSendLog(file, log);
-  return log;
+  const own = batchLogName(batchStart);
+  const names = [...new Set([...earlierLogs.map((name) => path.basename(name)), own])].sort();
+  if (place.local) {
+    const dir = resolveDataPath(place.location, 'campaign dir');
+    for (const name of names) await readSendLog(path.join(sendLogDir(dir), name), log);
+    return { log, writer: () => new SendLogWriter(batchLogFile(dir, batchStart), log) };
+  }
+  const store: SegmentStore = bucketSegments(place);
+  let nextSeq = 0;
+  for (const name of names) {
+    const read = await readBucketBatchLog(store, name);
+    parseSendLog(read.text, log);
+    if (name === own) nextSeq = read.nextSeq;
+  }
+  return {
+    log,
+    writer: () => new BucketSendLogWriter(store, own, nextSeq, end ?? Number.MAX_SAFE_INTEGER, log),
+  };
 }
 
 /** Sends one batch; see the module comment. */
 export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumable<BatchState, BatchState>> {
-  const dir = resolveDataPath(request.campaignDir, 'campaign dir');
-  const campaign = await loadCampaign(dir).catch(() => {
+  const place = campaignPlace(request.campaignDir);
+  const campaign = await loadCampaign(place).catch((err: unknown) => {
+    // A bucket's passing fault is retried; a campaign that is not there (or not readable as one) is not.
+    const missing =
+      err instanceof ApplicationFailure ? err.type === 'ObjectNotFound' : place.local || err instanceof SyntaxError;
+    if (!missing) throw err;
     throw ApplicationFailure.nonRetryable(
       `No campaign in ${request.campaignDir}: prepareCampaign must run first.`,
       'CampaignMissing',
     );
   });
   const total = campaign.recipients.length;
-  const logFile = batchLogFile(dir, request.batchStart);
-  const sendLog = await readBatchSendLog(dir, request.batchStart, request.earlierLogs);
+  const end = Math.min(total, request.batchStart + request.batchSize);
+  const opened = await openBatchSendLog(place, request.batchStart, request.earlierLogs ?? [], end);
+  const sendLog = opened.log;
   const recovered = batchStateFromLog(campaign, request.batchStart, sendLog);
-  const log = new SendLogWriter(logFile, sendLog);
+  const log = opened.writer();
   let transport: SmtpTransport | undefined;
   let faulted = false;
   const isFull = (state: BatchState) => {
@@ -170,8 +215,9 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
     return quota !== undefined && !!next && (state.domainCounts[domainOf(next.email)] ?? 0) >= quota;
   };
 
+  let outcome: Resumable<BatchState, BatchState>;
   try {
-    return await runResumableLoop<BatchState, BatchState>({
+    outcome = await runResumableLoop<BatchState, BatchState>({
       initial: recovered,
       recovered,
       heartbeatEveryMs: Context.current().info.heartbeatTimeoutMs ? HEARTBEAT_EVERY_MS : 0,
@@ -185,14 +231,20 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
         if (state.attempted === 0 && wait > 0) await sleep(wait, undefined, { signal });
         const index = state.next;
         const recipient = campaign.recipients[index]!;
-        transport ??= borrowSmtpTransport(dir);
+        // In a bucket, the first message of a chunk waits for the chunk's announcement (the write-ahead).
+        const announced = log.sending(index);
+        if (announced) await announced;
+        if (signal.aborted) {
+          log.notSent(index);
+          throw signal.reason instanceof Error ? signal.reason : new Error('The batch was interrupted');
+        }
+        transport ??= borrowSmtpTransport(place.location);
         const current = transport;
         const abort = () => {
           faulted = true;
           current.close();
         };
         signal.addEventListener('abort', abort, { once: true });
-        log.sending(index);
         try {
           await transport.sendMail(composeMessage(campaign, recipient.vars, recipient.email));
           log.accepted(index, Date.now());
@@ -213,10 +265,18 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
         }
       },
     });
+  } catch (err) {
+    // The replies so far are written if they can be (a retry resends less); the attempt's own error is what counts.
+    await Promise.resolve()
+      .then(() => log.close())
+      .catch(() => undefined);
+    throw err;
   } finally {
-    log.close();
-    if (transport) releaseSmtpTransport(dir, transport, faulted);
+    if (transport) releaseSmtpTransport(place.location, transport, faulted);
   }
+  // Written before the batch reports its counts: what the workflow adds up is what the log says.
+  await log.close();
+  return outcome;
 }
 
 /** The message for one recipient: rendered templates, the campaign's sender and a deterministic Message-ID. */

@@ -6,7 +6,8 @@
  * Heartbeat details cannot do this job: the SDK throttles them, so the last second of sends would be lost.
  *
  * Lines go to the OS right away (a killed process loses none); they are not fsynced per message, so a power loss
- * may lose the last few and duplicate them.
+ * may lose the last few and duplicate them. A campaign whose state is in a bucket writes the same lines in a few
+ * objects per batch instead (bucket-send-log.ts), which may leave a chunk of messages in doubt instead of one.
  */
 import { closeSync, mkdirSync, writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -105,18 +106,22 @@ export async function readSendLogFiles(dir: string): Promise<{ name: string; tex
   return files;
 }
 
-/** Every batch log of a campaign folder, merged (a message resent after a crash may appear in two logs). */
-export async function readAllSendLogs(dir: string): Promise<Map<number, LoggedMessage>> {
-  const merged = new Map<number, LoggedMessage>();
-  for (const { text } of await readSendLogFiles(dir)) parseSendLog(text, merged);
-  return merged;
+/** What a batch logs its sends through: a file of its own on disk, or segments in a bucket (bucket-send-log.ts). */
+export interface BatchSendLog {
+  /** Message `index` is about to go out; a promise means: send it only once that resolves (the write-ahead). */
+  sending(index: number): Promise<void> | undefined;
+  accepted(index: number, at: number): void;
+  rejected(index: number, at: number, reason: string): void;
+  notSent(index: number): void;
+  /** The batch is over: whatever is still unwritten is written (a promise for a bucket). */
+  close(): Promise<void> | void;
 }
 
 /**
  * Appends to one batch's log; every line reaches the OS before the call returns, and `into` (the log as read so far)
  * takes it in too, so what the batch counts is always what its log says.
  */
-export class SendLogWriter {
+export class SendLogWriter implements BatchSendLog {
   private readonly fd: number;
 
   constructor(
@@ -127,8 +132,9 @@ export class SendLogWriter {
     this.fd = openAppendSync(file, 'send log');
   }
 
-  sending(index: number): void {
+  sending(index: number): undefined {
     this.write(`S ${index}`);
+    return undefined;
   }
 
   accepted(index: number, at: number): void {
