@@ -1,9 +1,10 @@
 /**
  * Input schemas of the training jobs (see job-inputs.ts for why they are shared), and the per-epoch metrics that
- * `trainModel` reports in its status. Paths are relative to the data dir.
+ * `trainModel` reports in its status. Every path is relative to the data dir (or absolute inside it), or an
+ * `s3://bucket/key` file / `s3://bucket/prefix/` folder in an allowed bucket.
  */
 import { z } from 'zod';
-import { dataPath } from './data-path';
+import { dataLocation } from './data-path';
 
 const name = z
   .string()
@@ -23,7 +24,8 @@ export const generateSyntheticDataInput = z.strictObject({
   width: z.number().int().min(256).max(5000).default(1240),
   height: z.number().int().min(256).max(7000).default(1754),
   seed: z.number().int().min(0).default(1),
-  outputDir: dataPath.optional(),
+  /** Where the dataset goes: a data-dir folder or `s3://bucket/prefix/` (default `datasets/<datasetId>`). */
+  outputDir: dataLocation('folder').optional(),
   /**
    * When the dataset folder holds another dataset (other datasetId, pages, sizes, patches per page, augment or
    * seed): remove its pages, patches and manifest and start fresh. Without it such a dataset is refused
@@ -38,8 +40,8 @@ export const trainModelInput = z
   .strictObject({
     /** `layer1` restores degraded pages toward clean ones; `layer2` turns layer 1's output into clean ink/paper. */
     layer: modelLayer,
-    /** A dataset folder made by generateSyntheticData. */
-    dataset: dataPath,
+    /** A dataset folder made by generateSyntheticData (a data-dir folder or `s3://bucket/prefix/`). */
+    dataset: dataLocation('folder'),
     epochs: z.number().int({ error: 'must be a whole number' }).min(1).max(10_000),
     /** Pixel windows per optimizer step. */
     batchSize: z.number().int().min(1).max(65_536).default(1024),
@@ -48,21 +50,29 @@ export const trainModelInput = z
       .positive({ error: 'must be a positive number' })
       .max(1)
       .optional(),
-    /** Names the model: checkpoints go to `models/<modelName>/`, the workflow id is `train-<layer>-<modelName>`. */
+    /**
+     * Names the model: checkpoints go to `models/<modelName>/` (unless `modelDir` says where), the workflow id is
+     * `train-<layer>-<modelName>`.
+     */
     modelName: name.optional(),
+    /**
+     * Where the checkpoints, `best.json` and the model's state go: a data-dir folder or `s3://bucket/prefix/`
+     * (default `models/<modelName>`). In a bucket, any worker resumes the run from them.
+     */
+    modelDir: dataLocation('folder').optional(),
     /** Deprecated: the old name of `modelName` (not Temporal's run id), still accepted for one release. */
     runId: name.optional().meta({ deprecated: true, description: 'Deprecated: the old name of modelName.' }),
     /** A checkpoint to continue from (new data or learning rate); its layer must match. */
-    fineTuneFrom: dataPath.optional(),
+    fineTuneFrom: dataLocation('file').optional(),
     /** Layer 2 only: the layer-1 model whose output it refines. */
-    layer1Model: dataPath.optional(),
+    layer1Model: dataLocation('file').optional(),
     seed: z.number().int().min(0).default(1),
     /** Evaluate on the held-out pages at the end (PSNR / SSIM against the degraded input and the classical pipeline). */
     evaluate: z.boolean().default(true),
     /** Epochs per run before continuing as new (keeps each run's history small). */
     epochsPerRun: z.number().int().min(1).max(500).default(100),
     /**
-     * When `models/<modelName>/` holds another model (other layer, dataset, fine-tune source, layer-1 model, batch
+     * When the model folder holds another model (other layer, dataset, fine-tune source, layer-1 model, batch
      * size, learning rate or seed): remove its checkpoints and start fresh. Without it such a model is refused
      * (`StateFolderMismatch`); the same options resume.
      */
@@ -87,18 +97,18 @@ export const TRAIN_MODEL_RENAMED_FIELDS = { runId: 'modelName' } as const;
 
 export const evaluateModelInput = z
   .strictObject({
-    /** A model checkpoint (`models/<modelName>/best.json`). */
-    model: dataPath,
+    /** A model checkpoint (`models/<modelName>/best.json`, or `s3://bucket/models/<modelName>/best.json`). */
+    model: dataLocation('file'),
     /** The dataset whose held-out pages it is measured on... */
-    dataset: dataPath.optional(),
+    dataset: dataLocation('folder').optional(),
     /** ...or pages of your own with their clean references (a real scan and its ground truth). */
     pages: z
-      .array(z.strictObject({ input: dataPath, reference: dataPath }))
+      .array(z.strictObject({ input: dataLocation('file'), reference: dataLocation('file') }))
       .min(1)
       .max(1000)
       .optional(),
     /** Where the report goes (default: next to the model, `evaluation.json`). */
-    output: dataPath.optional(),
+    output: dataLocation('file').optional(),
   })
   .refine((value) => (value.dataset === undefined) !== (value.pages === undefined), {
     error: 'give exactly one of dataset or pages',

@@ -68,8 +68,9 @@ export const generateSyntheticData = defineJob<typeof generateSyntheticDataInput
 export interface TrainModelResult {
   outcome: 'completed' | 'cancelled';
   layer: string;
-  /** The model's name (its folder is `models/<modelName>/`). */
+  /** The model's name (its folder is `models/<modelName>/` unless `modelDir` said where). */
   modelName: string;
+  /** The model folder: a data-dir path or an `s3://bucket/prefix/`. */
   runDir: string;
   epochsAsked: number;
   epochsCompleted: number;
@@ -124,14 +125,15 @@ export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, Tr
     let evaluation: EvaluationSummary | undefined;
     job.status.epochs = epochs;
 
+    const runDir = () => prepared?.runDir ?? input.modelDir ?? `models/${modelName}`;
     const result = (outcome: TrainModelResult['outcome']): TrainModelResult => ({
       outcome,
       layer: input.layer,
       modelName,
-      runDir: prepared?.runDir ?? `models/${modelName}`,
+      runDir: runDir(),
       epochsAsked: input.epochs,
       epochsCompleted: epochs.at(-1)?.epoch ?? (carry?.nextEpoch ?? 1) - 1,
-      ...(best && { bestCheckpoint: `${prepared?.runDir ?? `models/${modelName}`}/best.json`, best }),
+      ...(best && { bestCheckpoint: inFolder(runDir(), 'best.json'), best }),
       epochs,
       ...(evaluation && { evaluation }),
       ...(warnings.length > 0 && { warnings }),
@@ -151,6 +153,8 @@ export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, Tr
             fineTuneFrom: input.fineTuneFrom,
             layer1Model: input.layer1Model,
             seed: input.seed,
+            // Only when given: runs recorded before modelDir existed scheduled the same arguments.
+            ...(input.modelDir !== undefined && { modelDir: input.modelDir }),
           });
         }
         const run = prepared;
@@ -191,7 +195,7 @@ export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, Tr
           job.setStage('evaluating', 'held-out pages: input, classical pipeline, model');
           evaluation = await job.runResumable<EvaluationCursor, EvaluationSummary>((resumeFrom) =>
             long.evaluateHeldOutPages({
-              model: `${run.runDir}/best.json`,
+              model: inFolder(run.runDir, 'best.json'),
               dataset: input.dataset,
               ...(resumeFrom && { resumeFrom }),
             }),
@@ -204,6 +208,14 @@ export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, Tr
     };
   },
 });
+
+/**
+ * The file `name` in the folder `dir`: a data-dir path (`models/first` → `models/first/best.json`, as before) or a
+ * bucket prefix, which ends with `/` already (`s3://b/models/first/` → `s3://b/models/first/best.json`).
+ */
+function inFolder(dir: string, name: string): string {
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
 
 function describeEvaluation(evaluation: EvaluationSummary): string {
   const { input, classical, model } = evaluation;

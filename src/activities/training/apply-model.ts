@@ -3,12 +3,16 @@
  * then decides ink or paper for every pixel (a clean black-and-white page). Pages go through in strips, so memory
  * stays flat whatever the page size.
  */
-import path from 'node:path';
 import type { ModelLayer } from '../../shared/training-inputs';
-import { readCached } from '../file-cache';
-import { readDataFile, resolveDataPath } from '../files';
+import { fileAt } from '../places';
 import type { GrayImage } from '../restoration/gray-image';
-import { readCheckpoint, type Checkpoint, type ModelWeights } from './checkpoint';
+import {
+  readCheckpoint,
+  readCheckpointInput,
+  type Checkpoint,
+  type ModelWeights,
+  type ParsedCheckpoint,
+} from './checkpoint';
 import type { EvaluationSummary } from './evaluate';
 import { WindowModel } from './model';
 
@@ -67,14 +71,16 @@ export function forInference(checkpoint: Checkpoint): Checkpoint {
   return { ...checkpoint, optimizer: [] };
 }
 
-const readModel = (file: string) => readCheckpoint(file, 'model');
+const readModel = async (file: string): Promise<ParsedCheckpoint> => ({
+  checkpoint: await readCheckpoint(file, 'model'),
+});
 
 /**
- * Reads a model named by a job input, once per file version (file-cache.ts: batches restore thousands of pages with
- * one model).
+ * Reads a model named by a job input (a data-dir path or `s3://bucket/key`), once per file version (file-cache.ts:
+ * batches restore thousands of pages with one model).
  */
-export async function loadModel(userPath: string): Promise<Checkpoint> {
-  return readCached(resolveDataPath(userPath, 'model'), readModel);
+export async function loadModel(location: string): Promise<Checkpoint> {
+  return readCheckpointInput(location, 'model', readModel);
 }
 
 export interface ModelDescription {
@@ -97,10 +103,10 @@ export interface ModelDescription {
  */
 export async function describeModel(request: { model: string }): Promise<ModelDescription> {
   const checkpoint = await loadModel(request.model);
-  const file = resolveDataPath(request.model, 'model');
+  const { place } = fileAt(request.model, 'model');
   const evaluation = async (name: string) =>
-    readDataFile(path.join(path.dirname(file), name), 'model evaluation', 'utf8').then(
-      (text) => JSON.parse(text) as Partial<EvaluationSummary>,
+    place.read(name, 'model evaluation').then(
+      (data) => (data === undefined ? undefined : (JSON.parse(data.toString('utf8')) as Partial<EvaluationSummary>)),
       () => undefined,
     );
   const onPages = await evaluation(PAGES_EVALUATION_FILE);

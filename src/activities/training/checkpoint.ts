@@ -1,5 +1,5 @@
 /**
- * Model checkpoints: one JSON file holding the weights (float32, base64), the optimiser's state, where training
+ * Model checkpoints: one JSON file (in the data dir or a bucket) holding the weights (float32, base64), the optimiser's state, where training
  * stood (epoch, batch, running loss) and the epoch's metrics. A layer-2 checkpoint carries its layer-1 weights, so
  * any checkpoint is a complete model. Files are written atomically; a file that does not parse or whose arrays do
  * not fit its architecture is refused with a clear, non-retryable error rather than a crash loop.
@@ -8,6 +8,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
+import { canonicalLocation, readParsed, type Place } from '../places';
+import { isS3Location } from '../../storage/s3-location';
 import { jsonSyntaxPlace } from '../parse-errors';
 import { WEIGHT_NAMES, weightShapes, type Architecture, type Weights } from './model';
 
@@ -110,8 +112,8 @@ function decodeWeights(raw: z.output<typeof weightsSchema>): ModelWeights {
   return { architecture, weights };
 }
 
-/** Writes `checkpoint` to `file` atomically (a reader sees the previous file or this one, never a part). */
-export async function writeCheckpoint(file: string, checkpoint: Checkpoint): Promise<void> {
+/** The checkpoint as its file holds it (JSON). */
+export function serializeCheckpoint(checkpoint: Checkpoint): string {
   const body = {
     format: CHECKPOINT_FORMAT,
     layer: checkpoint.layer,
@@ -123,7 +125,19 @@ export async function writeCheckpoint(file: string, checkpoint: Checkpoint): Pro
     ...(checkpoint.metrics && { metrics: checkpoint.metrics }),
     savedAt: new Date().toISOString(),
   };
-  await writeFileAtomic(file, JSON.stringify(body));
+  return JSON.stringify(body);
+}
+
+/** Writes `checkpoint` to `file` atomically (a reader sees the previous file or this one, never a part). */
+export async function writeCheckpoint(file: string, checkpoint: Checkpoint): Promise<void> {
+  await writeFileAtomic(file, serializeCheckpoint(checkpoint));
+}
+
+/** Writes `checkpoint` as `name` in `place` (whole, see places.ts) and returns what it wrote. */
+export async function writeCheckpointAt(place: Place, name: string, checkpoint: Checkpoint): Promise<string> {
+  const text = serializeCheckpoint(checkpoint);
+  await place.write(name, text, 'checkpoint');
+  return text;
 }
 
 /**
@@ -141,23 +155,50 @@ export async function readCheckpoint(file: string, what = 'checkpoint'): Promise
     }
     throw err;
   }
+  return checkpointOrFailure(parseCheckpoint(text), displayPath(file), what);
+}
+
+/** Reads the checkpoint `name` of `place` (a model folder in the data dir or a bucket), as {@link readCheckpoint}. */
+export async function readCheckpointAt(place: Place, name: string, what = 'checkpoint'): Promise<Checkpoint> {
+  const data = await place.read(name, what);
+  if (data === undefined) {
+    throw ApplicationFailure.nonRetryable(`The ${what} ${place.locate(name)} does not exist.`, 'FileNotFound');
+  }
+  return checkpointOrFailure(parseCheckpoint(data.toString('utf8')), place.locate(name), what);
+}
+
+/** The checkpoint `name` of `place`, or undefined when there is none (a corrupt one is still refused). */
+export async function readCheckpointIfAny(place: Place, name: string, what: string): Promise<Checkpoint | undefined> {
+  const data = await place.read(name, what);
+  return data === undefined
+    ? undefined
+    : checkpointOrFailure(parseCheckpoint(data.toString('utf8')), place.locate(name), what);
+}
+
+/** A parsed checkpoint, or why the text is not one (in words that name fields and counts, never values). */
+export type ParsedCheckpoint = { checkpoint: Checkpoint } | { problem: string };
+
+/** Parses a checkpoint file's text. */
+export function parseCheckpoint(text: string): ParsedCheckpoint {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw corrupt(file, what, `not JSON: ${jsonSyntaxPlace(err, text)}`);
+    return { problem: `not JSON: ${jsonSyntaxPlace(err, text)}` };
   }
   try {
     const raw = fileSchema.parse(json);
     const model = decodeWeights(raw);
     return {
-      layer: raw.layer,
-      ...model,
-      ...(raw.layer1 && { layer1: decodeWeights(raw.layer1) }),
-      learningRate: raw.learningRate,
-      optimizer: raw.optimizer.map((entry) => ({ shape: entry.shape, data: decode(entry.data) })),
-      position: raw.position,
-      ...(raw.metrics && { metrics: raw.metrics }),
+      checkpoint: {
+        layer: raw.layer,
+        ...model,
+        ...(raw.layer1 && { layer1: decodeWeights(raw.layer1) }),
+        learningRate: raw.learningRate,
+        optimizer: raw.optimizer.map((entry) => ({ shape: entry.shape, data: decode(entry.data) })),
+        position: raw.position,
+        ...(raw.metrics && { metrics: raw.metrics }),
+      },
     };
   } catch (err) {
     // Name the fields that are wrong, never their values: the file may not be a checkpoint at all.
@@ -168,19 +209,48 @@ export async function readCheckpoint(file: string, what = 'checkpoint'): Promise
             .map((issue) => `${issue.path.join('.') || 'the top level'}: ${issue.code.replace(/_/g, ' ')}`)
             .join('; ')
         : (err as Error).message; // decodeWeights' own words: counts and names, no values
-    throw corrupt(file, what, reason);
+    return { problem: reason };
   }
 }
 
-function corrupt(file: string, what: string, reason: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(
-    `The ${what} ${displayPath(file)} is not a valid checkpoint (${reason}). Point to another checkpoint, or ` +
+/** The checkpoint, or the non-retryable `CorruptCheckpoint` failure that names the file `shownAs` and the reason. */
+export function checkpointOrFailure(parsed: ParsedCheckpoint, shownAs: string, what: string): Checkpoint {
+  if ('checkpoint' in parsed) return parsed.checkpoint;
+  throw ApplicationFailure.nonRetryable(
+    `The ${what} ${shownAs} is not a valid checkpoint (${parsed.problem}). Point to another checkpoint, or ` +
       'delete it and train again.',
     'CorruptCheckpoint',
   );
 }
 
-/** Reads a checkpoint named by a job input (a path inside the data dir). */
-export async function readCheckpointInput(userPath: string, what: string): Promise<Checkpoint> {
-  return readCheckpoint(resolveDataPath(userPath, what), what);
+/** Parses the bytes of a checkpoint in a bucket (for `readParsed`: one parser, so its results are cached). */
+const parseCheckpointBytes = (data: Buffer): ParsedCheckpoint => parseCheckpoint(data.toString('utf8'));
+
+/**
+ * Reads a checkpoint named by a job input: a path inside the data dir, or an object in an allowed bucket
+ * (`s3://bucket/key`, parsed once per version of it, file-cache.ts). Missing and corrupt ones are refused for good.
+ * `parseFile` reads a data-dir file: pass a module-level function to cache those too (`loadModel`).
+ */
+export async function readCheckpointInput(
+  location: string,
+  what: string,
+  parseFile?: (file: string) => Promise<ParsedCheckpoint>,
+): Promise<Checkpoint> {
+  if (!isS3Location(location) && !parseFile) return readCheckpoint(resolveDataPath(location, what), what);
+  const parsed = await readParsed(location, what, parseFile ?? readAnyCheckpoint, parseCheckpointBytes).catch(
+    (err: unknown) => {
+      if (err instanceof ApplicationFailure && err.type === 'ObjectNotFound') {
+        throw ApplicationFailure.nonRetryable(
+          `The ${what} ${canonicalLocation(location)} does not exist.`,
+          'FileNotFound',
+        );
+      }
+      throw err;
+    },
+  );
+  return checkpointOrFailure(parsed, canonicalLocation(location), what);
 }
+
+const readAnyCheckpoint = async (file: string): Promise<ParsedCheckpoint> => ({
+  checkpoint: await readCheckpoint(file),
+});

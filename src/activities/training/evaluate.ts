@@ -10,12 +10,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
 import { DEFAULT_RESTORATION_STEPS, type RestorationStep } from '../../shared/restoration-inputs';
 import type { ModelLayer } from '../../shared/training-inputs';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { displayPath } from '../files';
+import { heartbeatWhile } from '../heartbeat-while';
+import { canonicalLocation, fileAt, localFile, type Place } from '../places';
 import { runResumableLoop } from '../resumable-loop';
 import { runCpuTask } from '../cpu-pool';
 import { grayToSharp, readGray, type GrayImage } from '../restoration/gray-image';
 import { DATASET_EVALUATION_FILE, PAGES_EVALUATION_FILE, forInference, loadModel } from './apply-model';
-import { readManifest, type PagePair } from './dataset';
+import { readDatasetImage, readManifest } from './dataset';
 import type { Scores } from './evaluate-page';
 
 export type { Scores };
@@ -24,7 +26,7 @@ export interface EvaluateRequest {
   model: string;
   /** A dataset whose held-out pages are evaluated... */
   dataset?: string | undefined;
-  /** ...or these pages (paths in the data dir), each with its clean reference. */
+  /** ...or these pages (in the data dir or a bucket), each with its clean reference. */
   pages?: { input: string; reference: string }[] | undefined;
   output?: string | undefined;
   resumeFrom?: EvaluationCursor;
@@ -70,40 +72,82 @@ export function classicalSteps(layer: ModelLayer): RestorationStep[] {
   return layer === 'layer2' ? [...pixelSteps, 'binarize'] : [...pixelSteps];
 }
 
-/** The pages to evaluate, as absolute paths: the dataset's held-out pages, or the ones given. */
-async function pagesToEvaluate(request: EvaluateRequest): Promise<PagePair[]> {
+/** A page to evaluate: its name, how its files are shown, and how to read them. */
+interface PageToEvaluate {
+  name: string;
+  shown: { degraded: string; clean: string };
+  read(which: 'degraded' | 'clean'): Promise<GrayImage>;
+}
+
+/** Reads a page given by location (data dir or bucket); a missing or broken file is a clear, non-retryable error. */
+async function readPageAt(location: string, what: string): Promise<GrayImage> {
+  const local = await localFile(location, what);
+  try {
+    return await readGray(local.file, { what });
+  } finally {
+    await local.release();
+  }
+}
+
+/**
+ * The pages to evaluate: the dataset's held-out pages (a bucket's dataset is mirrored first, dataset-mirror.ts), or
+ * the ones given (each in the data dir or a bucket). Every location is checked here, before any work.
+ */
+async function pagesToEvaluate(
+  request: EvaluateRequest,
+  onFetch: (files: number, total: number) => void,
+): Promise<PageToEvaluate[]> {
   if (request.pages) {
-    return request.pages.map((page, index) => ({
-      name: `${String(index + 1).padStart(3, '0')}-${path.parse(page.input).name}`,
-      degraded: resolveDataPath(page.input, 'page'),
-      clean: resolveDataPath(page.reference, 'reference'),
-    }));
+    return request.pages.map((page, index) => {
+      fileAt(page.input, 'page');
+      fileAt(page.reference, 'reference');
+      return {
+        name: `${String(index + 1).padStart(3, '0')}-${path.posix.parse(page.input).name}`,
+        shown: { degraded: canonicalLocation(page.input), clean: canonicalLocation(page.reference) },
+        read: (which) =>
+          which === 'degraded' ? readPageAt(page.input, 'page') : readPageAt(page.reference, 'reference'),
+      };
+    });
   }
   if (!request.dataset)
     throw ApplicationFailure.nonRetryable('Give a dataset or pages to evaluate on.', 'InvalidInput');
-  const { dir, manifest } = await readManifest(request.dataset);
-  return manifest.pages.val.map((page) => ({
+  const folder = await readManifest(request.dataset, onFetch);
+  const shown = (relative: string) =>
+    folder.mirrorOf ? `${folder.mirrorOf}${relative}` : displayPath(path.join(folder.dir, relative));
+  return folder.manifest.pages.val.map((page) => ({
     name: page.name,
-    degraded: path.join(dir, page.degraded),
-    clean: path.join(dir, page.clean),
+    shown: { degraded: shown(page.degraded), clean: shown(page.clean) },
+    read: (which) =>
+      which === 'degraded'
+        ? readDatasetImage(folder, page.degraded, 'page')
+        : readDatasetImage(folder, page.clean, 'reference'),
   }));
 }
 
-/** Reads a page for evaluation; a missing or broken file is a clear, non-retryable error. */
-async function readPage(file: string, what: string): Promise<GrayImage> {
-  return readGray(file, { what });
+/** Where the report goes: the output asked for, or next to the model. */
+function reportAt(request: EvaluateRequest): { place: Place; name: string } {
+  if (request.output) return fileAt(request.output, 'output');
+  return {
+    place: fileAt(request.model, 'model').place,
+    name: request.pages ? PAGES_EVALUATION_FILE : DATASET_EVALUATION_FILE,
+  };
 }
 
 /** Evaluates a model on the dataset's held-out pages (see the module comment). */
 export async function evaluateHeldOutPages(
   request: EvaluateRequest,
 ): Promise<Resumable<EvaluationCursor, EvaluationSummary>> {
+  const report = reportAt(request);
   const checkpoint = await loadModel(request.model);
-  const pages = await pagesToEvaluate(request);
-  const modelFile = resolveDataPath(request.model, 'model');
-  const output = request.output
-    ? resolveDataPath(request.output, 'output')
-    : path.join(path.dirname(modelFile), request.pages ? PAGES_EVALUATION_FILE : DATASET_EVALUATION_FILE);
+  let fetching = '';
+  const pages = await heartbeatWhile(
+    pagesToEvaluate(request, (files, total) => (fetching = ` (${files}/${total} files)`)),
+    () => ({
+      checkpoint: request.resumeFrom ?? { index: 0, pages: [] },
+      message: `fetching the dataset${fetching}`,
+    }),
+  );
+  const pictures = report.place.folder('evaluation');
   const steps = classicalSteps(checkpoint.layer);
   const outcome = await runResumableLoop<EvaluationCursor, EvaluationCursor>({
     initial: { index: 0, pages: [] },
@@ -112,11 +156,11 @@ export async function evaluateHeldOutPages(
     step: async (cursor) => {
       const page = pages[cursor.index];
       if (!page) return { ...cursor, index: cursor.index + 1 };
-      const degraded = await readPage(page.degraded, 'page');
-      const clean = await readPage(page.clean, 'reference');
+      const degraded = await page.read('degraded');
+      const clean = await page.read('clean');
       if (clean.width !== degraded.width || clean.height !== degraded.height) {
         throw ApplicationFailure.nonRetryable(
-          `${displayPath(page.clean)} is ${clean.width}×${clean.height} but ${displayPath(page.degraded)} is ` +
+          `${page.shown.clean} is ${clean.width}×${clean.height} but ${page.shown.degraded} is ` +
             `${degraded.width}×${degraded.height}; a reference must match its page.`,
           'ReferenceSizeMismatch',
         );
@@ -127,10 +171,7 @@ export async function evaluateHeldOutPages(
         classicalSteps: steps,
         model: forInference(checkpoint),
       });
-      await writeFileAtomic(
-        path.join(path.dirname(output), 'evaluation', `${page.name}.png`),
-        await grayToSharp(restored).png().toBuffer(),
-      );
+      await pictures.write(`${page.name}.png`, await grayToSharp(restored).png().toBuffer(), 'evaluation image');
       const evaluation: PageEvaluation = { page: page.name, ...scored };
       return { index: cursor.index + 1, pages: [...cursor.pages, evaluation] };
     },
@@ -154,8 +195,8 @@ export async function evaluateHeldOutPages(
     classical: mean((page) => page.classical),
     model: mean((page) => page.model),
     psnrGainOverClassical: round(mean((page) => page.model).psnr - mean((page) => page.classical).psnr),
-    report: displayPath(output),
+    report: report.place.locate(report.name),
   };
-  await writeFileAtomic(output, JSON.stringify({ ...summary, perPage: evaluated }, null, 2));
+  await report.place.write(report.name, JSON.stringify({ ...summary, perPage: evaluated }, null, 2), 'evaluation');
   return { ...outcome, result: summary };
 }

@@ -4,7 +4,7 @@
  * handle, so a training step's message stays small however big the dataset is.
  */
 import type { GrayImage } from '../restoration/gray-image';
-import { readManifest, readPatchPairs, type PagePair, type PatchSet } from './dataset';
+import { readManifest, readMirrorManifest, readPatchPairs, type PagePair, type PatchSet } from './dataset';
 
 /** Images of any sizes, back to back: image i is `layout[3i]` wide, `layout[3i+1]` high, at byte `layout[3i+2]`. */
 export interface SharedImages {
@@ -68,10 +68,17 @@ export const sharePatchSet = (set: PatchSet): SharedPatchSet => ({
 /**
  * CPU-pool task: decodes a dataset's patches (degraded → inputs, clean → targets) into shared memory. `dataset` is
  * the dataset folder, already resolved by the caller; the manifest is read again through the data-dir checks, and
- * every patch file is opened through `openImage`, which confirms it is inside the data dir right before reading.
+ * every patch file is opened through `openImage`, which confirms it is inside the data dir right before reading. A
+ * mirror of a bucket's dataset (`mirrorOf` set, dataset-mirror.ts) is read as scratch copies of its objects.
  */
-export async function loadSharedPatches(input: { dataset: string }): Promise<SharedPatches> {
-  const { dir, manifest } = await readManifest(input.dataset);
-  const read = async (pairs: PagePair[]): Promise<SharedPatchSet> => sharePatchSet(await readPatchPairs(dir, pairs));
+export async function loadSharedPatches(input: {
+  dataset: string;
+  mirrorOf?: string | undefined;
+}): Promise<SharedPatches> {
+  const folder = input.mirrorOf
+    ? await readMirrorManifest({ dir: input.dataset, mirrorOf: input.mirrorOf })
+    : await readManifest(input.dataset);
+  const { manifest } = folder;
+  const read = async (pairs: PagePair[]): Promise<SharedPatchSet> => sharePatchSet(await readPatchPairs(folder, pairs));
   return { train: await read(manifest.patches.train), val: await read(manifest.patches.val) };
 }

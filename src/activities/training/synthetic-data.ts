@@ -5,19 +5,21 @@
  * 2. `cutDatasetPatches`: square patches, mostly where there is ink, plus an augmented copy of each training patch
  *    (flips and a small rotation of both, extra noise and blur on the degraded one);
  * 3. `validateDataset`: every pair present, same size, decodable and not blank; statistics; then the manifest.
+ * The folder may be a data-dir folder or a bucket prefix (`s3://bucket/datasets/small/`): every page and patch is
+ * written whole as it is made, so any worker resumes where the last one stopped.
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { Resumable } from '../../shared/job-status';
-import { displayPath, resolveDataPath, writeFileAtomic } from '../files';
+import { resolveDataPath, writeFileAtomic } from '../files';
 import { runCpuTask } from '../cpu-pool';
 import { runResumableLoop } from '../resumable-loop';
 import { readGray, type GrayImage } from '../restoration/gray-image';
 import { randomDegradation, seededRandom } from '../restoration/page-generator';
 import { psnr } from '../restoration/quality';
 import { stateFingerprint } from '../state-folder';
-import { placeAt } from '../places';
+import { placeAt, type Place } from '../places';
 import { claimStateFolder } from '../state-record';
 import {
   DATASET_FORMAT,
@@ -52,12 +54,55 @@ export function datasetFingerprint(spec: DatasetSpec): string {
 }
 
 /**
+ * The dataset folder's files, by name relative to it (`pages/clean/page-0001.png`): a data-dir folder read and
+ * written by path as always, or a bucket prefix whose objects are written whole and decoded from memory.
+ */
+interface DatasetStore {
+  place: Place;
+  write(name: string, data: Uint8Array | string): Promise<void>;
+  readGray(name: string): Promise<GrayImage>;
+  /** The names of the files in `patches/<split>/`. */
+  patchFiles(split: Split): Promise<string[]>;
+}
+
+function datasetStore(datasetDir: string): DatasetStore {
+  const place = placeAt(datasetDir, 'dataset dir');
+  if (place.local) {
+    const dir = resolveDataPath(datasetDir, 'dataset dir');
+    return {
+      place,
+      write: (name, data) => writeFileAtomic(path.join(dir, name), data),
+      readGray: (name) => readGray(path.join(dir, name)),
+      patchFiles: (split) => readdir(path.join(dir, 'patches', split)).catch(() => [] as string[]),
+    };
+  }
+  return {
+    place,
+    write: (name, data) => place.write(name, data, 'dataset file'),
+    readGray: async (name) => {
+      const data = await place.read(name, 'dataset file');
+      if (data === undefined) throw new Error(`there is no object ${place.locate(name)}`);
+      try {
+        return await readGray(data);
+      } catch (err) {
+        throw new Error(`${place.locate(name)} is not a readable image: ${(err as Error).message}`, { cause: err });
+      }
+    },
+    patchFiles: async (split) =>
+      (await place.folder(`patches/${split}`).files()).map((location) => path.posix.basename(location)),
+  };
+}
+
+/** A page's files, relative to the dataset folder. */
+const pageNames = (index: number) => pagePaths('', index);
+
+/**
  * Claims the dataset folder (state-record.ts): the same dataset resumes, another one is refused
  * (`StateFolderMismatch`) unless `overwrite` is set, which removes its pages, patches and manifest first.
  */
-async function claimDatasetFolder(spec: DatasetSpec, dir: string): Promise<void> {
+async function claimDatasetFolder(spec: DatasetSpec, place: Place): Promise<void> {
   await claimStateFolder({
-    place: placeAt(dir, 'dataset dir'),
+    place,
     fingerprint: datasetFingerprint(spec),
     holds: `the dataset ${spec.datasetId} of ${spec.pages} pages (${spec.width}×${spec.height}, seed ${spec.seed})`,
     overwrite: spec.overwrite,
@@ -73,21 +118,21 @@ async function claimDatasetFolder(spec: DatasetSpec, dir: string): Promise<void>
 export async function renderDatasetPages(
   request: DatasetSpec & { resumeFrom?: number },
 ): Promise<Resumable<number, { pages: number }>> {
-  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
-  await claimDatasetFolder(request, dir);
+  const store = datasetStore(request.datasetDir);
+  await claimDatasetFolder(request, store.place);
   return runResumableLoop({
     initial: 0,
     resumeFrom: request.resumeFrom,
     isDone: (done) => done >= request.pages,
     step: async (index) => {
       const seed = pageSeed(request, index);
-      const files = pagePaths(dir, index);
+      const files = pageNames(index);
       const { clean, degraded } = await runCpuTask('renderPagePair', {
         spec: { seed, width: request.width, height: request.height },
         degradation: { ...randomDegradation(seed), skewDegrees: 0 },
       });
-      await writeFileAtomic(files.clean, clean);
-      await writeFileAtomic(files.degraded, degraded);
+      await store.write(files.clean, clean);
+      await store.write(files.degraded, degraded);
       return index + 1;
     },
     progress: (done) => ({ done, total: request.pages, unit: 'pages' }),
@@ -170,21 +215,21 @@ function patchCorners(clean: GrayImage, spec: DatasetSpec, random: () => number)
 export async function cutDatasetPatches(
   request: DatasetSpec & { resumeFrom?: number },
 ): Promise<Resumable<number, { pages: number }>> {
-  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
+  const store = datasetStore(request.datasetDir);
   const trainPages = request.pages - valPageCount(request.pages);
   return runResumableLoop({
     initial: 0,
     resumeFrom: request.resumeFrom,
     isDone: (done) => done >= request.pages,
     step: async (index) => {
-      const files = pagePaths(dir, index);
-      const [clean, degraded] = await Promise.all([readGray(files.clean), readGray(files.degraded)]);
+      const files = pageNames(index);
+      const [clean, degraded] = await Promise.all([store.readGray(files.clean), store.readGray(files.degraded)]);
       const split: Split = index < trainPages ? 'train' : 'val';
       const random = seededRandom(pageSeed(request, index) ^ 0x9e3779b9);
       const write = async (name: string, pair: { clean: GrayImage; degraded: GrayImage }) => {
-        const base = path.join(dir, 'patches', split, `${pageName(index)}-${name}`);
-        await writeFileAtomic(`${base}-clean.png`, await png(pair.clean));
-        await writeFileAtomic(`${base}-degraded.png`, await png(pair.degraded));
+        const base = path.join('patches', split, `${pageName(index)}-${name}`);
+        await store.write(`${base}-clean.png`, await png(pair.clean));
+        await store.write(`${base}-degraded.png`, await png(pair.degraded));
       };
       for (const [k, { left, top }] of patchCorners(clean, request, random).entries()) {
         const name = String(k + 1).padStart(3, '0');
@@ -218,9 +263,11 @@ export interface ValidationCursor {
   sums: { psnr: number; clean: number; degraded: number; ink: number; pixels: number; pairs: number };
 }
 
-async function listPairs(dir: string, split: Split): Promise<{ name: string; clean?: string; degraded?: string }[]> {
-  const folder = path.join(dir, 'patches', split);
-  const names = (await readdir(folder).catch(() => [] as string[])).filter((file) => file.endsWith('.png')).sort();
+async function listPairs(
+  store: DatasetStore,
+  split: Split,
+): Promise<{ name: string; clean?: string; degraded?: string }[]> {
+  const names = (await store.patchFiles(split)).filter((file) => file.endsWith('.png')).sort();
   const pairs = new Map<string, { name: string; clean?: string; degraded?: string }>();
   for (const file of names) {
     const match = /^(.*)-(clean|degraded)\.png$/.exec(file);
@@ -235,7 +282,7 @@ async function listPairs(dir: string, split: Split): Promise<{ name: string; cle
 
 /** Why a pair cannot be used, or the decoded pair. */
 async function checkPair(
-  dir: string,
+  store: DatasetStore,
   pair: { name: string; clean?: string; degraded?: string },
   patchSize: number,
 ): Promise<{ reason: string } | { clean: GrayImage; degraded: GrayImage }> {
@@ -247,7 +294,7 @@ async function checkPair(
     ['degraded', pair.degraded],
   ] as const) {
     try {
-      images.push(await readGray(path.join(dir, file)));
+      images.push(await store.readGray(file));
     } catch (err) {
       // A patch that is not an image, or a link that leads outside the data dir: rejected with the reason.
       return { reason: `the ${what} patch cannot be used (${(err as Error).message})` };
@@ -272,8 +319,8 @@ async function checkPair(
 export async function validateDataset(
   request: DatasetSpec & { resumeFrom?: ValidationCursor },
 ): Promise<Resumable<ValidationCursor, { manifest: string; stats: DatasetManifest['stats']; rejected: number }>> {
-  const dir = resolveDataPath(request.datasetDir, 'dataset dir');
-  const pairs = [...(await listPairs(dir, 'train')), ...(await listPairs(dir, 'val'))];
+  const store = datasetStore(request.datasetDir);
+  const pairs = [...(await listPairs(store, 'train')), ...(await listPairs(store, 'val'))];
   const result = await runResumableLoop<ValidationCursor, ValidationCursor>({
     initial: { index: 0, rejected: [], sums: { psnr: 0, clean: 0, degraded: 0, ink: 0, pixels: 0, pairs: 0 } },
     resumeFrom: request.resumeFrom,
@@ -281,7 +328,7 @@ export async function validateDataset(
     step: async (cursor) => {
       const pair = pairs[cursor.index];
       if (!pair) return { ...cursor, index: cursor.index + 1 };
-      const checked = await checkPair(dir, pair, request.patchSize);
+      const checked = await checkPair(store, pair, request.patchSize);
       if ('reason' in checked) {
         return {
           ...cursor,
@@ -317,14 +364,7 @@ export async function validateDataset(
       )
       .map((pair) => ({ name: pair.name, clean: pair.clean ?? '', degraded: pair.degraded ?? '' }));
   const valPages = valPageCount(request.pages);
-  const page = (index: number): PagePair => {
-    const files = pagePaths(dir, index);
-    return {
-      name: pageName(index),
-      clean: path.relative(dir, files.clean),
-      degraded: path.relative(dir, files.degraded),
-    };
-  };
+  const page = (index: number): PagePair => ({ name: pageName(index), ...pageNames(index) });
   const round = (value: number, digits = 3) => Math.round(value * 10 ** digits) / 10 ** digits;
   const manifest: DatasetManifest = {
     format: DATASET_FORMAT,
@@ -349,8 +389,7 @@ export async function validateDataset(
     },
     rejected,
   };
-  const file = path.join(dir, 'manifest.json');
-  await writeFileAtomic(file, JSON.stringify(manifest, null, 2));
-  const summary = { manifest: displayPath(file), stats: manifest.stats, rejected: rejected.length };
+  await store.write('manifest.json', JSON.stringify(manifest, null, 2));
+  const summary = { manifest: store.place.locate('manifest.json'), stats: manifest.stats, rejected: rejected.length };
   return { ...result, result: summary };
 }

@@ -1,7 +1,8 @@
 /**
  * The activities of `trainModel`:
  * - `prepareTrainingRun` checks the inputs that only a file can settle (dataset, fine-tune checkpoint, layer-1
- *   model) and writes the run's starting point, `models/<modelName>/epoch-0000.json`;
+ *   model) and writes the run's starting point, `epoch-0000.json`, in the model folder (`models/<modelName>/`, or
+ *   `modelDir`: a data-dir folder or a bucket prefix, where any worker resumes the run from its checkpoints);
  * - `trainEpoch` trains one epoch from the previous epoch's checkpoint, heartbeating batch progress and the running
  *   loss, and writes `partial.json` (weights, optimiser state, batch, loss so far) about once a second. A retry
  *   after a dead worker, or the next call after a pause, continues from `partial.json`: it is written before the
@@ -12,27 +13,26 @@
  * shared memory (shared-patches.ts). This thread reads and writes checkpoints, heartbeats, and stops between steps
  * when cancelled, so heartbeats, queries and `/healthz` never wait for a model.
  */
-import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
 import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
 import { runCpuTask } from '../cpu-pool';
 import { readCached } from '../file-cache';
-import { displayPath, readDataFile, resolveDataPath, writeFileAtomic } from '../files';
 import { heartbeatWhile } from '../heartbeat-while';
 import { runResumableLoop } from '../resumable-loop';
-import { placeAt } from '../places';
+import { placeAt, type Place } from '../places';
 import { claimStateFolder } from '../state-record';
 import { stateFingerprint } from '../state-folder';
 import {
-  readCheckpoint,
+  readCheckpointAt,
+  readCheckpointIfAny,
   readCheckpointInput,
-  writeCheckpoint,
+  writeCheckpointAt,
   type Checkpoint,
   type TrainingPosition,
 } from './checkpoint';
-import { readManifest } from './dataset';
+import { mirrorOfFolder, noteMirror, readManifest, type DatasetFolder } from './dataset';
 import type { TrainingState } from './model';
 import type { SharedPatchSet, SharedPatches } from './shared-patches';
 
@@ -44,14 +44,18 @@ const LEARNING_RATE = { fresh: 0.002, fineTune: 0.0005 };
 const STEP_BATCHES = 16;
 const STEP_MS = 1000;
 
-export const epochFile = (runDir: string, epoch: number) =>
-  path.join(runDir, `epoch-${String(epoch).padStart(4, '0')}.json`);
+/** An epoch's checkpoint's name in its model folder. */
+export const epochName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}.json`;
+
+export const epochFile = (runDir: string, epoch: number) => path.join(runDir, epochName(epoch));
 
 export interface PrepareRunRequest {
   layer: ModelLayer;
   dataset: string;
-  /** The model's name: its checkpoints go to `models/<modelName>/`. */
+  /** The model's name: its checkpoints go to `models/<modelName>/` unless `modelDir` says where. */
   modelName: string;
+  /** Where the checkpoints go: a data-dir folder or `s3://bucket/prefix/` (default `models/<modelName>`). */
+  modelDir?: string | undefined;
   /** Identifies this training run across continue-as-new (a stale partial checkpoint of another run is ignored). */
   runKey: string;
   batchSize: number;
@@ -59,11 +63,12 @@ export interface PrepareRunRequest {
   fineTuneFrom?: string | undefined;
   layer1Model?: string | undefined;
   seed: number;
-  /** Replace another model found in `models/<modelName>/` instead of refusing to start. */
+  /** Replace another model found in the model folder instead of refusing to start. */
   overwrite?: boolean | undefined;
 }
 
 export interface PreparedRun {
+  /** The model folder: a data-dir path (`models/first`) or a bucket prefix (`s3://bucket/models/first/`). */
   runDir: string;
   learningRate: number;
   batchesPerEpoch: number;
@@ -90,9 +95,11 @@ export async function prepareTrainingRun(request: PrepareRunRequest | LegacyPrep
 export type LegacyPrepareRunRequest = Omit<PrepareRunRequest, 'modelName'> & { runId: string };
 
 async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
+  // Checked before the dataset is fetched: a refused folder fails at once.
+  const place = request.modelDir
+    ? placeAt(request.modelDir, 'model dir')
+    : placeAt(path.join('models', request.modelName), 'run dir');
   const { manifest } = await readManifest(request.dataset);
-  const runDir = resolveDataPath(path.join('models', request.modelName), 'run dir');
-  const start = epochFile(runDir, 0);
   const fineTune = request.fineTuneFrom
     ? await readCheckpointInput(request.fineTuneFrom, 'checkpoint to fine-tune')
     : undefined;
@@ -120,16 +127,13 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     );
   }
   const learningRate = request.learningRate ?? (fineTune ? LEARNING_RATE.fineTune : LEARNING_RATE.fresh);
-  await claimModelFolder(request, runDir);
+  await claimModelFolder(request, place);
   // Kept on a retry of this run; a new run of the same model starts over from its own (the same) weights.
-  const existing = await stat(start).then(
-    () => readCheckpoint(start, 'starting checkpoint').catch(() => undefined),
-    () => undefined,
-  );
+  const existing = await readCheckpointIfAny(place, epochName(0), 'starting checkpoint').catch(() => undefined);
   if (existing?.position.firstRunId !== request.runKey) {
     const { architecture, weights } =
       fineTune ?? (await runCpuTask('initialWeights', { seed: request.seed }, { signal: null }));
-    await writeCheckpoint(start, {
+    await writeCheckpointAt(place, epochName(0), {
       layer: request.layer,
       architecture,
       weights,
@@ -140,7 +144,7 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     });
   }
   return {
-    runDir: displayPath(runDir),
+    runDir: place.location,
     learningRate,
     batchesPerEpoch: Math.ceil((manifest.patches.train.length * WINDOWS_PER_PATCH) / request.batchSize),
     trainPatches: manifest.patches.train.length,
@@ -159,13 +163,13 @@ export function modelFingerprint(request: PrepareRunRequest): string {
 const CHECKPOINT_FILE = /^(epoch-\d+|partial|best)\.json$/;
 
 /**
- * Claims `models/<modelName>/` (state-record.ts): the same model resumes, another one is refused
+ * Claims the model folder (`models/<modelName>/` or `modelDir`, state-record.ts): the same model resumes, another one is refused
  * (`StateFolderMismatch`) unless `overwrite` is set, which removes its checkpoints first.
  */
-async function claimModelFolder(request: PrepareRunRequest, runDir: string): Promise<void> {
-  const names = await readdir(runDir).catch(() => [] as string[]);
+async function claimModelFolder(request: PrepareRunRequest, place: Place): Promise<void> {
+  const names = (await place.files().catch(() => [] as string[])).map((file) => path.posix.basename(file));
   await claimStateFolder({
-    place: placeAt(runDir, 'run dir'),
+    place,
     fingerprint: modelFingerprint(request),
     holds:
       `a ${request.layer} model trained on ${request.dataset}` +
@@ -173,7 +177,7 @@ async function claimModelFolder(request: PrepareRunRequest, runDir: string): Pro
     overwrite: request.overwrite,
     outputs: names.filter((name) => CHECKPOINT_FILE.test(name)),
     differs: 'another layer, dataset, fineTuneFrom, layer1Model, batchSize, learningRate or seed',
-    namedBy: 'modelName',
+    namedBy: request.modelDir ? 'modelDir' : 'modelName',
   });
 }
 
@@ -203,15 +207,19 @@ interface LayerData {
 }
 
 /** Decodes the dataset whose manifest is `manifestFile` into shared memory, on the CPU pool. */
-const decodeSharedDataset = (manifestFile: string): Promise<SharedPatches> =>
-  runCpuTask('loadSharedPatches', { dataset: path.dirname(manifestFile) }, { signal: null });
+const decodeSharedDataset = (manifestFile: string): Promise<SharedPatches> => {
+  const dataset = path.dirname(manifestFile);
+  return runCpuTask('loadSharedPatches', { dataset, mirrorOf: mirrorOfFolder(dataset) }, { signal: null });
+};
 
 /**
- * The dataset's patches, decoded once per process and dataset version (file-cache.ts, keyed by its manifest), so
- * the epochs of a run, and runs on the same dataset, decode them once; runs on other datasets keep their own.
+ * The dataset's patches, decoded once per process and dataset version (file-cache.ts, keyed by its manifest; for a
+ * bucket's dataset, by its mirror's), so the epochs of a run, and runs on the same dataset, decode them once; runs on
+ * other datasets keep their own.
  */
-function sharedDataset(dir: string): Promise<SharedPatches> {
-  return readCached(path.join(dir, 'manifest.json'), decodeSharedDataset);
+function sharedDataset(folder: DatasetFolder): Promise<SharedPatches> {
+  noteMirror(folder);
+  return readCached(path.join(folder.dir, 'manifest.json'), decodeSharedDataset);
 }
 
 /**
@@ -244,16 +252,15 @@ async function layerData(layer: ModelLayer, dataset: SharedPatches, start: Check
   return data;
 }
 
+const PARTIAL = 'partial.json';
+const BEST = 'best.json';
+
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Reads a partial checkpoint of this run and epoch, if there is one. */
-async function readPartial(file: string, request: EpochRequest): Promise<Checkpoint | undefined> {
-  const exists = await stat(file).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return undefined;
-  const partial = await readCheckpoint(file, 'partial checkpoint');
+async function readPartial(place: Place, request: EpochRequest): Promise<Checkpoint | undefined> {
+  const partial = await readCheckpointIfAny(place, PARTIAL, 'partial checkpoint');
+  if (!partial) return undefined;
   const { firstRunId, epoch } = partial.position;
   return firstRunId === request.runKey && epoch === request.epoch ? partial : undefined;
 }
@@ -261,13 +268,22 @@ async function readPartial(file: string, request: EpochRequest): Promise<Checkpo
 /** Trains one epoch (see the module comment for checkpoints and resume). */
 export async function trainEpoch(request: EpochRequest): Promise<Resumable<EpochCursor, EpochMetrics>> {
   const started = performance.now();
-  const runDir = resolveDataPath(request.runDir, 'run dir');
-  const startFile = epochFile(runDir, request.epoch - 1);
-  const partialFile = path.join(runDir, 'partial.json');
-  const start = await readCheckpoint(startFile, `checkpoint of epoch ${request.epoch - 1}`);
-  const partial = await readPartial(partialFile, request);
+  const place = placeAt(request.runDir, 'run dir');
+  const start = await readCheckpointAt(place, epochName(request.epoch - 1), `checkpoint of epoch ${request.epoch - 1}`);
+  const partial = await readPartial(place, request);
   const from = partial ?? start;
-  const { dir, manifest } = await readManifest(request.dataset);
+  // A bucket's dataset is fetched once per machine and version (dataset-mirror.ts): heartbeats go on meanwhile.
+  let fetching = '';
+  const folder = await heartbeatWhile(
+    readManifest(request.dataset, (files, total) => (fetching = ` (${files}/${total} files)`)),
+    () => ({
+      checkpoint: partial
+        ? { batch: partial.position.batch, lossSum: partial.position.lossSum, samples: partial.position.samples }
+        : { batch: 0, lossSum: 0, samples: 0 },
+      message: `epoch ${request.epoch}/${request.epochs} · fetching the dataset${fetching}`,
+    }),
+  );
+  const { manifest } = folder;
   const batches = Math.ceil((manifest.patches.train.length * WINDOWS_PER_PATCH) / request.batchSize);
   const done = (cursor: EpochCursor) => (request.epoch - 1) * batches + cursor.batch;
   const recovered: EpochCursor = partial
@@ -287,7 +303,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
     Context.current().heartbeat(details());
     return heartbeatWhile(work, details);
   };
-  const dataset = await meanwhile('loading the dataset', sharedDataset(dir));
+  const dataset = await meanwhile('loading the dataset', sharedDataset(folder));
   const data = await meanwhile(
     'running layer 1 over the dataset',
     layerData(request.layer, dataset, start, request.runKey),
@@ -300,8 +316,8 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
     epoch: request.epoch,
     ...cursor,
   });
-  const save = async (file: string, cursor: EpochCursor, metrics?: EpochMetrics) =>
-    writeCheckpoint(file, {
+  const save = async (name: string, cursor: EpochCursor, metrics?: EpochMetrics) =>
+    writeCheckpointAt(place, name, {
       layer: request.layer,
       architecture: state.architecture,
       weights: state.weights,
@@ -347,7 +363,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
         next.batch += 1;
       }
       state = trained.state;
-      await save(partialFile, next);
+      await save(PARTIAL, next);
       return next;
     },
     progress: (cursor) => ({ done: done(cursor), total: request.epochs * batches, unit: 'batches' }),
@@ -373,7 +389,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
       { signal: null },
     ),
   );
-  const file = epochFile(runDir, request.epoch);
+  const name = epochName(request.epoch);
   const metrics: EpochMetrics = {
     epoch: request.epoch,
     trainLoss: round(cursor.lossSum / Math.max(1, cursor.samples), 6),
@@ -381,23 +397,28 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
     valPsnr: round(measured.psnr, 3),
     inputPsnr: round(measured.inputPsnr, 3),
     seconds: round((performance.now() - started) / 1000, 2),
-    checkpoint: displayPath(file),
+    checkpoint: place.locate(name),
   };
-  await save(file, cursor, metrics);
-  await keepBest(runDir, file, metrics, request.runKey);
+  const written = await save(name, cursor, metrics);
+  await keepBest(place, written, metrics, request.runKey);
   return { finished: true, result: metrics };
 }
 
-/** Copies an epoch's checkpoint to `best.json` when its validation loss beats the best one of this run. */
-async function keepBest(runDir: string, file: string, metrics: EpochMetrics, runKey: string): Promise<void> {
-  const bestFile = path.join(runDir, 'best.json');
-  const best = await readDataFile(bestFile, 'best checkpoint', 'utf8').then(
-    (text) => JSON.parse(text) as { metrics?: EpochMetrics; position?: Partial<TrainingPosition> & { runId?: string } },
+/** Copies an epoch's checkpoint (`checkpoint`, as written) to `best.json` when it beats this run's best. */
+async function keepBest(place: Place, checkpoint: string, metrics: EpochMetrics, runKey: string): Promise<void> {
+  const best = await place.read(BEST, 'best checkpoint').then(
+    (data) =>
+      data === undefined
+        ? undefined
+        : (JSON.parse(data.toString('utf8')) as {
+            metrics?: EpochMetrics;
+            position?: Partial<TrainingPosition> & { runId?: string };
+          }),
     () => undefined,
   );
   // `runId`: what `firstRunId` was called in checkpoints written before it was renamed.
   const writtenBy = best?.position?.firstRunId ?? best?.position?.runId;
   const bestLoss = writtenBy === runKey ? best?.metrics?.valLoss : undefined;
   if (bestLoss !== undefined && bestLoss <= metrics.valLoss) return;
-  await writeFileAtomic(bestFile, await readDataFile(file, 'checkpoint'));
+  await place.write(BEST, checkpoint, 'best checkpoint');
 }
