@@ -14,7 +14,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CutAnalysis } from '../src/activities/video/analyze-clips';
+import { ANALYSIS_HEIGHT, ANALYSIS_WIDTH } from '../src/activities/video/detect-shots';
 import { ffmpegPath } from '../src/activities/video/ffmpeg';
+import { analysisScaleFilter, detectionDecoderOptions } from '../src/activities/video/frames';
 import { closeCpuPool } from '../src/activities/cpu-pool';
 import { createTestWorker, startTestServer, testJobs, uniqueTaskQueue } from '../test/helpers/temporal';
 import { SOURCES } from '../test/helpers/videos';
@@ -141,16 +143,18 @@ function pySceneDetect(cli: string, file: string): { seconds: number; cpu: numbe
 }
 
 /** ffmpeg decoding every frame and scaling it to the detection size: nothing analysed, nothing kept. */
-function decodeFloor(file: string): { seconds: number; cpu: number } {
+function decodeFloor(file: string, width: number): { seconds: number; cpu: number } {
+  // The detection pass's own decoding and shrinking (frames.ts), with nothing else: what this design cannot go below.
   return timed(ffmpegPath(), [
     '-nostdin',
     '-v',
     'error',
+    ...detectionDecoderOptions(width, ANALYSIS_WIDTH),
     '-i',
     file,
     '-an',
     '-vf',
-    'scale=96:54:flags=area',
+    analysisScaleFilter(ANALYSIS_WIDTH, ANALYSIS_HEIGHT),
     '-f',
     'rawvideo',
     '-pix_fmt',
@@ -223,7 +227,7 @@ export async function compareWithPySceneDetect(): Promise<void> {
         scene.push(py.seconds);
         cpu.scene.push(py.cpu);
         sceneCuts = py.cuts;
-        const decoded = decodeFloor(file);
+        const decoded = decodeFloor(file, 1280);
         floor.push(decoded.seconds);
         cpu.floor.push(decoded.cpu);
       }

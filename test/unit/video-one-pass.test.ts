@@ -11,7 +11,7 @@ import { before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { analyzeClipsResumable, type CutAnalysis } from '../../src/activities/video/analyze-clips';
-import { candidatesFileIn } from '../../src/activities/video/candidates';
+import { CANDIDATE_EVERY_MS, candidatesFileIn } from '../../src/activities/video/candidates';
 import { detectShots, type DetectCheckpoint, type DetectedShots } from '../../src/activities/video/detect-shots';
 import { probeVideoFile, type VideoInfo } from '../../src/activities/video/probe';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
@@ -50,10 +50,18 @@ describe('one decoding pass for detection and scoring', () => {
     info = await probeVideoFile({ video: 'three.mp4' });
   });
 
-  it('keeps five candidates a second, and scores every clip from them as the seeking scorer does', async () => {
+  it('keeps three candidates a second, and scores every clip from them as the seeking scorer does', async () => {
     const shots = await detect('three.mp4', info, 'one-cuts');
     assert.ok(shots.candidates, 'the pass says where its candidates are');
-    assert.ok(Math.abs((shots.candidates.count ?? 0) - 60) <= 2, `${shots.candidates.count} candidates in 12 s`);
+    // A candidate every CANDIDATE_EVERY_MS, on the frame at or after it: every 9th frame of this 25 fps video.
+    const frameMs = 1000 / 25;
+    const every = Math.ceil((CANDIDATE_EVERY_MS - 0.5) / frameMs) * frameMs;
+    const expected = Math.ceil(12_000 / every);
+    assert.equal(expected, 34);
+    assert.ok(
+      Math.abs((shots.candidates.count ?? 0) - expected) <= 1,
+      `${shots.candidates.count} candidates in 12 s, ${expected} expected`,
+    );
     assert.equal(shots.candidates.bytes, statSync(path.join(dataDir, shots.candidates.file)).size);
     assert.deepEqual([shots.candidates.width, shots.candidates.height], [320, 180]);
 

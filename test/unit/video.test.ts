@@ -17,6 +17,7 @@ import { buildClips, shotsFromSegments, type Span } from '../../src/activities/v
 import { frameQuality } from '../../src/activities/video/clip-quality';
 import { detectShots, type DetectCheckpoint } from '../../src/activities/video/detect-shots';
 import { ffmpegPath, ffprobePath } from '../../src/activities/video/ffmpeg';
+import { detectionDecoderOptions } from '../../src/activities/video/frames';
 import { probeVideoFile, type VideoInfo } from '../../src/activities/video/probe';
 import { DEFAULT_DETECTOR, ShotDetector } from '../../src/activities/video/shot-detector';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
@@ -330,6 +331,34 @@ describe('video activities on generated videos', () => {
       );
     },
   );
+
+  it('skips deblocking only on video ten times the analysis width, and still finds every cut to the frame', async () => {
+    assert.deepEqual(detectionDecoderOptions(1280, 96), ['-skip_loop_filter', 'all']);
+    assert.deepEqual(detectionDecoderOptions(960, 96), ['-skip_loop_filter', 'all']);
+    assert.deepEqual(detectionDecoderOptions(704, 96), [], 'block edges would be about a pixel at the analysis size');
+    assert.deepEqual(detectionDecoderOptions(undefined, 96), []);
+    // 720p: the detection pass decodes it without deblocking.
+    makeVideo(
+      path.join(dataDir, 'large.mp4'),
+      [
+        { source: SOURCES.moving, seconds: 2 },
+        { source: SOURCES.bars, seconds: 2 },
+        { source: SOURCES.zoom, seconds: 2 },
+      ],
+      { width: 1280, height: 720 },
+    );
+    const large = await probeVideoFile({ video: 'large.mp4' });
+    assert.equal(large.width, 1280);
+    const outcome = await detect('large.mp4', large);
+    assert.ok(outcome.finished);
+    assert.deepEqual(
+      outcome.result.boundaries.map((b) => [b.kind, b.frame]),
+      [
+        ['cut', 50],
+        ['cut', 100],
+      ],
+    );
+  });
 
   it('places cuts in variable-frame-rate video by timestamp', async () => {
     // 3 s at 25 fps, 3 s at 10 fps, 3 s at 25 fps, joined without making the rate constant.

@@ -124,6 +124,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
           signal,
           candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
+          sourceWidth: request.info.width,
           inputOptions: source.inputOptions,
         });
         if (kept) store ??= await CandidateStore.openForAppend(kept.file, checkpoint.candidateBytes ?? 0, kept.scratch);
