@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { ensureWeed } from '../../src/devserver/seaweedfs';
 import { freePort } from '../../src/ports';
 import { createS3Client } from '../../src/storage/s3-client';
@@ -27,6 +33,10 @@ export interface SeaweedS3 {
   env: NodeJS.ProcessEnv;
   /** A client with the server's keys (destroyed by `stop`). */
   client: S3Client;
+  /** Every key under `prefix` in `bucket` (all pages), sorted. */
+  keys(bucket: string, prefix: string): Promise<string[]>;
+  /** The bytes of an object. */
+  read(bucket: string, key: string): Promise<Buffer>;
   /** Creates a bucket, retrying while the server is still placing its first volumes. */
   createBucket(name: string): Promise<void>;
   /** The server's output so far (its log), for failure messages. */
@@ -188,5 +198,21 @@ export async function startSeaweedS3(options: { buckets?: string[] } = {}): Prom
     throw err;
   }
 
-  return { endpoint, accessKeyId, secretAccessKey, env, client, createBucket, output: () => log, stop };
+  const keys = async (bucket: string, prefix: string) => {
+    const found: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const item of page.Contents ?? []) found.push(item.Key ?? '');
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return found.sort();
+  };
+  const read = async (bucket: string, key: string) => {
+    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from((await got.Body?.transformToByteArray()) ?? []);
+  };
+  return { endpoint, accessKeyId, secretAccessKey, env, client, keys, read, createBucket, output: () => log, stop };
 }

@@ -6,7 +6,7 @@
  * the door and, past it, by the job itself at once; the same batch started again restores nothing twice.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +19,7 @@ import { rootCause } from '../../src/shared/failures';
 import type { RestoreBatchResult } from '../../src/workflows/restoration';
 import { fixtureFile } from '../helpers/fixtures';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
@@ -32,14 +33,6 @@ interface ReportItem {
   output: string | null;
   ok: boolean;
   error?: string;
-}
-
-/** Every file under `dir` (relative paths), for "what did this worker leave on its disk". */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
 }
 
 describe('restoreBatch on object storage, two workers with no shared disk', { timeout: 30 * 60_000 }, () => {

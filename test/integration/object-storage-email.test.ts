@@ -9,11 +9,11 @@
  * recipients object that does not exist fails the job at once, naming it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { MAX_CHUNK } from '../../src/activities/email/bucket-send-log';
 import type { CampaignReport } from '../../src/activities/email/report';
@@ -23,6 +23,7 @@ import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
 import { rootCause } from '../../src/shared/failures';
 import type { BulkEmailResult } from '../../src/workflows/email';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { sleep, startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
@@ -31,14 +32,6 @@ const RECIPIENTS = 240;
 /** "80/s" makes batches of 40, one every half second: the campaign takes about 3 s, time enough to kill mid-batch. */
 const RATE = '80/s';
 const BATCH = 40;
-
-/** Every file under `dir` (relative paths), for "what did this worker leave on its disk". */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
-}
 
 describe('sendBulkEmail on object storage, two workers with no shared disk', { timeout: 5 * 60_000 }, () => {
   let s3: SeaweedS3;
@@ -51,18 +44,7 @@ describe('sendBulkEmail on object storage, two workers with no shared disk', { t
   const disks: { dataDir: string; tmpDir: string }[] = [];
   const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
 
-  async function keys(prefix: string): Promise<string[]> {
-    const found: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3.client.send(
-        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const item of page.Contents ?? []) found.push(item.Key ?? '');
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return found.sort();
-  }
+  const keys = (prefix: string) => s3.keys(BUCKET, prefix);
 
   async function text(key: string): Promise<string> {
     const got = await s3.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));

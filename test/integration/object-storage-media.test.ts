@@ -5,11 +5,11 @@
  * object and a corrupt one fail for good with messages that name the `s3://` location, never a scratch path.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
@@ -19,19 +19,12 @@ import type { RestoreDocumentResult } from '../../src/activities/restoration/res
 import { rootCause, type FailureSummary } from '../../src/shared/failures';
 import { fixtureFile } from '../helpers/fixtures';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue } from '../helpers/temporal';
 
 const IN = 'media-in';
 const OUT = 'media-out';
-
-/** Every file under `dir` (relative paths), for "what did the worker leave on its disk". */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
-}
 
 describe('single-file jobs on object storage', { timeout: 10 * 60_000 }, () => {
   let s3: SeaweedS3;
@@ -41,15 +34,9 @@ describe('single-file jobs on object storage', { timeout: 10 * 60_000 }, () => {
   const disk = { dataDir: '', tmpDir: '' };
   const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
 
-  async function keys(bucket: string, prefix: string): Promise<string[]> {
-    const page = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    return (page.Contents ?? []).map((item) => item.Key ?? '').sort();
-  }
+  const keys = (bucket: string, prefix: string) => s3.keys(bucket, prefix);
 
-  async function bytes(bucket: string, key: string): Promise<Buffer> {
-    const got = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return Buffer.from((await got.Body?.transformToByteArray()) ?? []);
-  }
+  const bytes = (bucket: string, key: string) => s3.read(bucket, key);
 
   const put = (key: string, body: Uint8Array) =>
     s3.client.send(new PutObjectCommand({ Bucket: IN, Key: key, Body: body }));

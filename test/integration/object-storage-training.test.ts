@@ -7,11 +7,11 @@
  * the workers' data dirs. A dataset without a manifest fails at once, for good, with the reason.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { closeObjectStorage } from '../../src/activities/places';
@@ -22,20 +22,13 @@ import type { Jobs } from '../../src/client/jobs';
 import { rootCause } from '../../src/shared/failures';
 import type { EvaluateModelResult, GenerateSyntheticDataResult, TrainModelResult } from '../../src/workflows/training';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
 const BUCKET = 'training-bucket';
 const DATASET = `s3://${BUCKET}/datasets/tiny/`;
 const MODEL_DIR = `s3://${BUCKET}/models/tiny/`;
-
-/** Every file under `dir` (relative paths), for "what did this worker leave on its disk". */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
-}
 
 describe('training jobs on object storage, two workers with no shared disk', { timeout: 10 * 60_000 }, () => {
   let s3: SeaweedS3;
@@ -49,18 +42,7 @@ describe('training jobs on object storage, two workers with no shared disk', { t
   const savedAws: Record<string, string | undefined> = {};
   let survivor: number | undefined;
 
-  async function keys(prefix: string): Promise<string[]> {
-    const found: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3.client.send(
-        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const item of page.Contents ?? []) found.push(item.Key ?? '');
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return found.sort();
-  }
+  const keys = (prefix: string) => s3.keys(BUCKET, prefix);
 
   async function checkpoint(key: string): Promise<Checkpoint> {
     const got = await s3.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));

@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSyn
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { closeObjectStorage } from '../../src/activities/places';
@@ -27,6 +27,7 @@ import { rootCause } from '../../src/shared/failures';
 import type { AnalyzeCutsResult } from '../../src/workflows/video';
 import { activityOfWorkflow, runActivity } from '../helpers/activity';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -37,14 +38,6 @@ const VIDEO = `s3://${MEDIA}/clips/sample.mp4`;
 const FRAME_MS = 40;
 
 type Completed = CutAnalysis & { outcome: 'completed' };
-
-/** Every file under `dir` (relative paths), for "what did the worker leave on its disk". */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)));
-}
 
 describe('analyzeCuts on object storage, a worker with a disk of its own', { timeout: 5 * 60_000 }, () => {
   let s3: SeaweedS3;
@@ -59,10 +52,7 @@ describe('analyzeCuts on object storage, a worker with a disk of its own', { tim
   let fromBucket: Completed | undefined;
   const previous = { ...process.env };
 
-  async function keys(bucket: string, prefix: string): Promise<string[]> {
-    const page = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    return (page.Contents ?? []).map((item) => item.Key ?? '').sort();
-  }
+  const keys = (bucket: string, prefix: string) => s3.keys(bucket, prefix);
 
   async function object(location: string): Promise<Buffer> {
     const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(location) ?? [];
