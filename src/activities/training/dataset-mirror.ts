@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import { registerScratchCopy } from '../files';
 import { checkedS3Object, objectStorage, placeAt, storageFault } from '../places';
+import { makePrivateFolder } from '../scratch';
 import { storageFailureKind } from '../../storage/object-storage';
 import { parseS3Prefix } from '../../storage/s3-location';
 import type { DatasetManifest } from './dataset';
@@ -133,6 +134,9 @@ export async function mirrorDataset(
   let mirror = making.get(key);
   if (!mirror) {
     mirror = (async () => {
+      // Only a folder this user owns and nobody else may enter is read as the cache (scratch.ts): a mirror planted
+      // by someone else in the shared temporary folder would be trained on as ours.
+      await makePrivateFolder(mirrorRoot());
       const existing = await readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => undefined);
       let manifest: DatasetManifest | undefined;
       try {
@@ -162,8 +166,7 @@ async function fetchMirror(
   onProgress?: (files: number, total: number) => void,
 ): Promise<DatasetMirror> {
   const started = performance.now();
-  const root = mirrorRoot();
-  await mkdir(root, { recursive: true });
+  const root = await makePrivateFolder(mirrorRoot());
   const opened = await objectStorage()
     .openRead(checkedS3Object(`${prefix}manifest.json`, 'dataset manifest'))
     .catch((err: unknown) => {

@@ -271,7 +271,7 @@ export async function analyzeClipsResumable(
   // this worker's (in its scratch when the output is in a bucket): a worker without them seeks every clip.
   const kept = request.shots.candidates;
   const where = kept && candidatesOf(request.outputDir, kept.file);
-  const store = kept && where && (await CandidateStore.openForReading(where.file, kept.bytes));
+  const store = kept && where && (await CandidateStore.openForReading(where.file, kept.bytes, where.scratch));
   const outcome = await runResumableLoop<ScoreCheckpoint, ScoreCheckpoint>({
     initial: { clips: [] },
     resumeFrom: request.resumeFrom,

@@ -9,11 +9,12 @@
  * A record: time (float64 ms), sharpness, exposure, contrast, colorfulness (4 × float32), JPEG length (uint32),
  * then the JPEG.
  */
-import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { makeDataDir } from '../files';
 import { runCpuTask } from '../cpu-pool';
+import { isPrivateFolder, makePrivateFolder } from '../scratch';
 import type { FrameQuality } from './clip-quality';
 
 const HEADER_BYTES = 8 + 4 * 4 + 4;
@@ -54,7 +55,7 @@ export class CandidateStore {
    * `scratch` file is in the worker's own scratch folder (video-source.ts), not in the data dir.
    */
   static async openForAppend(file: string, fromBytes: number, scratch = false): Promise<CandidateStore> {
-    if (scratch) await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    if (scratch) await makePrivateFolder(path.dirname(file));
     else await makeDataDir(path.dirname(file), 'thumbnails folder');
     const handle = await open(file, fromBytes > 0 ? 'a+' : 'w+');
     try {
@@ -69,9 +70,13 @@ export class CandidateStore {
     }
   }
 
-  /** Opens the store at `file` to read the first `bytes` of it; an empty store when the file is gone. */
-  static async openForReading(file: string, bytes: number): Promise<CandidateStore> {
-    const handle = await open(file, 'r').catch(() => undefined);
+  /**
+   * Opens the store at `file` to read the first `bytes` of it; an empty store when the file is gone (or, for a
+   * `scratch` file, when its folder is not this worker's own: see scratch.ts).
+   */
+  static async openForReading(file: string, bytes: number, scratch = false): Promise<CandidateStore> {
+    const trusted = !scratch || (await isPrivateFolder(path.dirname(file)));
+    const handle = trusted ? await open(file, 'r').catch(() => undefined) : undefined;
     if (!handle) return new CandidateStore(file, undefined, [], 0);
     const index = await readIndex(handle, bytes);
     return new CandidateStore(file, handle, index, bytes);
