@@ -80,3 +80,11 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<Worker
   }
   return { process: child, healthUrl, output: () => output, exited };
 }
+
+/** Stops a worker process: SIGTERM, up to `graceMs` for it to finish, then SIGKILL. One that has exited is left. */
+export async function stopWorkerProcess(worker: WorkerProcess | undefined, graceMs = 15_000): Promise<void> {
+  if (!worker || worker.process.exitCode !== null || worker.process.signalCode !== null) return;
+  worker.process.kill('SIGTERM');
+  await Promise.race([worker.exited, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+  worker.process.kill('SIGKILL');
+}

@@ -6,9 +6,7 @@
  * the door and, past it, by the job itself at once; the same batch started again restores nothing twice.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -18,8 +16,8 @@ import { degradePage, randomDegradation, renderCleanPage } from '../../src/activ
 import { rootCause } from '../../src/shared/failures';
 import type { RestoreBatchResult } from '../../src/workflows/restoration';
 import { fixtureFile } from '../helpers/fixtures';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
-import { filesUnder } from '../helpers/disk';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder, makeWorkerDisk, removeWorkerDisk, workerDiskEnv, type WorkerDisk } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
@@ -42,7 +40,7 @@ describe('restoreBatch on object storage, two workers with no shared disk', { ti
   let taskQueue: string;
   const workers: WorkerProcess[] = [];
   /** Each worker's data dir and temporary folder: its whole disk, as far as the job is concerned. */
-  const disks: { dataDir: string; tmpDir: string }[] = [];
+  const disks: WorkerDisk[] = [];
   const pages: string[] = [];
   const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
 
@@ -91,19 +89,15 @@ describe('restoreBatch on object storage, two workers with no shared disk', { ti
     pages.sort();
 
     for (let index = 0; index < 2; index++) {
-      const disk = {
-        dataDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3-worker${index}-data-`)),
-        tmpDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3-worker${index}-tmp-`)),
-      };
+      const disk = makeWorkerDisk(`s3-worker${index}`);
       disks.push(disk);
       workers.push(
         await startWorkerProcess({
           ...s3.env,
           TEMPORAL_ADDRESS: env.address,
           BACKROOM_TASK_QUEUE: taskQueue,
-          BACKROOM_DATA_DIR: disk.dataDir,
+          ...workerDiskEnv(disk),
           BACKROOM_S3_BUCKETS: `${IN},${OUT}`,
-          TMPDIR: disk.tmpDir,
           BACKROOM_MAX_ACTIVITIES: '4',
         }),
       );
@@ -111,19 +105,10 @@ describe('restoreBatch on object storage, two workers with no shared disk', { ti
   });
 
   after(async () => {
-    for (const worker of workers) {
-      if (worker.process.exitCode === null && worker.process.signalCode === null) {
-        worker.process.kill('SIGTERM');
-        await Promise.race([worker.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-        worker.process.kill('SIGKILL');
-      }
-    }
+    for (const worker of workers) await stopWorkerProcess(worker);
     await env?.teardown();
     await s3?.stop();
-    for (const disk of disks) {
-      rmSync(disk.dataDir, { recursive: true, force: true });
-      rmSync(disk.tmpDir, { recursive: true, force: true });
-    }
+    for (const disk of disks) removeWorkerDisk(disk);
     if (previousBuckets === undefined) delete process.env.BACKROOM_S3_BUCKETS;
     else process.env.BACKROOM_S3_BUCKETS = previousBuckets;
   });

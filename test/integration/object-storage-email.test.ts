@@ -23,7 +23,7 @@ import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
 import { rootCause } from '../../src/shared/failures';
 import type { BulkEmailResult } from '../../src/workflows/email';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
-import { filesUnder } from '../helpers/disk';
+import { filesUnder, makeWorkerDisk, removeWorkerDisk, workerDiskEnv, type WorkerDisk } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { sleep, startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
@@ -41,7 +41,7 @@ describe('sendBulkEmail on object storage, two workers with no shared disk', { t
   let sinkDir: string;
   const workers: WorkerProcess[] = [];
   let secondWorker: Promise<WorkerProcess> | undefined;
-  const disks: { dataDir: string; tmpDir: string }[] = [];
+  const disks: WorkerDisk[] = [];
   const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
 
   const keys = (prefix: string) => s3.keys(BUCKET, prefix);
@@ -76,21 +76,15 @@ describe('sendBulkEmail on object storage, two workers with no shared disk', { t
       new PutObjectCommand({ Bucket: BUCKET, Key: 'templates/welcome.txt', Body: 'Hello {{name}}, welcome.\n' }),
     );
 
-    for (let index = 0; index < 2; index++) {
-      disks.push({
-        dataDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3-email-worker${index}-data-`)),
-        tmpDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3-email-worker${index}-tmp-`)),
-      });
-    }
-    const startWorker = (disk: { dataDir: string; tmpDir: string }) =>
+    for (let index = 0; index < 2; index++) disks.push(makeWorkerDisk(`s3-email-worker${index}`));
+    const startWorker = (disk: WorkerDisk) =>
       startWorkerProcess({
         ...s3.env,
         TEMPORAL_ADDRESS: env.address,
         BACKROOM_TASK_QUEUE: taskQueue,
-        BACKROOM_DATA_DIR: disk.dataDir,
+        ...workerDiskEnv(disk),
         BACKROOM_S3_BUCKETS: BUCKET,
         SMTP_URL: sink.url,
-        TMPDIR: disk.tmpDir,
       });
     // The first worker is awaited; the second comes up while the campaign runs (it is there long before the dead
     // worker's heartbeat times out), so the test does not wait for two starts on a machine of two cores.
@@ -115,10 +109,7 @@ describe('sendBulkEmail on object storage, two workers with no shared disk', { t
     }
     await Promise.all([env?.teardown(), sink?.close(), s3?.stop()]);
     console.log(`stopped in ${((performance.now() - began) / 1000).toFixed(1)} s`);
-    for (const disk of disks) {
-      rmSync(disk.dataDir, { recursive: true, force: true });
-      rmSync(disk.tmpDir, { recursive: true, force: true });
-    }
+    for (const disk of disks) removeWorkerDisk(disk);
     rmSync(sinkDir, { recursive: true, force: true });
     if (previousBuckets === undefined) delete process.env.BACKROOM_S3_BUCKETS;
     else process.env.BACKROOM_S3_BUCKETS = previousBuckets;

@@ -5,9 +5,7 @@
  * object and a corrupt one fail for good with messages that name the `s3://` location, never a scratch path.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -18,8 +16,8 @@ import type { ProcessImageResult } from '../../src/activities/images/process-med
 import type { RestoreDocumentResult } from '../../src/activities/restoration/restore-document';
 import { rootCause, type FailureSummary } from '../../src/shared/failures';
 import { fixtureFile } from '../helpers/fixtures';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
-import { filesUnder } from '../helpers/disk';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder, makeWorkerDisk, removeWorkerDisk, workerDiskEnv, type WorkerDisk } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -31,7 +29,7 @@ describe('single-file jobs on object storage', { timeout: 10 * 60_000 }, () => {
   let env: TestWorkflowEnvironment;
   let jobs: Jobs;
   let worker: WorkerProcess;
-  const disk = { dataDir: '', tmpDir: '' };
+  let disk: WorkerDisk | undefined;
   const previousBuckets = process.env.BACKROOM_S3_BUCKETS;
 
   const keys = (bucket: string, prefix: string) => s3.keys(bucket, prefix);
@@ -61,28 +59,21 @@ describe('single-file jobs on object storage', { timeout: 10 * 60_000 }, () => {
     await put('photos/truncated.jpg', readFileSync(fixtureFile('images/truncated.jpg')));
     await put('scans/2JohnC1V3.png', readFileSync(fixtureFile('documents/2JohnC1V3.png')));
     await put('clean/2JohnC1V3.png', readFileSync(fixtureFile('documents/2JohnC1V3-GroundTruth.png')));
-    disk.dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-s3-media-data-'));
-    disk.tmpDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-s3-media-tmp-'));
+    disk = makeWorkerDisk('s3-media');
     worker = await startWorkerProcess({
       ...s3.env,
       TEMPORAL_ADDRESS: env.address,
       BACKROOM_TASK_QUEUE: taskQueue,
-      BACKROOM_DATA_DIR: disk.dataDir,
+      ...workerDiskEnv(disk),
       BACKROOM_S3_BUCKETS: `${IN},${OUT}`,
-      TMPDIR: disk.tmpDir,
     });
   });
 
   after(async () => {
-    if (worker && worker.process.exitCode === null && worker.process.signalCode === null) {
-      worker.process.kill('SIGTERM');
-      await Promise.race([worker.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-      worker.process.kill('SIGKILL');
-    }
+    await stopWorkerProcess(worker);
     await env?.teardown();
     await s3?.stop();
-    rmSync(disk.dataDir, { recursive: true, force: true });
-    rmSync(disk.tmpDir, { recursive: true, force: true });
+    if (disk) removeWorkerDisk(disk);
     if (previousBuckets === undefined) delete process.env.BACKROOM_S3_BUCKETS;
     else process.env.BACKROOM_S3_BUCKETS = previousBuckets;
   });
@@ -190,6 +181,7 @@ describe('single-file jobs on object storage', { timeout: 10 * 60_000 }, () => {
   });
 
   it('leaves nothing of these jobs on the worker disk', () => {
+    assert.ok(disk);
     assert.deepEqual(filesUnder(disk.dataDir), []);
     assert.deepEqual(
       filesUnder(disk.tmpDir).filter((file) => file.includes('backroom-scratch-')),

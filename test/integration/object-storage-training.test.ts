@@ -21,8 +21,8 @@ import { checkManifest } from '../../src/activities/training/dataset';
 import type { Jobs } from '../../src/client/jobs';
 import { rootCause } from '../../src/shared/failures';
 import type { EvaluateModelResult, GenerateSyntheticDataResult, TrainModelResult } from '../../src/workflows/training';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
-import { filesUnder } from '../helpers/disk';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder, makeWorkerDisk, removeWorkerDisk, workerDiskEnv, type WorkerDisk } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue, waitFor } from '../helpers/temporal';
 
@@ -35,7 +35,7 @@ describe('training jobs on object storage, two workers with no shared disk', { t
   let env: TestWorkflowEnvironment;
   let jobs: Jobs;
   const workers: WorkerProcess[] = [];
-  const disks: { dataDir: string; tmpDir: string }[] = [];
+  const disks: WorkerDisk[] = [];
   /** This test process's own temporary folder for its mirror measurement. */
   let ownTmp: string;
   const saved = { buckets: process.env.BACKROOM_S3_BUCKETS, tmp: process.env.TMPDIR };
@@ -61,12 +61,7 @@ describe('training jobs on object storage, two workers with no shared disk', { t
     const taskQueue = uniqueTaskQueue('s3-training');
     process.env.BACKROOM_S3_BUCKETS = BUCKET;
     jobs = testJobs(env, taskQueue);
-    for (let index = 0; index < 2; index++) {
-      disks.push({
-        dataDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3t-worker${index}-data-`)),
-        tmpDir: mkdtempSync(path.join(os.tmpdir(), `backroom-s3t-worker${index}-tmp-`)),
-      });
-    }
+    for (let index = 0; index < 2; index++) disks.push(makeWorkerDisk(`s3t-worker${index}`));
     ownTmp = mkdtempSync(path.join(os.tmpdir(), 'backroom-s3t-test-tmp-'));
     workers.push(
       ...(await Promise.all(
@@ -75,9 +70,8 @@ describe('training jobs on object storage, two workers with no shared disk', { t
             ...s3.env,
             TEMPORAL_ADDRESS: env.address,
             BACKROOM_TASK_QUEUE: taskQueue,
-            BACKROOM_DATA_DIR: disk.dataDir,
+            ...workerDiskEnv(disk),
             BACKROOM_S3_BUCKETS: BUCKET,
-            TMPDIR: disk.tmpDir,
           }),
         ),
       )),
@@ -86,20 +80,11 @@ describe('training jobs on object storage, two workers with no shared disk', { t
   });
 
   after(async () => {
-    for (const worker of workers) {
-      if (worker.process.exitCode === null && worker.process.signalCode === null) {
-        worker.process.kill('SIGTERM');
-        await Promise.race([worker.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-        worker.process.kill('SIGKILL');
-      }
-    }
+    for (const worker of workers) await stopWorkerProcess(worker);
     closeObjectStorage();
     await env?.teardown();
     await s3?.stop();
-    for (const disk of disks) {
-      rmSync(disk.dataDir, { recursive: true, force: true });
-      rmSync(disk.tmpDir, { recursive: true, force: true });
-    }
+    for (const disk of disks) removeWorkerDisk(disk);
     if (ownTmp) rmSync(ownTmp, { recursive: true, force: true });
     for (const [name, value] of Object.entries({
       BACKROOM_S3_BUCKETS: saved.buckets,

@@ -26,8 +26,8 @@ import { JobInputError, type Jobs } from '../../src/client/jobs';
 import { rootCause } from '../../src/shared/failures';
 import type { AnalyzeCutsResult } from '../../src/workflows/video';
 import { activityOfWorkflow, runActivity } from '../helpers/activity';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/processes';
-import { filesUnder } from '../helpers/disk';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from '../helpers/processes';
+import { filesUnder, makeWorkerDisk, workerDiskEnv, type WorkerDisk } from '../helpers/disk';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs';
 import { startTestServer, testJobs, uniqueTaskQueue } from '../helpers/temporal';
 
@@ -48,7 +48,7 @@ describe('analyzeCuts on object storage, a worker with a disk of its own', { tim
   let sample: SampleVideoResult;
   /** This test process's data dir (where the video is made before it is uploaded). */
   let ownDataDir: string;
-  const disk = { dataDir: '', tmpDir: '' };
+  const disk: WorkerDisk = { dataDir: '', tmpDir: '' };
   let fromBucket: Completed | undefined;
   const previous = { ...process.env };
 
@@ -95,15 +95,13 @@ describe('analyzeCuts on object storage, a worker with a disk of its own', { tim
       }),
     );
 
-    disk.dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-s3-video-worker-data-'));
-    disk.tmpDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-s3-video-worker-tmp-'));
+    Object.assign(disk, makeWorkerDisk('s3-video-worker'));
     worker = await startWorkerProcess({
       ...s3.env,
       TEMPORAL_ADDRESS: env.address,
       BACKROOM_TASK_QUEUE: taskQueue,
-      BACKROOM_DATA_DIR: disk.dataDir,
+      ...workerDiskEnv(disk),
       BACKROOM_S3_BUCKETS: `${MEDIA},${CUTS}`,
-      TMPDIR: disk.tmpDir,
     });
     console.log(
       `# setup (SeaweedFS, dev server, video, worker) ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -111,12 +109,6 @@ describe('analyzeCuts on object storage, a worker with a disk of its own', { tim
   });
 
   after(async () => {
-    const stopWorker = async () => {
-      if (!worker || worker.process.exitCode !== null || worker.process.signalCode !== null) return;
-      worker.process.kill('SIGTERM');
-      await Promise.race([worker.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-      worker.process.kill('SIGKILL');
-    };
     closeObjectStorage();
     // The three stop on their own: at once, not one after the other.
     const timed = async (what: string, stop: () => Promise<void> | undefined) => {
@@ -125,7 +117,7 @@ describe('analyzeCuts on object storage, a worker with a disk of its own', { tim
       console.log(`# stopped ${what} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     };
     await Promise.all([
-      timed('the worker', stopWorker),
+      timed('the worker', () => stopWorkerProcess(worker)),
       timed('the dev server', () => env?.teardown()),
       timed('SeaweedFS', () => s3?.stop()),
     ]);
