@@ -16,7 +16,7 @@ import { resolveDataPath, writeFileAtomic } from '../files';
 import { runCpuTask } from '../cpu-pool';
 import { runResumableLoop } from '../resumable-loop';
 import { readGray, type GrayImage } from '../restoration/gray-image';
-import { randomDegradation, seededRandom } from '../restoration/page-generator';
+import { documentDegradation, seededRandom } from '../restoration/page-generator';
 import { psnr } from '../restoration/quality';
 import { stateFingerprint } from '../state-folder';
 import { placeAt, type Place } from '../places';
@@ -47,10 +47,26 @@ export interface DatasetSpec {
 
 const pageSeed = (spec: DatasetSpec, index: number) => spec.seed * 1_000_003 + index;
 
+/**
+ * The page generator's version: 2 added handwriting, show-through, faded and broken strokes and paper texture. A
+ * folder of an older generator's pages is another dataset (it is not resumed with pages of this one).
+ */
+const GENERATOR = 2;
+
 /** What defines a dataset: another value of any of these makes other pages or patches (the folder is where). */
 export function datasetFingerprint(spec: DatasetSpec): string {
   const { datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed } = spec;
-  return stateFingerprint({ datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed });
+  return stateFingerprint({
+    datasetId,
+    pages,
+    patchSize,
+    patchesPerPage,
+    augment,
+    width,
+    height,
+    seed,
+    generator: GENERATOR,
+  });
 }
 
 /**
@@ -128,8 +144,8 @@ export async function renderDatasetPages(
       const seed = pageSeed(request, index);
       const files = pageNames(index);
       const { clean, degraded } = await runCpuTask('renderPagePair', {
-        spec: { seed, width: request.width, height: request.height },
-        degradation: { ...randomDegradation(seed), skewDegrees: 0 },
+        spec: { seed, width: request.width, height: request.height, handwriting: true },
+        degradation: { ...documentDegradation(seed), skewDegrees: 0 },
       });
       await store.write(files.clean, clean);
       await store.write(files.degraded, degraded);
