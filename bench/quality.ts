@@ -1,18 +1,28 @@
 /**
  * Binarisation quality on real pages: every `test/fixtures/documents/<name>.png` with a `<name>-GroundTruth.png`,
  * scored by the DIBCO measures (F-measure, pseudo-F-measure, PSNR, DRD) for Otsu, Sauvola (two settings), the
- * document binariser and the default restoration pipeline; then the document binariser's time and memory on an A4
- * page at 300 dpi (the real page tiled to 2480×3508), on one core. Prints Markdown tables.
+ * document binariser, the default restoration pipeline and a guided layer-2 model trained here on synthetic pages
+ * only (generateSyntheticData and trainModel's activities, `network: "guided"`); then the document binariser's and
+ * the model's time on an A4 page at 300 dpi (the real page tiled to 2480×3508), on one core. Prints Markdown tables.
+ * Sizes: BENCH_QUALITY_PAGES (default 8) synthetic pages of BENCH_QUALITY_WIDTH (default 2480, 300 dpi A4) pixels,
+ * BENCH_QUALITY_EPOCHS (default 5).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { binaryScores, type BinaryScores } from '../src/activities/restoration/binary-metrics';
 import { binarizeOtsu, binarizeSauvola } from '../src/activities/restoration/binarize';
 import { binarizeDocument } from '../src/activities/restoration/document-binarize';
 import { readGray, type GrayImage } from '../src/activities/restoration/gray-image';
 import { restorePixels } from '../src/activities/restoration/restore-image';
 import { DEFAULT_RESTORATION_STEPS } from '../src/shared/restoration-inputs';
+import { applyCheckpoint, loadModel } from '../src/activities/training/apply-model';
+import type { Checkpoint } from '../src/activities/training/checkpoint';
+import { cutDatasetPatches, renderDatasetPages, validateDataset } from '../src/activities/training/synthetic-data';
+import { prepareTrainingRun, trainEpoch } from '../src/activities/training/train-epoch';
 import { FIXTURES_DIR } from '../test/helpers/fixtures';
+import { intFromEnv } from './settings';
 
 interface Method {
   name: string;
@@ -30,6 +40,53 @@ const METHODS: Method[] = [
     run: async (page) => (await restorePixels(page, DEFAULT_RESTORATION_STEPS)).image,
   },
 ];
+
+/**
+ * Trains a guided layer-2 model on synthetic pages only, through the same activities as generateSyntheticData and
+ * trainModel (in this process, with the CPU pool), in a data dir of its own; returns its best checkpoint.
+ */
+async function trainGuidedModel(): Promise<{ checkpoint: Checkpoint; description: string }> {
+  const pages = intFromEnv('BENCH_QUALITY_PAGES', 8);
+  const width = intFromEnv('BENCH_QUALITY_WIDTH', 2480);
+  const epochs = intFromEnv('BENCH_QUALITY_EPOCHS', 5);
+  process.env.BACKROOM_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), 'backroom-bench-quality-'));
+  const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
+  const run = <A extends unknown[], R>(activity: (...args: A) => Promise<R>, ...args: A) =>
+    new MockActivityEnvironment(undefined, quiet).run(activity, ...args) as Promise<R>;
+  const spec = {
+    datasetId: 'quality',
+    datasetDir: 'datasets/quality',
+    pages,
+    patchSize: 64,
+    patchesPerPage: 32,
+    augment: true,
+    width,
+    height: Math.round(width * 1.414),
+    seed: 5,
+  };
+  const started = performance.now();
+  await run(renderDatasetPages, spec);
+  await run(cutDatasetPatches, spec);
+  await run(validateDataset, spec);
+  const request = { layer: 'layer2', dataset: spec.datasetDir, modelName: 'guided', batchSize: 1024, seed: 1 } as const;
+  const prepared = await run(prepareTrainingRun, { ...request, runKey: 'quality', network: 'guided' } as const);
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    await run(trainEpoch, {
+      ...request,
+      layer: 'layer2',
+      runDir: prepared.runDir,
+      runKey: 'quality',
+      epoch,
+      epochs,
+      learningRate: prepared.learningRate,
+    });
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  return {
+    checkpoint: await loadModel(path.join(prepared.runDir, 'best.json')),
+    description: `guided model (${pages} synthetic pages ${width} wide, ${epochs} epochs, ${seconds} s)`,
+  };
+}
 
 const A4_WIDTH = 2480;
 const A4_HEIGHT = 3508;
@@ -82,6 +139,12 @@ function tiledA4(page: GrayImage): GrayImage {
 }
 
 export async function qualityBenchmark(): Promise<void> {
+  console.log('\nTraining a guided layer-2 model on synthetic pages (no real page is used in training)…');
+  const model = await trainGuidedModel();
+  const methods: Method[] = [
+    ...METHODS,
+    { name: model.description, run: (page) => applyCheckpoint(model.checkpoint, page) },
+  ];
   const pages = realPages();
   console.log(`\nBinarisation quality on ${pages.length} real page(s) with ground truth (test/fixtures/documents)\n`);
   console.log('| Page | Method | FM % | pseudo-FM % | PSNR dB | DRD | ms |');
@@ -92,7 +155,7 @@ export async function qualityBenchmark(): Promise<void> {
     const page = await readGray(readFileSync(pagePath));
     const truth = await readGray(readFileSync(truthPath));
     firstPage ??= page;
-    for (const method of METHODS) {
+    for (const method of methods) {
       const { ms, image } = await timed(() => method.run(page), 3);
       const scores = binaryScores(image, truth);
       console.log(row(name, method.name, scores, ms));
@@ -113,15 +176,16 @@ export async function qualityBenchmark(): Promise<void> {
       console.log(row('mean', method, mean, ms / pages.length));
     }
   }
-  console.log('\n"model" (a trained checkpoint) is not in the table: it needs a checkpoint file from a training run.');
   if (!firstPage) return;
 
   const a4 = tiledA4(firstPage);
   const rssBefore = process.resourceUsage().maxRSS;
   const document = await timed(() => binarizeDocument(a4), 5);
   const rssGrowth = (process.resourceUsage().maxRSS - rssBefore) / 1024;
+  const guided = await timed(() => applyCheckpoint(model.checkpoint, a4), 5);
   const sauvola = await timed(() => binarizeSauvola(a4), 1);
   console.log(`\nA4 at 300 dpi (${A4_WIDTH}×${A4_HEIGHT}, the first page tiled), one core, best of 5:`);
   console.log(`  binarizeDocument ${document.ms.toFixed(0)} ms (peak RSS grew ${rssGrowth.toFixed(0)} MB)`);
+  console.log(`  guided model     ${guided.ms.toFixed(0)} ms (normalisation included)`);
   console.log(`  binarizeSauvola  ${sauvola.ms.toFixed(0)} ms (one run)`);
 }

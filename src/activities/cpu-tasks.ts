@@ -10,7 +10,7 @@ import { renderPagePair } from './restoration/page-generator';
 import { restoreAndMeasure } from './restoration/restore-image';
 import { evaluatePage } from './training/evaluate-page';
 import { loadSharedPatches } from './training/shared-patches';
-import { initialWeights, layer2Patches, trainSteps, validateModel } from './training/training-tasks';
+import { guidedPages, initialWeights, layer2Patches, trainSteps, validateModel } from './training/training-tasks';
 import { frameQualities } from './video/clip-quality';
 import { detectInBatch } from './video/shot-detector';
 
@@ -24,6 +24,7 @@ export const cpuTasks = {
   loadSharedPatches,
   trainSteps,
   layer2Patches,
+  guidedPages,
   validateModel,
 };
 

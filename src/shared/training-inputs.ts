@@ -35,6 +35,9 @@ export const generateSyntheticDataInput = z.strictObject({
 });
 
 export const modelLayer = z.enum(['layer1', 'layer2']);
+/** The layer-2 networks `trainModel` can train (see its `network` field). */
+export const TRAINING_NETWORKS = ['window9', 'guided'] as const;
+export type TrainingNetwork = (typeof TRAINING_NETWORKS)[number];
 
 export const trainModelInput = z
   .strictObject({
@@ -66,6 +69,12 @@ export const trainModelInput = z
     fineTuneFrom: dataLocation('file').optional(),
     /** Layer 2 only: the layer-1 model whose output it refines. */
     layer1Model: dataLocation('file').optional(),
+    /**
+     * Layer 2 only: `window9` (default) refines a layer-1 model's output with a 9×9 network over every pixel;
+     * `guided` reads the page as the document binariser normalises it and decides only the pixels the binariser is
+     * unsure of (no layer-1 model; fast, and it transfers to real scans).
+     */
+    network: z.enum(TRAINING_NETWORKS).optional(),
     seed: z.number().int().min(0).default(1),
     /** Evaluate on the held-out pages at the end (PSNR / SSIM against the degraded input and the classical pipeline). */
     evaluate: z.boolean().default(true),
@@ -78,8 +87,25 @@ export const trainModelInput = z
      */
     overwrite: z.boolean().default(false),
   })
-  .refine((value) => value.layer === 'layer1' || value.layer1Model !== undefined || value.fineTuneFrom !== undefined, {
-    error: 'a layer2 run refines a layer-1 model: give layer1Model (or fineTuneFrom a layer-2 checkpoint)',
+  .refine(
+    (value) =>
+      value.layer === 'layer1' ||
+      value.layer1Model !== undefined ||
+      value.fineTuneFrom !== undefined ||
+      value.network === 'guided',
+    {
+      error:
+        'a layer2 run refines a layer-1 model: give layer1Model (or fineTuneFrom a layer-2 checkpoint), or ' +
+        'network "guided", which needs none',
+      path: ['layer1Model'],
+    },
+  )
+  .refine((value) => value.network === undefined || value.layer === 'layer2', {
+    error: 'network chooses a layer-2 model: give it with layer "layer2"',
+    path: ['network'],
+  })
+  .refine((value) => value.network !== 'guided' || value.layer1Model === undefined, {
+    error: 'the guided network reads the normalised page, not a layer-1 model: leave layer1Model out',
     path: ['layer1Model'],
   })
   .refine((value) => value.runId === undefined || value.modelName === undefined || value.runId === value.modelName, {

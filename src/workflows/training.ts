@@ -155,6 +155,7 @@ export const trainModel = defineJob<typeof trainModelInput, TrainModelResult, Tr
             seed: input.seed,
             // Only when given: runs recorded before modelDir existed scheduled the same arguments.
             ...(input.modelDir !== undefined && { modelDir: input.modelDir }),
+            ...(input.network !== undefined && { network: input.network }),
           });
         }
         const run = prepared;

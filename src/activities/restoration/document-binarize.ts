@@ -21,6 +21,8 @@ export interface DocumentBinarizeOptions {
 
 /** Measured on the real manuscript page in test/fixtures/documents (0.5 is the midpoint; ink edges are soft). */
 const DEFAULT_INK_FRACTION = 0.6;
+/** The default threshold on normalizeDocument's scale. */
+export const NORMALIZED_THRESHOLD = Math.round(DEFAULT_INK_FRACTION * 255);
 const MAX_RUN = 64;
 const BAND_ROWS = 64;
 const SAMPLE_PIXELS = 2_000_000;
@@ -335,4 +337,74 @@ export function binarizeDocument(image: GrayImage, options: DocumentBinarizeOpti
     }
   }
   return { width, height, data: out };
+}
+
+/** A page with its lighting taken out: see `normalizeDocument`. */
+export interface NormalizedDocument {
+  /** 0 at the local ink level, 255 at the local paper level (clamped); bare paper (too little contrast) is 255. */
+  image: GrayImage;
+  /** Where binarizeDocument puts its threshold on this scale: ink is at or below it. */
+  threshold: number;
+}
+
+/**
+ * The page as binarizeDocument sees it: each pixel placed between the local ink level (0) and the local paper level
+ * (255) of the same two surfaces, with places too flat to hold ink set to paper. Uneven lighting, stains and faded
+ * ink all look alike on this scale, so a model that reads it learns strokes, not a scanner's lighting.
+ */
+export function normalizeDocument(image: GrayImage, options: DocumentBinarizeOptions = {}): NormalizedDocument {
+  const { width, height, data } = image;
+  const out = new Uint8Array(width * height).fill(255);
+  const inkFraction = options.inkFraction ?? DEFAULT_INK_FRACTION;
+  const threshold = Math.round(inkFraction * 255);
+  if (width === 0 || height === 0) return { image: { width, height, data: out }, threshold };
+  const strokeWidth = Math.max(2, options.strokeWidth ?? estimateStrokeWidth(image));
+  const scale = surfaceScale(strokeWidth);
+  const { paper, ink } = surfaces(image, strokeWidth, scale);
+  const minContrast = options.minContrast ?? contrastThreshold(paper, ink);
+  // As in binarizeDocument: columns between grid points a and a + 1 share a segment, and a segment between two
+  // grid points that both lack contrast is bare paper (left at 255) without a look at its pixels.
+  const gridWidth = paper.width;
+  const segmentStart = new Int32Array(gridWidth + 1).fill(width);
+  const weight = new Float32Array(width);
+  for (let x = width - 1; x >= 0; x--) {
+    const position = Math.min(gridWidth - 1, Math.max(0, (x + 0.5) / scale - 0.5));
+    segmentStart[Math.floor(position)] = x;
+    weight[x] = position - Math.floor(position);
+  }
+  for (let a = gridWidth - 1; a >= 0; a--)
+    segmentStart[a] = Math.min(segmentStart[a] ?? width, segmentStart[a + 1] ?? width);
+  const inkRow = new Float32Array(gridWidth);
+  const differenceRow = new Float32Array(gridWidth);
+  for (let y = 0; y < height; y++) {
+    const position = Math.min(paper.height - 1, Math.max(0, (y + 0.5) / scale - 0.5));
+    const top = Math.floor(position) * gridWidth;
+    const bottom = Math.min(paper.height - 1, Math.floor(position) + 1) * gridWidth;
+    const down = position - Math.floor(position);
+    for (let x = 0; x < gridWidth; x++) {
+      const paperTop = paper.data[top + x] ?? 255;
+      const inkTop = ink.data[top + x] ?? 0;
+      const inkLevel = inkTop + ((ink.data[bottom + x] ?? 0) - inkTop) * down;
+      inkRow[x] = inkLevel;
+      differenceRow[x] = paperTop + ((paper.data[bottom + x] ?? 255) - paperTop) * down - inkLevel;
+    }
+    const row = y * width;
+    for (let a = 0; a < gridWidth; a++) {
+      const b = Math.min(gridWidth - 1, a + 1);
+      const differenceA = differenceRow[a] ?? 0;
+      const differenceB = differenceRow[b] ?? 0;
+      if (differenceA < minContrast && differenceB < minContrast) continue;
+      const inkA = inkRow[a] ?? 0;
+      const inkB = inkRow[b] ?? 0;
+      const end = segmentStart[a + 1] ?? width;
+      for (let x = segmentStart[a] ?? 0; x < end; x++) {
+        const w = weight[x] ?? 0;
+        const difference = differenceA + (differenceB - differenceA) * w;
+        if (difference < minContrast) continue;
+        const value = (255 * ((data[row + x] ?? 255) - inkA - (inkB - inkA) * w)) / difference;
+        out[row + x] = value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
+      }
+    }
+  }
+  return { image: { width, height, data: out }, threshold };
 }

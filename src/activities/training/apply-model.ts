@@ -14,6 +14,7 @@ import {
   type ParsedCheckpoint,
 } from './checkpoint';
 import type { EvaluationSummary } from './evaluate';
+import { decideGuided, guidedInput, isGuided } from './guided-model';
 import { WindowModel } from './model';
 
 /** Where an evaluation is written beside its model by default: on the dataset's held-out pages, or on given pages. */
@@ -23,11 +24,15 @@ export const PAGES_EVALUATION_FILE = 'evaluation-pages.json';
 /** Rows per strip: with 48 channels of float32, a 1240-pixel-wide strip stays near 25 MB. */
 const STRIP_ROWS = 96;
 
-/** 0..1 model outputs → 8-bit pixels; layer 2's outputs are ink probabilities, cut at one half. */
+/**
+ * 0..1 model outputs → 8-bit pixels; layer 2's outputs are ink probabilities, cut at one half. A plain loop:
+ * Uint8Array.from with a mapping function takes seconds on an A4 page.
+ */
 export function toPixels(values: Float32Array, layer: ModelLayer): Uint8Array {
-  return layer === 'layer2'
-    ? Uint8Array.from(values, (value) => (value >= 0.5 ? 255 : 0))
-    : Uint8Array.from(values, (value) => Math.round(value * 255));
+  const pixels = new Uint8Array(values.length);
+  if (layer === 'layer2') for (let i = 0; i < values.length; i++) pixels[i] = (values[i] ?? 0) >= 0.5 ? 255 : 0;
+  else for (let i = 0; i < values.length; i++) pixels[i] = Math.round((values[i] ?? 0) * 255);
+  return pixels;
 }
 
 /** Runs `model` over one image of any size, strip by strip, with enough rows of context that strips do not show. */
@@ -59,9 +64,20 @@ export async function applyWeights(weights: ModelWeights, layer: ModelLayer, ima
   }
 }
 
-/** Applies a whole checkpoint: layer 1, then layer 2 when it is a layer-2 model. */
+/** Applies a guided layer-2 network (guided-model.ts) to a page: the binariser's decisions, the network's where unsure. */
+async function applyGuided(weights: ModelWeights, image: GrayImage): Promise<GrayImage> {
+  const model = await WindowModel.fromWeights(weights.weights, weights.architecture);
+  try {
+    return { width: image.width, height: image.height, data: decideGuided(model, guidedInput(image)) };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Applies a whole checkpoint: layer 1, then layer 2 when it is a layer-2 model (a guided one needs no layer 1). */
 export async function applyCheckpoint(checkpoint: Checkpoint, image: GrayImage): Promise<GrayImage> {
   if (checkpoint.layer === 'layer1') return applyWeights(checkpoint, 'layer1', image);
+  if (isGuided(checkpoint.architecture)) return applyGuided(checkpoint, image);
   if (!checkpoint.layer1) throw new Error('This layer-2 checkpoint carries no layer-1 model');
   return applyWeights(checkpoint, 'layer2', await applyWeights(checkpoint.layer1, 'layer1', image));
 }

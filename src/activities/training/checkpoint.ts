@@ -44,6 +44,7 @@ const floats = z.string();
 const architectureSchema = z.object({
   window: z.number().int().min(1).max(31),
   hidden: z.tuple([z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]),
+  input: z.literal('normalized').optional(),
 });
 const weightsSchema = z.object({ architecture: architectureSchema, weights: z.record(z.string(), floats) });
 const fileSchema = weightsSchema.extend({
@@ -94,7 +95,8 @@ function encodeWeights({ architecture, weights }: ModelWeights) {
 }
 
 function decodeWeights(raw: z.output<typeof weightsSchema>): ModelWeights {
-  const architecture = { window: raw.architecture.window, hidden: raw.architecture.hidden } as Architecture;
+  const { window, hidden, input } = raw.architecture;
+  const architecture: Architecture = { window, hidden, ...(input && { input }) };
   if (architecture.window % 2 !== 1) throw new Error('the window size must be odd');
   const shapes = weightShapes(architecture);
   const weights = {} as Weights;

@@ -22,6 +22,11 @@ const MIN_PAPER = 1 / 255;
 export interface Architecture {
   window: number;
   hidden: readonly [number, number];
+  /**
+   * What the network reads: the page's pixels (absent), or the page normalised by the document binariser, where it
+   * decides only the pixels the binariser is unsure of (guided-model.ts).
+   */
+  input?: 'normalized';
 }
 
 /** Weight names, in the order the optimiser keeps its state (it matches state to variables by position). */

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityHeartbeat, Resumable } from '../../shared/job-status';
-import type { EpochMetrics, ModelLayer } from '../../shared/training-inputs';
+import type { EpochMetrics, ModelLayer, TrainingNetwork } from '../../shared/training-inputs';
 import { runCpuTask } from '../cpu-pool';
 import { readCached } from '../file-cache';
 import { heartbeatWhile } from '../heartbeat-while';
@@ -33,8 +33,9 @@ import {
   type TrainingPosition,
 } from './checkpoint';
 import { mirrorOfFolder, noteMirror, readManifest, type DatasetFolder } from './dataset';
+import { GUIDED_ARCHITECTURE, isGuided } from './guided-model';
 import type { TrainingState } from './model';
-import type { SharedPatchSet, SharedPatches } from './shared-patches';
+import type { SharedImages, SharedPatchSet, SharedPatches } from './shared-patches';
 
 /** Pixel windows drawn from each training patch per epoch. */
 export const WINDOWS_PER_PATCH = 256;
@@ -62,6 +63,8 @@ export interface PrepareRunRequest {
   learningRate?: number | undefined;
   fineTuneFrom?: string | undefined;
   layer1Model?: string | undefined;
+  /** Layer 2 only: `guided` trains the guided network (guided-model.ts), which needs no layer-1 model. */
+  network?: TrainingNetwork | undefined;
   seed: number;
   /** Replace another model found in the model folder instead of refusing to start. */
   overwrite?: boolean | undefined;
@@ -109,6 +112,21 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
       'LayerMismatch',
     );
   }
+  const guided = request.network === 'guided';
+  if (guided && (request.layer !== 'layer2' || request.layer1Model)) {
+    throw ApplicationFailure.nonRetryable(
+      'The guided network is a layer-2 model that reads the normalised page, not a layer-1 model: train it with ' +
+        'layer "layer2" and no layer1Model.',
+      'LayerMismatch',
+    );
+  }
+  if (fineTune && guided !== isGuided(fineTune.architecture)) {
+    throw ApplicationFailure.nonRetryable(
+      `${request.fineTuneFrom} is ${isGuided(fineTune.architecture) ? 'a guided' : 'a window'} network; ` +
+        `give network "${isGuided(fineTune.architecture) ? 'guided' : 'window9'}" to fine-tune it.`,
+      'LayerMismatch',
+    );
+  }
   let layer1 = fineTune?.layer1;
   if (request.layer === 'layer2' && request.layer1Model) {
     const base = await readCheckpointInput(request.layer1Model, 'layer-1 model');
@@ -120,7 +138,7 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
     }
     layer1 = { architecture: base.architecture, weights: base.weights };
   }
-  if (request.layer === 'layer2' && !layer1) {
+  if (request.layer === 'layer2' && !layer1 && !guided) {
     throw ApplicationFailure.nonRetryable(
       'A layer-2 run refines a layer-1 model: train layer1 first and pass its checkpoint as layer1Model.',
       'Layer1Missing',
@@ -132,7 +150,12 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
   const existing = await readCheckpointIfAny(place, epochName(0), 'starting checkpoint').catch(() => undefined);
   if (existing?.position.firstRunId !== request.runKey) {
     const { architecture, weights } =
-      fineTune ?? (await runCpuTask('initialWeights', { seed: request.seed }, { signal: null }));
+      fineTune ??
+      (await runCpuTask(
+        'initialWeights',
+        { seed: request.seed, ...(guided && { architecture: GUIDED_ARCHITECTURE }) },
+        { signal: null },
+      ));
     await writeCheckpointAt(place, epochName(0), {
       layer: request.layer,
       architecture,
@@ -155,8 +178,18 @@ async function prepareRun(request: PrepareRunRequest): Promise<PreparedRun> {
 
 /** What defines a model: another value of any of these trains another one (its name is where it goes). */
 export function modelFingerprint(request: PrepareRunRequest): string {
-  const { layer, dataset, batchSize, learningRate, fineTuneFrom, layer1Model, seed } = request;
-  return stateFingerprint({ layer, dataset, batchSize, learningRate, fineTuneFrom, layer1Model, seed });
+  const { layer, dataset, batchSize, learningRate, fineTuneFrom, layer1Model, seed, network } = request;
+  // `network` only when given, so model folders made before it existed keep their fingerprint.
+  return stateFingerprint({
+    layer,
+    dataset,
+    batchSize,
+    learningRate,
+    fineTuneFrom,
+    layer1Model,
+    seed,
+    ...(network && { network }),
+  });
 }
 
 /** A model folder's checkpoints: each epoch's, the partial one of an epoch in progress, and the best. */
@@ -204,6 +237,10 @@ export interface EpochCursor {
 interface LayerData {
   train: SharedPatchSet;
   val: SharedPatchSet;
+  /** A guided network's run (guided-model.ts): it trains and validates on the normalised pages. */
+  guided?: boolean;
+  /** A guided run validates on whole pages: these, as they are. */
+  valDegraded?: SharedImages;
 }
 
 /** Decodes the dataset whose manifest is `manifestFile` into shared memory, on the CPU pool. */
@@ -230,18 +267,29 @@ const layer2Runs = new WeakMap<SharedPatches, Map<string, Promise<LayerData>>>()
 const LAYER2_RUNS_PER_DATASET = 2;
 
 /** A run's layer-1 model never changes, so its outputs over the dataset are computed once per run and process. */
-async function layerData(layer: ModelLayer, dataset: SharedPatches, start: Checkpoint, runKey: string) {
+async function layerData(
+  layer: ModelLayer,
+  dataset: SharedPatches,
+  folder: DatasetFolder,
+  start: Checkpoint,
+  runKey: string,
+): Promise<LayerData> {
   if (layer === 'layer1') return dataset;
   const layer1 = start.layer1;
-  if (!layer1)
+  const guided = isGuided(start.architecture);
+  if (!layer1 && !guided)
     throw ApplicationFailure.nonRetryable('The layer-2 checkpoint carries no layer-1 model.', 'Layer1Missing');
   let runs = layer2Runs.get(dataset);
   if (!runs) layer2Runs.set(dataset, (runs = new Map()));
   let data = runs.get(runKey);
   if (!data) {
-    const base = { architecture: layer1.architecture, weights: layer1.weights };
-    const refine = (set: SharedPatchSet) => runCpuTask('layer2Patches', { layer1: base, set }, { signal: null });
-    const entry = Promise.all([refine(dataset.train), refine(dataset.val)]).then(([train, val]) => ({ train, val }));
+    const entry: Promise<LayerData> = layer1
+      ? Promise.all(
+          [dataset.train, dataset.val].map((set) => runCpuTask('layer2Patches', { layer1, set }, { signal: null })),
+        ).then(([train, val]) => ({ train: train!, val: val! }))
+      : runCpuTask('guidedPages', { dataset: folder.dir, mirrorOf: folder.mirrorOf }, { signal: null }).then(
+          ({ train, val, valDegraded }) => ({ train, val, valDegraded, guided: true }),
+        );
     data = entry;
     runs.set(runKey, entry);
     entry.catch(() => {
@@ -305,8 +353,8 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   };
   const dataset = await meanwhile('loading the dataset', sharedDataset(folder));
   const data = await meanwhile(
-    'running layer 1 over the dataset',
-    layerData(request.layer, dataset, start, request.runKey),
+    isGuided(start.architecture) ? 'normalising the pages of the dataset' : 'running layer 1 over the dataset',
+    layerData(request.layer, dataset, folder, start, request.runKey),
   );
   // The model as the last step left it: weights, Adam's state and (after a step of this attempt) Adam's powers.
   let state: TrainingState = { architecture: from.architecture, weights: from.weights, optimizer: from.optimizer };
@@ -346,6 +394,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
           fromBatch: cursor.batch,
           toBatch: Math.min(batches, cursor.batch + STEP_BATCHES),
           budgetMs: STEP_MS,
+          guided: data.guided,
         },
         { signal: null },
       );
@@ -384,7 +433,8 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
         architecture: state.architecture,
         weights: state.weights,
         val: data.val,
-        degraded: dataset.val.inputs,
+        degraded: data.valDegraded ?? dataset.val.inputs,
+        guided: data.guided,
       },
       { signal: null },
     ),

@@ -10,7 +10,8 @@ import type { ModelLayer } from '../../shared/training-inputs';
 import { seededRandom } from '../restoration/page-generator';
 import type { GrayImage } from '../restoration/gray-image';
 import { toPixels } from './apply-model';
-import type { PatchSet } from './dataset';
+import { guidedInput, guidedValues, INK_TARGET, isUnsure } from './guided-model';
+import { readManifest, readMirrorManifest, readPatchPairs, type PatchSet } from './dataset';
 import {
   DEFAULT_ARCHITECTURE,
   WindowModel,
@@ -20,7 +21,14 @@ import {
   type TrainingState,
   type Weights,
 } from './model';
-import { imagesOf, patchSetOf, sharePatchSet, type SharedImages, type SharedPatchSet } from './shared-patches';
+import {
+  imagesOf,
+  patchSetOf,
+  shareImages,
+  sharePatchSet,
+  type SharedImages,
+  type SharedPatchSet,
+} from './shared-patches';
 
 /** Patches per `predict` call: the same chunks whichever thread runs them, so the outputs are the same. */
 const PREDICT_CHUNK = 64;
@@ -28,8 +36,9 @@ const PREDICT_CHUNK = 64;
 /** CPU-pool task: fresh He-initialized weights, reproducible from `seed`. */
 export async function initialWeights(input: {
   seed: number;
+  architecture?: Architecture;
 }): Promise<{ architecture: Architecture; weights: Weights }> {
-  const model = await WindowModel.initialize(input.seed, DEFAULT_ARCHITECTURE);
+  const model = await WindowModel.initialize(input.seed, input.architecture ?? DEFAULT_ARCHITECTURE);
   try {
     return { architecture: model.architecture, weights: await model.weights() };
   } finally {
@@ -42,20 +51,33 @@ export interface BatchDraw {
   seed: number;
   epoch: number;
   batchSize: number;
+  /** A guided network's run (guided-model.ts): windows are drawn at the pixels the binariser is unsure of. */
+  guided?: boolean | undefined;
 }
 
+/** Tries per window to land on an unsure pixel (a patch of bare paper has none: its last try is kept). */
+const UNSURE_TRIES = 16;
+
 /** Fills batch number `batch` of an epoch. */
-export function drawBatch(set: PatchSet, draw: BatchDraw, batch: number) {
+export function drawBatch(set: PatchSet, draw: BatchDraw, batch: number, architecture = DEFAULT_ARCHITECTURE) {
   const random = seededRandom((draw.seed * 7919 + draw.epoch) * 1_000_003 + batch);
-  const windows = emptyBatch(draw.batchSize);
+  const windows = emptyBatch(draw.batchSize, architecture.window);
   for (let slot = 0; slot < draw.batchSize; slot++) {
     const index = Math.floor(random() * set.inputs.length);
     const input = set.inputs[index];
     const target = set.targets[index];
     if (!input || !target) continue;
-    const x = Math.floor(random() * input.width);
-    const y = Math.floor(random() * input.height);
-    cutWindow(input, x, y, windows, slot);
+    let x = Math.floor(random() * input.width);
+    let y = Math.floor(random() * input.height);
+    for (
+      let tries = 1;
+      draw.guided && tries < UNSURE_TRIES && !isUnsure(input.data[y * input.width + x] ?? 255);
+      tries++
+    ) {
+      x = Math.floor(random() * input.width);
+      y = Math.floor(random() * input.height);
+    }
+    cutWindow(input, x, y, windows, slot, architecture.window);
     windows.targets[slot] = (target.data[y * target.width + x] ?? 0) / 255;
   }
   return windows;
@@ -86,7 +108,7 @@ export async function trainSteps(input: TrainStepsInput): Promise<TrainStepsOutp
     const until = performance.now() + input.budgetMs;
     const losses: number[] = [];
     for (let batch = input.fromBatch; batch < input.toBatch && performance.now() < until; batch++) {
-      const loss = await model.trainBatch(drawBatch(train, input, batch));
+      const loss = await model.trainBatch(drawBatch(train, input, batch, input.state.architecture));
       losses.push(loss);
       if (!Number.isFinite(loss)) break;
     }
@@ -125,6 +147,37 @@ export async function layer2Patches(input: {
   }
 }
 
+/** A guided run's data (guided-model.ts): whole pages, normalised, with their clean ink. */
+export interface GuidedData {
+  train: SharedPatchSet;
+  val: SharedPatchSet;
+  /** The validation pages as they are: what doing nothing scores. */
+  valDegraded: SharedImages;
+}
+
+/**
+ * CPU-pool task: a guided run's data. It trains on the dataset's whole pages, not its patches: the binariser's
+ * surfaces and contrast bar are estimated over a page, and a patch of a few lines would give them other values than
+ * the page the network will meet. Inputs are the degraded pages normalised, targets the clean pages with every pixel
+ * darker than INK_TARGET as ink. `dataset` is the resolved dataset folder, as for loadSharedPatches.
+ */
+export async function guidedPages(input: { dataset: string; mirrorOf?: string | undefined }): Promise<GuidedData> {
+  const folder = input.mirrorOf
+    ? await readMirrorManifest({ dir: input.dataset, mirrorOf: input.mirrorOf })
+    : await readManifest(input.dataset);
+  const prepare = (pages: PatchSet): SharedPatchSet =>
+    sharePatchSet({
+      inputs: pages.inputs.map(guidedInput),
+      targets: pages.targets.map((image) => ({
+        ...image,
+        data: Uint8Array.from(image.data, (value) => (value < INK_TARGET ? 0 : 255)),
+      })),
+    });
+  const trainPages = await readPatchPairs(folder, folder.manifest.pages.train);
+  const valPages = await readPatchPairs(folder, folder.manifest.pages.val);
+  return { train: prepare(trainPages), val: prepare(valPages), valDegraded: shareImages(valPages.inputs) };
+}
+
 export interface Validation {
   loss: number;
   psnr: number;
@@ -142,17 +195,22 @@ export async function validateModel(input: {
   weights: Weights;
   val: SharedPatchSet;
   degraded: SharedImages;
+  guided?: boolean | undefined;
 }): Promise<Validation> {
   const val = patchSetOf(input.val);
   const degraded = imagesOf(input.degraded);
   const model = await WindowModel.fromWeights(input.weights, input.architecture);
+  const { guided } = input;
+  // A guided network decides only the unsure pixels: validate what it outputs, the binariser's decisions included.
+  const predict = (patches: GrayImage[]) =>
+    guided ? patches.map((normalized) => guidedValues(model, normalized)) : model.predict(patches);
   try {
     let squared = 0;
     let pixelError = 0;
     let inputError = 0;
     let pixels = 0;
     for (let i = 0; i < val.inputs.length; i += PREDICT_CHUNK) {
-      const outputs = model.predict(val.inputs.slice(i, i + PREDICT_CHUNK));
+      const outputs = predict(val.inputs.slice(i, i + PREDICT_CHUNK));
       outputs.forEach((values, j) => {
         const target = val.targets[i + j];
         const degradedInput = degraded[i + j];
