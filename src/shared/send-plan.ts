@@ -12,7 +12,14 @@
  *   than a window apart as well. It loses each batch's own duration, which is little when batches are far apart.
  * A per-domain limit caps the messages to one domain per batch so that the batches that fit in a domain window
  * stay under it. The activity waits for the exact start time itself (`notBefore`), so the time to dispatch it is
- * not lost either. Pure functions: the workflow imports this.
+ * not lost either.
+ *
+ * Per message, when the limit is small enough to remember its last `count` replies and no per-domain limit applies
+ * (`perMessage`): message j starts only after message j − count got its reply plus one window. The server receives
+ * each message between its start and its reply, so j and j − count are always more than a window apart, and no
+ * window holds more than `count`; yet nothing is lost to a batch's length, so the rate is the limit within a
+ * round trip per window. The batches then only group messages into activities. Pure functions: the workflow
+ * imports this.
  */
 
 export interface Rate {
@@ -50,6 +57,8 @@ export interface SendPlan {
   window?: { batches: number; ms: number };
   /** At most this many messages to one recipient domain per batch. */
   perDomainPerBatch?: number;
+  /** Per-message pacing (see the module comment): message j waits for message j − count's reply plus `ms`. */
+  perMessage?: { count: number; ms: number };
 }
 
 /**
@@ -62,6 +71,8 @@ const TARGET_CADENCE_MS = 500;
 const MAX_LIMITED_BATCH = 100;
 /** The window rule keeps this many end times at most (they travel through continue-as-new). */
 export const MAX_TRACKED_BATCHES = 64;
+/** Per-message pacing remembers this many reply times at most (they travel with every batch and continue-as-new). */
+export const MAX_TRACKED_SENDS = 200;
 /** Below this much time per batch, the spacing rule would waste a noticeable share of the limit. */
 const WINDOW_RULE_BELOW_MS = 2000;
 
@@ -82,8 +93,14 @@ function limitedBatchSize(rate: Rate): number {
   return options.find((d) => rate.count / d <= MAX_TRACKED_BATCHES) ?? size;
 }
 
-/** The pacing that keeps `rate` (and `perDomain`) in every sliding window; see the module comment. */
-export function planSending(rate?: Rate, perDomain?: Rate): SendPlan {
+/**
+ * The pacing that keeps `rate` (and `perDomain`) in every sliding window; see the module comment. `perMessage`
+ * allows per-message pacing where it applies (campaigns recorded before it existed replay without it).
+ */
+export function planSending(rate?: Rate, perDomain?: Rate, options: { perMessage?: boolean } = {}): SendPlan {
+  if (options.perMessage && rate && !perDomain && rate.count <= MAX_TRACKED_SENDS) {
+    return { batchSize: limitedBatchSize(rate), spacingMs: 0, perMessage: { count: rate.count, ms: rate.perMs } };
+  }
   const plan: SendPlan = { batchSize: UNLIMITED_BATCH, spacingMs: 0 };
   if (rate) {
     plan.batchSize = limitedBatchSize(rate);
@@ -110,13 +127,32 @@ export function planSending(rate?: Rate, perDomain?: Rate): SendPlan {
  * The earliest start of the next batch, given when recent batches got their last reply (oldest first, at least the
  * last `window.batches` of them); 0 when nothing holds it back.
  */
-export function nextBatchStart(plan: SendPlan, recentEnds: readonly number[]): number {
+export function nextBatchStart(
+  plan: SendPlan,
+  recentEnds: readonly number[],
+  recentReplies: readonly number[] = [],
+): number {
+  if (plan.perMessage) return earliestSend(plan.perMessage, recentReplies);
   const last = recentEnds.at(-1);
   let start = last === undefined || plan.spacingMs === 0 ? 0 : last + plan.spacingMs;
   if (plan.window && recentEnds.length >= plan.window.batches) {
     start = Math.max(start, recentEnds[recentEnds.length - plan.window.batches]! + plan.window.ms + 1);
   }
   return start;
+}
+
+/**
+ * Per-message pacing: the earliest start of the next message, given the reply times of the messages before it
+ * (oldest first); 0 when fewer than `count` came before.
+ */
+export function earliestSend(perMessage: { count: number; ms: number }, recentReplies: readonly number[]): number {
+  const back = recentReplies[recentReplies.length - perMessage.count];
+  return back === undefined ? 0 : back + perMessage.ms + 1;
+}
+
+/** Per-message pacing: the reply times it needs to keep, after adding a batch's. */
+export function keepRecentReplies(plan: SendPlan, recentReplies: readonly number[], added: readonly number[]) {
+  return [...recentReplies, ...added].slice(-(plan.perMessage?.count ?? 0));
 }
 
 /** The end times the plan needs to keep, after adding the latest. */

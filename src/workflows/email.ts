@@ -4,13 +4,20 @@
  * message before the next. The workflow paces the batches with its own timers (send-plan.ts), so the rate limit
  * holds across worker restarts, and continues as new every `batchesPerRun` batches to keep its history small.
  */
-import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { condition, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { CampaignReportSummary } from '../activities/email/report';
 import type { BatchState } from '../activities/email/send-batch';
 import type { DeliverEmailResult } from '../activities/email/send-email';
 import { sendBulkEmailInput, sendEmailInput } from '../shared/email-inputs';
-import { describeRate, keepRecentEnds, nextBatchStart, parseRate, planSending } from '../shared/send-plan';
+import {
+  describeRate,
+  keepRecentEnds,
+  keepRecentReplies,
+  nextBatchStart,
+  parseRate,
+  planSending,
+} from '../shared/send-plan';
 import { bounded, interruptibleUntilDone, untilReachable } from './activity-profiles';
 import { defineJob } from './define-job';
 
@@ -73,6 +80,8 @@ export interface BulkEmailCarry {
   earlierLogs?: string[];
   /** When recent batches got their last server reply (ms since the epoch, oldest first): the pacing's memory. */
   recentEnds: number[];
+  /** With per-message pacing: the reply times of the campaign's last messages, oldest first (at most the limit). */
+  recentReplies?: number[];
 }
 
 /**
@@ -91,7 +100,14 @@ export const sendBulkEmail = defineJob<typeof sendBulkEmailInput, BulkEmailResul
   setup: ({ job, input, carry, continueAsNew }) => {
     const rate = input.rate === undefined ? undefined : parseRate(input.rate);
     const perDomain = input.perDomainRate === undefined ? undefined : parseRate(input.perDomainRate);
-    const plan = planSending(rate, perDomain);
+    // Per-message pacing is a newer plan: a campaign recorded before it replays (and goes on) with batch pacing.
+    const plan = planSending(rate, perDomain, { perMessage: patched('email-per-message-pacing') });
+    /**
+     * Per-message pacing's memory when there is none yet: a campaign that sent before (or a run of an older plan)
+     * waits as if its last reply had been every recent message's: safe, if slower for a window.
+     */
+    const assumedReplies = (lastReplyAt: number | undefined) =>
+      plan.perMessage && lastReplyAt ? Array<number>(plan.perMessage.count).fill(lastReplyAt) : [];
     const campaignId = input.campaignId ?? workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
     let campaign: BulkEmailCarry | undefined = carry;
     let report: CampaignReportSummary | undefined;
@@ -140,17 +156,19 @@ export const sendBulkEmail = defineJob<typeof sendBulkEmailInput, BulkEmailResul
             ...(prepared.earlierLogs?.length && { earlierLogs: prepared.earlierLogs }),
             // A campaign started again waits as if its last message had ended every recent batch: safe, if slower.
             recentEnds: prepared.lastReplyAt ? Array<number>(plan.window?.batches ?? 1).fill(prepared.lastReplyAt) : [],
+            ...(plan.perMessage && { recentReplies: assumedReplies(prepared.lastReplyAt) }),
           };
           for (const row of prepared.skippedSample)
             job.noteError(`row ${row.row} ${row.email}`, `skipped: ${row.reason}`);
         }
         const c = campaign;
+        if (plan.perMessage && !c.recentReplies) c.recentReplies = assumedReplies(Math.max(0, ...c.recentEnds));
         job.setStage('sending');
         showCounts(c);
         let batches = 0;
         while (c.next < c.total) {
           await job.checkpoint();
-          const notBefore = nextBatchStart(plan, c.recentEnds);
+          const notBefore = nextBatchStart(plan, c.recentEnds, c.recentReplies);
           const wait = notBefore - DISPATCH_LEAD_MS - Date.now();
           if (wait > 0) {
             await condition(() => job.isCancelling, wait);
@@ -166,6 +184,7 @@ export const sendBulkEmail = defineJob<typeof sendBulkEmailInput, BulkEmailResul
               sentBefore: c.sent,
               notBefore,
               ...(c.earlierLogs?.length && { earlierLogs: c.earlierLogs }),
+              ...(plan.perMessage && { perMessage: plan.perMessage, recentReplies: c.recentReplies ?? [] }),
             }),
           );
           c.next = batch.next;
@@ -173,6 +192,7 @@ export const sendBulkEmail = defineJob<typeof sendBulkEmailInput, BulkEmailResul
           c.failed += batch.failed;
           c.possiblyDuplicated += batch.possiblyDuplicated;
           c.recentEnds = keepRecentEnds(plan, c.recentEnds, batch.lastReplyAt);
+          if (plan.perMessage) c.recentReplies = keepRecentReplies(plan, c.recentReplies ?? [], batch.replies ?? []);
           for (const failure of batch.failures) job.noteError(failure.email, failure.reason);
           showCounts(c);
           batches += 1;

@@ -19,7 +19,15 @@ import { busiestWindow, readMailbox } from '../../src/mail-sink/mailbox';
 import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
 import { sendBulkEmailInput } from '../../src/shared/email-inputs';
-import { keepRecentEnds, nextBatchStart, parseRate, planSending, type Rate } from '../../src/shared/send-plan';
+import {
+  earliestSend,
+  keepRecentEnds,
+  keepRecentReplies,
+  nextBatchStart,
+  parseRate,
+  planSending,
+  type Rate,
+} from '../../src/shared/send-plan';
 import { freePort } from '../../src/ports';
 import { runActivity } from '../helpers/activity';
 
@@ -102,6 +110,60 @@ describe('planSending', () => {
 
   it('sends without pacing when there is no limit', () => {
     assert.deepEqual(planSending(), { batchSize: 1000, spacingMs: 0 });
+  });
+});
+
+/**
+ * Plays a campaign paced per message, as the workflow and the batch activity do: a batch is dispatched up to a second
+ * before `nextBatchStart` (or when the last one ends), and each of its messages starts at `earliestSend` over the replies before it (or when
+ * the one before it is done), reaches the server some time after its start and gets its reply some time after that.
+ */
+function simulatePerMessage(rate: Rate, messages: number, seed: number) {
+  const plan = planSending(rate, undefined, { perMessage: true });
+  assert.ok(plan.perMessage, JSON.stringify(plan));
+  let random = seed;
+  const next = () => (random = (random * 16807) % 2147483647) / 2147483647;
+  const arrivals: number[] = [];
+  let replies: number[] = [];
+  let now = 0;
+  while (arrivals.length < messages) {
+    // The workflow dispatches a batch a second before it may start (or at once), and the dispatch may run late.
+    now = Math.max(now, nextBatchStart(plan, [], replies) - 1000) + next() * 50;
+    const batch: number[] = [];
+    for (let inBatch = 0; inBatch < plan.batchSize && arrivals.length < messages; inBatch++) {
+      const start = Math.max(now, earliestSend(plan.perMessage, [...replies, ...batch]));
+      arrivals.push(start + next() * 3); // on the wire
+      now = start + 3 + next() * 3; // the reply
+      batch.push(now);
+    }
+    replies = keepRecentReplies(plan, replies, batch);
+  }
+  // Five windows' allowance went out between the first message and message 5 × count, which waits for the last
+  // of them: the rate is 5 × count over that time.
+  const windows = 5;
+  const span = arrivals[windows * rate.count]! - arrivals[0]!;
+  return { plan, busiest: busiestWindow(arrivals, rate.perMs), ofLimit: (windows * rate.perMs) / span };
+}
+
+describe('per-message pacing', () => {
+  for (const text of ['50/s', '20/s', '7/s', '100/min', '200/h']) {
+    it(`puts ${text} into the busiest window, never more, and keeps to the limit within 2 %`, () => {
+      const rate = parseRate(text)!;
+      for (const seed of [1, 2, 3]) {
+        const messages = rate.count * 6;
+        const outcome = simulatePerMessage(rate, messages, seed);
+        assert.equal(outcome.busiest, rate.count, `${outcome.busiest} in one window (${JSON.stringify(outcome.plan)})`);
+        const { ofLimit } = outcome;
+        assert.ok(ofLimit >= 0.98 && ofLimit <= 1, `${(ofLimit * 100).toFixed(2)} % of the limit`);
+      }
+    });
+  }
+
+  it('is used only where it can remember a window of replies and no per-domain limit applies', () => {
+    assert.ok(planSending(parseRate('200/s'), undefined, { perMessage: true }).perMessage);
+    assert.equal(planSending(parseRate('201/s'), undefined, { perMessage: true }).perMessage, undefined);
+    assert.equal(planSending(parseRate('20/s'), parseRate('5/s'), { perMessage: true }).perMessage, undefined);
+    assert.equal(planSending(parseRate('20/s')).perMessage, undefined);
   });
 });
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Resumable } from '../../shared/job-status';
+import { earliestSend } from '../../shared/send-plan';
 import { resolveDataPath } from '../files';
 import type { Place } from '../places';
 import { runResumableLoop } from '../resumable-loop';
@@ -47,6 +48,12 @@ export interface SendBatchRequest {
   /** The rate limit's start time for this batch (ms since the epoch): the first message waits for it. */
   notBefore?: number | undefined;
   /**
+   * Per-message pacing (send-plan.ts): each message waits for the reply to the message `count` before it plus `ms`;
+   * `recentReplies` are the reply times of the campaign's last messages before this batch, oldest first.
+   */
+  perMessage?: { count: number; ms: number } | undefined;
+  recentReplies?: number[] | undefined;
+  /**
    * Logs of earlier runs of the campaign that mention messages from this batch on (prepareCampaign lists them): read
    * before the batch's own, so its counts are the report's.
    */
@@ -69,6 +76,11 @@ export interface BatchState {
   possiblyDuplicated: number;
   /** Time of the last server reply (ms since the epoch); the workflow paces the next batch from it. */
   lastReplyAt: number;
+  /**
+   * With per-message pacing: the reply time of each message the batch settled, in order (plus, on a retry, the
+   * attempt's start for the message a failed attempt may have left in flight).
+   */
+  replies?: number[];
   domainCounts: Record<string, number>;
   /** The most recent failures (bounded, like the status's errors, so heartbeats stay small); the log has them all. */
   failures: MessageFailure[];
@@ -99,8 +111,14 @@ export const batchLogFile = (campaignDir: string, batchStart: number) =>
  * one that is not (a message in doubt is sent again). Every attempt starts from it and every message sent updates
  * it (see {@link advanceBatchState}), so the batch's counts are always what its log says.
  */
-export function batchStateFromLog(campaign: Campaign, batchStart: number, log: Map<number, LoggedMessage>): BatchState {
+export function batchStateFromLog(
+  campaign: Campaign,
+  batchStart: number,
+  log: Map<number, LoggedMessage>,
+  pacedPerMessage = false,
+): BatchState {
   const start: BatchState = {
+    ...(pacedPerMessage && { replies: [] }),
     next: batchStart,
     attempted: 0,
     sent: 0,
@@ -135,6 +153,7 @@ export function advanceBatchState(campaign: Campaign, state: BatchState, log: Ma
     next.domainCounts[domain] = (next.domainCounts[domain] ?? 0) + 1;
     next.attempted += 1;
     next.lastReplyAt = Math.max(next.lastReplyAt, entry.at ?? 0);
+    if (next.replies) next.replies = [...next.replies, entry.at ?? 0];
     if (possiblyDuplicated(entry)) next.possiblyDuplicated += 1;
     if (entry.outcome === 'accepted') {
       next.sent += 1;
@@ -204,7 +223,14 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
   const end = Math.min(total, request.batchStart + request.batchSize);
   const opened = await openBatchSendLog(place, request.batchStart, request.earlierLogs ?? [], end);
   const sendLog = opened.log;
-  const recovered = batchStateFromLog(campaign, request.batchStart, sendLog);
+  const pacing = request.perMessage;
+  const fromLog = batchStateFromLog(campaign, request.batchStart, sendLog, pacing !== undefined);
+  // A failed attempt may have left one message in flight (they go one at a time): count it as sent when this
+  // attempt starts, which is after it could have arrived.
+  const recovered =
+    pacing && Context.current().info.attempt > 1
+      ? { ...fromLog, replies: [...(fromLog.replies ?? []), Date.now()] }
+      : fromLog;
   const log = opened.writer();
   let transport: SmtpTransport | undefined;
   let faulted = false;
@@ -227,8 +253,13 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
         `${(request.sentBefore + state.sent).toLocaleString('en-US')} / ${total.toLocaleString('en-US')} sent`,
       finish: (state) => state,
       step: async (state, signal) => {
-        const wait = (request.notBefore ?? 0) - Date.now();
-        if (state.attempted === 0 && wait > 0) await sleep(wait, undefined, { signal });
+        const wait =
+          (pacing
+            ? earliestSend(pacing, [...(request.recentReplies ?? []), ...(state.replies ?? [])])
+            : state.attempted === 0
+              ? (request.notBefore ?? 0)
+              : 0) - Date.now();
+        if (wait > 0) await sleep(wait, undefined, { signal });
         const index = state.next;
         const recipient = campaign.recipients[index]!;
         // In a bucket, the first message of a chunk waits for the chunk's announcement (the write-ahead).
