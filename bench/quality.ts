@@ -63,7 +63,8 @@ async function trainGuidedModel(): Promise<{ checkpoint: Checkpoint; description
     width,
     height: Math.round(width * 1.414),
     seed: 5,
-  };
+    pageFaults: 'document',
+  } as const;
   const started = performance.now();
   await run(renderDatasetPages, spec);
   await run(cutDatasetPatches, spec);

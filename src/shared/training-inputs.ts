@@ -10,6 +10,10 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'use 1-64 letters, digits, dots, dashes or underscores' });
 
+/** What a synthetic dataset's degraded pages suffer (see generateSyntheticData's `pageFaults`). */
+export const PAGE_FAULTS = ['scan', 'document'] as const;
+export type PageFaults = (typeof PAGE_FAULTS)[number];
+
 export const generateSyntheticDataInput = z.strictObject({
   /** Names the dataset and its folder (`datasets/<datasetId>` unless `outputDir` says otherwise). */
   datasetId: name,
@@ -21,6 +25,11 @@ export const generateSyntheticDataInput = z.strictObject({
   patchesPerPage: z.number().int().min(1).max(1000).default(48),
   /** Adds a flipped / rotated / noisier / blurrier copy of every training patch. */
   augment: z.boolean().default(true),
+  /**
+   * `scan` (default): a scan's faults (lighting, stains, blur, noise, JPEG). `document` adds old documents' own:
+   * handwriting-like strokes, show-through of the other side, faded and broken ink, blotchy paper.
+   */
+  pageFaults: z.enum(PAGE_FAULTS).optional(),
   width: z.number().int().min(256).max(5000).default(1240),
   height: z.number().int().min(256).max(7000).default(1754),
   seed: z.number().int().min(0).default(1),

@@ -175,6 +175,20 @@ describe('training jobs on a dev server', () => {
     assert.deepEqual(layer2.evaluation?.classicalSteps, ['denoise', 'normalize', 'binarize']);
   });
 
+  it('trains the guided network through the job, without a layer-1 model', async () => {
+    const guided = await stack.jobs.result<TrainModelResult>(
+      (await stack.jobs.start('trainModel', { layer: 'layer2', network: 'guided', dataset, epochs: 1, modelName: 'g' }))
+        .id,
+    );
+    const best = await readCheckpoint(path.join(dataDir, 'models/g/best.json'));
+    assert.equal(best.architecture.input, 'normalized');
+    assert.equal(best.layer1, undefined);
+    assert.equal(guided.epochs.length, 1);
+    // Evaluated like any layer-2 model: its held-out pages restored by the model and by the classical steps.
+    assert.equal(guided.evaluation?.layer, 'layer2');
+    assert.ok(Number.isFinite(guided.evaluation?.model.psnr), JSON.stringify(guided.evaluation));
+  });
+
   it('fails at once, without retries, on a bad input or a missing dataset', async () => {
     const failure = async (input: Record<string, unknown>) => {
       const { id } = await stack.jobs.start('trainModel', { layer: 'layer1', dataset, epochs: 1, ...input }, {});

@@ -51,6 +51,7 @@ const spec: DatasetSpec = {
   width: 1240,
   height: 1754,
   seed: 4,
+  pageFaults: 'document',
 };
 
 const runRequest = (modelName: string, extra: Partial<PrepareRunRequest> = {}): PrepareRunRequest => ({

@@ -16,7 +16,8 @@ import { resolveDataPath, writeFileAtomic } from '../files';
 import { runCpuTask } from '../cpu-pool';
 import { runResumableLoop } from '../resumable-loop';
 import { readGray, type GrayImage } from '../restoration/gray-image';
-import { documentDegradation, seededRandom } from '../restoration/page-generator';
+import { documentDegradation, randomDegradation, seededRandom } from '../restoration/page-generator';
+import type { PageFaults } from '../../shared/training-inputs';
 import { psnr } from '../restoration/quality';
 import { stateFingerprint } from '../state-folder';
 import { placeAt, type Place } from '../places';
@@ -43,19 +44,15 @@ export interface DatasetSpec {
   seed: number;
   /** Replace another dataset found in `datasetDir` instead of refusing to start. */
   overwrite?: boolean | undefined;
+  /** `document` adds old documents' faults to the scan's (documentDegradation); absent or `scan`: the scan's only. */
+  pageFaults?: PageFaults | undefined;
 }
 
 const pageSeed = (spec: DatasetSpec, index: number) => spec.seed * 1_000_003 + index;
 
-/**
- * The page generator's version: 2 added handwriting, show-through, faded and broken strokes and paper texture. A
- * folder of an older generator's pages is another dataset (it is not resumed with pages of this one).
- */
-const GENERATOR = 2;
-
 /** What defines a dataset: another value of any of these makes other pages or patches (the folder is where). */
 export function datasetFingerprint(spec: DatasetSpec): string {
-  const { datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed } = spec;
+  const { datasetId, pages, patchSize, patchesPerPage, augment, width, height, seed, pageFaults } = spec;
   return stateFingerprint({
     datasetId,
     pages,
@@ -65,7 +62,8 @@ export function datasetFingerprint(spec: DatasetSpec): string {
     width,
     height,
     seed,
-    generator: GENERATOR,
+    // Only when it makes other pages, so datasets made before it existed keep their fingerprint.
+    ...(pageFaults === 'document' && { pageFaults }),
   });
 }
 
@@ -123,7 +121,7 @@ async function claimDatasetFolder(spec: DatasetSpec, place: Place): Promise<void
     holds: `the dataset ${spec.datasetId} of ${spec.pages} pages (${spec.width}×${spec.height}, seed ${spec.seed})`,
     overwrite: spec.overwrite,
     outputs: ['manifest.json', 'pages', 'patches'],
-    differs: 'other datasetId, pages, page size, patchSize, patchesPerPage, augment or seed',
+    differs: 'other datasetId, pages, page size, patchSize, patchesPerPage, augment, pageFaults or seed',
   });
 }
 
@@ -136,6 +134,7 @@ export async function renderDatasetPages(
 ): Promise<Resumable<number, { pages: number }>> {
   const store = datasetStore(request.datasetDir);
   await claimDatasetFolder(request, store.place);
+  const documentFaults = request.pageFaults === 'document';
   return runResumableLoop({
     initial: 0,
     resumeFrom: request.resumeFrom,
@@ -144,8 +143,8 @@ export async function renderDatasetPages(
       const seed = pageSeed(request, index);
       const files = pageNames(index);
       const { clean, degraded } = await runCpuTask('renderPagePair', {
-        spec: { seed, width: request.width, height: request.height, handwriting: true },
-        degradation: { ...documentDegradation(seed), skewDegrees: 0 },
+        spec: { seed, width: request.width, height: request.height, handwriting: documentFaults },
+        degradation: { ...(documentFaults ? documentDegradation(seed) : randomDegradation(seed)), skewDegrees: 0 },
       });
       await store.write(files.clean, clean);
       await store.write(files.degraded, degraded);
