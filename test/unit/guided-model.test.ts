@@ -21,7 +21,7 @@ import { degradePage, documentDegradation, renderCleanPage } from '../../src/act
 import { applyCheckpoint } from '../../src/activities/training/apply-model';
 import { readCheckpoint } from '../../src/activities/training/checkpoint';
 import { decideGuided, GUIDED_ARCHITECTURE, guidedInput, isUnsure } from '../../src/activities/training/guided-model';
-import { WindowModel } from '../../src/activities/training/model';
+import { WindowModel, cutWindow, emptyBatch } from '../../src/activities/training/model';
 import {
   cutDatasetPatches,
   renderDatasetPages,
@@ -98,13 +98,21 @@ describe('guided network', () => {
     try {
       const input = guidedInput(page);
       const pixels = decideGuided(model, input);
-      let unsure = 0;
+      const unsure: number[] = [];
       for (let i = 0; i < pixels.length; i++) {
         const value = input.data[i] ?? 255;
-        if (isUnsure(value)) unsure++;
+        if (isUnsure(value)) unsure.push(i);
         else assert.equal(pixels[i], value <= NORMALIZED_THRESHOLD ? 0 : 255, `pixel ${i} (normalised ${value})`);
       }
-      assert.ok(unsure > 0 && unsure < pixels.length / 2, `${unsure} unsure pixels`);
+      assert.ok(unsure.length > 0 && unsure.length < pixels.length / 2, `${unsure.length} unsure pixels`);
+      // The unsure pixels get the network's decision on the windows training cuts (cutWindow, edges replicated).
+      const batch = emptyBatch(unsure.length, GUIDED_ARCHITECTURE.window);
+      unsure.forEach((i, slot) =>
+        cutWindow(input, i % input.width, Math.floor(i / input.width), batch, slot, GUIDED_ARCHITECTURE.window),
+      );
+      const predicted = model.predictWindows(batch);
+      const differ = unsure.filter((i, slot) => pixels[i] !== ((predicted[slot] ?? 0) >= 0.5 ? 255 : 0));
+      assert.deepEqual(differ, []);
     } finally {
       model.dispose();
     }
