@@ -277,35 +277,63 @@ function contrastThreshold(paper: GrayImage, ink: GrayImage): number {
 }
 
 /**
- * Binarises a degraded document page (see the module comment). Pure and synchronous, for the CPU pool; memory is
- * the output plus a few coarse grids and row buffers.
+ * A stretch of one row between two neighbouring grid points: columns `start` up to `end` of the row whose first
+ * pixel is `row`, with the ink level and the paper-minus-ink difference at its two ends. Column x lies
+ * `weights[x]` of the way from end A to end B; `minContrast` is the page's contrast bar.
  */
-export function binarizeDocument(image: GrayImage, options: DocumentBinarizeOptions = {}): GrayImage {
-  const { width, height, data } = image;
-  const out = new Uint8Array(width * height).fill(255);
-  if (width === 0 || height === 0) return { width, height, data: out };
+interface Segment {
+  row: number;
+  start: number;
+  end: number;
+  inkA: number;
+  inkB: number;
+  differenceA: number;
+  differenceB: number;
+  weights: Float32Array;
+  minContrast: number;
+}
+
+/**
+ * What binarizeDocument and normalizeDocument share: the page's surfaces (stroke width, paper and ink grids, the
+ * contrast bar), then, row by row, each stretch between two grid points (bilinear in the grids), skipping those whose
+ * ends both lack contrast (bare paper: every blend between them lacks it too). One Segment object is reused for every
+ * stretch: there are millions on a page.
+ */
+function forEachSegmentWithContrast(
+  image: GrayImage,
+  options: DocumentBinarizeOptions,
+  visit: (segment: Readonly<Segment>) => void,
+): void {
+  const { width, height } = image;
+  if (width === 0 || height === 0) return;
   const strokeWidth = Math.max(2, options.strokeWidth ?? estimateStrokeWidth(image));
   const scale = surfaceScale(strokeWidth);
   const { paper, ink } = surfaces(image, strokeWidth, scale);
   const minContrast = options.minContrast ?? contrastThreshold(paper, ink);
-  const inkFraction = options.inkFraction ?? DEFAULT_INK_FRACTION;
-
-  // Bilinear sampling of the coarse grids: where each column falls between grid points, computed once.
   const gridWidth = paper.width;
   // The columns between grid points a and a + 1 are segmentStart[a] up to segmentStart[a + 1].
   const segmentStart = new Int32Array(gridWidth + 1).fill(width);
-  const weight = new Float32Array(width);
+  const weights = new Float32Array(width);
   for (let x = width - 1; x >= 0; x--) {
     const position = Math.min(gridWidth - 1, Math.max(0, (x + 0.5) / scale - 0.5));
     segmentStart[Math.floor(position)] = x;
-    weight[x] = position - Math.floor(position);
+    weights[x] = position - Math.floor(position);
   }
   for (let a = gridWidth - 1; a >= 0; a--)
     segmentStart[a] = Math.min(segmentStart[a] ?? width, segmentStart[a + 1] ?? width);
-  // Per row of the grid: the paper-minus-ink difference and the threshold, both linear in the two surfaces, so
-  // interpolating them is interpolating the surfaces.
+  const inkRow = new Float32Array(gridWidth);
   const differenceRow = new Float32Array(gridWidth);
-  const thresholdRow = new Float32Array(gridWidth);
+  const segment: Segment = {
+    row: 0,
+    start: 0,
+    end: 0,
+    inkA: 0,
+    inkB: 0,
+    differenceA: 0,
+    differenceB: 0,
+    weights,
+    minContrast,
+  };
   for (let y = 0; y < height; y++) {
     const position = Math.min(paper.height - 1, Math.max(0, (y + 0.5) / scale - 0.5));
     const top = Math.floor(position) * gridWidth;
@@ -314,28 +342,46 @@ export function binarizeDocument(image: GrayImage, options: DocumentBinarizeOpti
     for (let x = 0; x < gridWidth; x++) {
       const paperTop = paper.data[top + x] ?? 255;
       const inkTop = ink.data[top + x] ?? 0;
-      const paperLevel = paperTop + ((paper.data[bottom + x] ?? 255) - paperTop) * down;
       const inkLevel = inkTop + ((ink.data[bottom + x] ?? 0) - inkTop) * down;
-      differenceRow[x] = paperLevel - inkLevel;
-      thresholdRow[x] = inkLevel + inkFraction * (paperLevel - inkLevel);
+      inkRow[x] = inkLevel;
+      differenceRow[x] = paperTop + ((paper.data[bottom + x] ?? 255) - paperTop) * down - inkLevel;
     }
-    const row = y * width;
+    segment.row = y * width;
     for (let a = 0; a < gridWidth; a++) {
       const b = Math.min(gridWidth - 1, a + 1);
       const differenceA = differenceRow[a] ?? 0;
       const differenceB = differenceRow[b] ?? 0;
-      // Between two grid points that both lack contrast every blend lacks it too: bare paper, left white.
       if (differenceA < minContrast && differenceB < minContrast) continue;
-      const thresholdA = thresholdRow[a] ?? 0;
-      const thresholdB = thresholdRow[b] ?? 0;
-      const end = segmentStart[a + 1] ?? width;
-      for (let x = segmentStart[a] ?? 0; x < end; x++) {
-        const w = weight[x] ?? 0;
-        if (differenceA + (differenceB - differenceA) * w < minContrast) continue;
-        if ((data[row + x] ?? 255) <= thresholdA + (thresholdB - thresholdA) * w) out[row + x] = 0;
-      }
+      segment.start = segmentStart[a] ?? 0;
+      segment.end = segmentStart[a + 1] ?? width;
+      segment.inkA = inkRow[a] ?? 0;
+      segment.inkB = inkRow[b] ?? 0;
+      segment.differenceA = differenceA;
+      segment.differenceB = differenceB;
+      visit(segment);
     }
   }
+}
+
+/**
+ * Binarises a degraded document page (see the module comment). Pure and synchronous, for the CPU pool; memory is
+ * the output plus a few coarse grids and row buffers.
+ */
+export function binarizeDocument(image: GrayImage, options: DocumentBinarizeOptions = {}): GrayImage {
+  const { width, height, data } = image;
+  const out = new Uint8Array(width * height).fill(255);
+  const inkFraction = options.inkFraction ?? DEFAULT_INK_FRACTION;
+  forEachSegmentWithContrast(image, options, (segment) => {
+    const { row, end, inkA, inkB, differenceA, differenceB, weights, minContrast } = segment;
+    // The threshold is linear in the two surfaces, so interpolating it is interpolating them.
+    const thresholdA = inkA + inkFraction * differenceA;
+    const thresholdB = inkB + inkFraction * differenceB;
+    for (let x = segment.start; x < end; x++) {
+      const w = weights[x] ?? 0;
+      if (differenceA + (differenceB - differenceA) * w < minContrast) continue;
+      if ((data[row + x] ?? 255) <= thresholdA + (thresholdB - thresholdA) * w) out[row + x] = 0;
+    }
+  });
   return { width, height, data: out };
 }
 
@@ -355,56 +401,16 @@ export interface NormalizedDocument {
 export function normalizeDocument(image: GrayImage, options: DocumentBinarizeOptions = {}): NormalizedDocument {
   const { width, height, data } = image;
   const out = new Uint8Array(width * height).fill(255);
-  const inkFraction = options.inkFraction ?? DEFAULT_INK_FRACTION;
-  const threshold = Math.round(inkFraction * 255);
-  if (width === 0 || height === 0) return { image: { width, height, data: out }, threshold };
-  const strokeWidth = Math.max(2, options.strokeWidth ?? estimateStrokeWidth(image));
-  const scale = surfaceScale(strokeWidth);
-  const { paper, ink } = surfaces(image, strokeWidth, scale);
-  const minContrast = options.minContrast ?? contrastThreshold(paper, ink);
-  // As in binarizeDocument: columns between grid points a and a + 1 share a segment, and a segment between two
-  // grid points that both lack contrast is bare paper (left at 255) without a look at its pixels.
-  const gridWidth = paper.width;
-  const segmentStart = new Int32Array(gridWidth + 1).fill(width);
-  const weight = new Float32Array(width);
-  for (let x = width - 1; x >= 0; x--) {
-    const position = Math.min(gridWidth - 1, Math.max(0, (x + 0.5) / scale - 0.5));
-    segmentStart[Math.floor(position)] = x;
-    weight[x] = position - Math.floor(position);
-  }
-  for (let a = gridWidth - 1; a >= 0; a--)
-    segmentStart[a] = Math.min(segmentStart[a] ?? width, segmentStart[a + 1] ?? width);
-  const inkRow = new Float32Array(gridWidth);
-  const differenceRow = new Float32Array(gridWidth);
-  for (let y = 0; y < height; y++) {
-    const position = Math.min(paper.height - 1, Math.max(0, (y + 0.5) / scale - 0.5));
-    const top = Math.floor(position) * gridWidth;
-    const bottom = Math.min(paper.height - 1, Math.floor(position) + 1) * gridWidth;
-    const down = position - Math.floor(position);
-    for (let x = 0; x < gridWidth; x++) {
-      const paperTop = paper.data[top + x] ?? 255;
-      const inkTop = ink.data[top + x] ?? 0;
-      const inkLevel = inkTop + ((ink.data[bottom + x] ?? 0) - inkTop) * down;
-      inkRow[x] = inkLevel;
-      differenceRow[x] = paperTop + ((paper.data[bottom + x] ?? 255) - paperTop) * down - inkLevel;
+  const threshold = Math.round((options.inkFraction ?? DEFAULT_INK_FRACTION) * 255);
+  forEachSegmentWithContrast(image, options, (segment) => {
+    const { row, end, inkA, inkB, differenceA, differenceB, weights, minContrast } = segment;
+    for (let x = segment.start; x < end; x++) {
+      const w = weights[x] ?? 0;
+      const difference = differenceA + (differenceB - differenceA) * w;
+      if (difference < minContrast) continue;
+      const value = (255 * ((data[row + x] ?? 255) - inkA - (inkB - inkA) * w)) / difference;
+      out[row + x] = value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
     }
-    const row = y * width;
-    for (let a = 0; a < gridWidth; a++) {
-      const b = Math.min(gridWidth - 1, a + 1);
-      const differenceA = differenceRow[a] ?? 0;
-      const differenceB = differenceRow[b] ?? 0;
-      if (differenceA < minContrast && differenceB < minContrast) continue;
-      const inkA = inkRow[a] ?? 0;
-      const inkB = inkRow[b] ?? 0;
-      const end = segmentStart[a + 1] ?? width;
-      for (let x = segmentStart[a] ?? 0; x < end; x++) {
-        const w = weight[x] ?? 0;
-        const difference = differenceA + (differenceB - differenceA) * w;
-        if (difference < minContrast) continue;
-        const value = (255 * ((data[row + x] ?? 255) - inkA - (inkB - inkA) * w)) / difference;
-        out[row + x] = value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
-      }
-    }
-  }
+  });
   return { image: { width, height, data: out }, threshold };
 }
