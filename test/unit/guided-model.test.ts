@@ -9,8 +9,6 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import {
   binarizeDocument,
   NORMALIZED_THRESHOLD,
@@ -31,11 +29,10 @@ import {
 import { prepareTrainingRun, trainEpoch, type PrepareRunRequest } from '../../src/activities/training/train-epoch';
 import { JobInputError, parseJobInput } from '../../src/shared/job-catalog';
 import { trainModelInput } from '../../src/shared/training-inputs';
-import { runActivity } from '../helpers/activity';
+import { quietActivity, rejectsNonRetryable, runActivity } from '../helpers/activity';
 import { fixtureFile } from '../helpers/fixtures';
 
-const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
-const activity = () => new MockActivityEnvironment(undefined, quiet);
+const activity = quietActivity;
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-unit-guided-'));
 process.env.BACKROOM_DATA_DIR = dataDir;
@@ -68,16 +65,6 @@ const runRequest = (modelName: string, extra: Partial<PrepareRunRequest> = {}): 
 const readPage = async (name: string) => readGray(readFileSync(fixtureFile(`documents/${name}`)));
 
 const differing = (a: GrayImage, b: GrayImage) => a.data.reduce((n, value, i) => n + (value !== b.data[i] ? 1 : 0), 0);
-
-async function rejectsWith(promise: Promise<unknown>, type: string, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ApplicationFailure, String(err));
-    assert.equal(err.type, type, err.message);
-    assert.equal(err.nonRetryable, true);
-    assert.match(err.message, message);
-    return true;
-  });
-}
 
 describe('guided network', () => {
   let page: GrayImage;
@@ -154,17 +141,17 @@ describe('guided network', () => {
   });
 
   it('refuses a guided layer 1, a guided run on a layer-1 model, and fine-tuning across networks', async () => {
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('g1', { layer: 'layer1' })),
       'LayerMismatch',
       /guided network is a layer-2 model/,
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('g2', { layer1Model: 'models/guided/best.json' })),
       'LayerMismatch',
       /no layer1Model/,
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(
         activity(),
         prepareTrainingRun,

@@ -18,8 +18,6 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { cpuTaskCounts } from '../../src/activities/cpu-pool';
 import { readCheckpoint, writeCheckpoint } from '../../src/activities/training/checkpoint';
 import { describeModel } from '../../src/activities/training/apply-model';
@@ -45,11 +43,10 @@ import { JobInputError, parseJobInput } from '../../src/shared/job-catalog';
 import type { ActivityHeartbeat } from '../../src/shared/job-status';
 import { restoreDocumentInput } from '../../src/shared/restoration-inputs';
 import { trainModelInput } from '../../src/shared/training-inputs';
-import { runActivity } from '../helpers/activity';
+import { quietActivity, rejectsNonRetryable, runActivity } from '../helpers/activity';
 import { fixtureFile } from '../helpers/fixtures';
 
-const quiet = { logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } };
-const activity = () => new MockActivityEnvironment(undefined, quiet);
+const activity = quietActivity;
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'backroom-unit-training-'));
 process.env.BACKROOM_DATA_DIR = dataDir;
@@ -94,17 +91,6 @@ const epochRequest = (modelName: string, epoch: number): EpochRequest => ({
   learningRate: 0.002,
   seed: 1,
 });
-
-/** Asserts that `promise` rejects with a non-retryable ApplicationFailure of `type` whose message matches. */
-async function rejectsWith(promise: Promise<unknown>, type: string, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ApplicationFailure, String(err));
-    assert.equal(err.type, type, err.message);
-    assert.equal(err.nonRetryable, true);
-    assert.match(err.message, message);
-    return true;
-  });
-}
 
 describe('training: model, dataset, epochs', () => {
   let manifest: DatasetManifest;
@@ -220,10 +206,7 @@ describe('training: model, dataset, epochs', () => {
     assert.ok(partial.optimizer.length > 0, 'the optimiser state is saved with the weights');
 
     // A retry after a dead worker (attempt 2, stale heartbeat) also starts from the partial checkpoint.
-    const resumedEnv = new MockActivityEnvironment(
-      { attempt: 2, heartbeatDetails: { checkpoint: { batch: 0 } } },
-      quiet,
-    );
+    const resumedEnv = quietActivity({ attempt: 2, heartbeatDetails: { checkpoint: { batch: 0 } } });
     const first: ActivityHeartbeat<EpochCursor>[] = [];
     resumedEnv.on('heartbeat', (beat?: ActivityHeartbeat<EpochCursor>) => beat && first.push(beat));
     const resumed = await runActivity(resumedEnv, trainEpoch, epochRequest('stopped', 1));
@@ -333,7 +316,7 @@ describe('training: model, dataset, epochs', () => {
       path.join(models, 'truncated.json'),
       readFileSync(path.join(models, 'beats/best.json'), 'utf8').slice(0, 500),
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { fineTuneFrom: 'models/truncated.json' })),
       'CorruptCheckpoint',
       /models\/truncated\.json is not a valid checkpoint \(not JSON/,
@@ -343,28 +326,28 @@ describe('training: model, dataset, epochs', () => {
       ...wrongSize,
       weights: { ...wrongSize.weights, w2: new Float32Array(3) },
     });
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { fineTuneFrom: 'models/short.json' })),
       'CorruptCheckpoint',
       /weight "w2" has 3 values/,
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { dataset: 'datasets/nowhere' })),
       'DatasetNotFound',
       /does not exist\. Make one with generateSyntheticData/,
     );
     mkdirSync(path.join(dataDir, 'datasets/empty'), { recursive: true });
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { dataset: 'datasets/empty' })),
       'DatasetIncomplete',
       /no readable manifest\.json/,
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), prepareTrainingRun, runRequest('x', { layer: 'layer2' })),
       'Layer1Missing',
       /train layer1 first/,
     );
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(
         activity(),
         prepareTrainingRun,
@@ -432,7 +415,7 @@ describe('training: model, dataset, epochs', () => {
     const synthetic = await runActivity(activity(), describeModel, { model: 'models/beats/best.json' });
     assert.equal(synthetic.onGivenPages, undefined);
     assert.match(synthetic.warning ?? '', /^models\/beats\/best\.json has not been evaluated on real pages/);
-    await rejectsWith(
+    await rejectsNonRetryable(
       runActivity(activity(), evaluateHeldOutPages, {
         model: 'models/binary/best.json',
         pages: [{ input: 'real/2JohnC1V3.png', reference: 'real/missing.png' }],
