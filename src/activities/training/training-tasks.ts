@@ -55,7 +55,11 @@ export interface BatchDraw {
   guided?: boolean | undefined;
 }
 
-/** Tries per window to land on an unsure pixel (a patch of bare paper has none: its last try is kept). */
+/**
+ * Tries per window to land on an unsure pixel; the last try is kept. With 6% of a page unsure, about a third of the
+ * windows stay where they fell, so the network also sees clear ink and paper: 64 tries (2% left) did worse on the
+ * real page (FM 91.9 against 92.6).
+ */
 const UNSURE_TRIES = 16;
 
 /** Fills batch number `batch` of an epoch. */
