@@ -374,6 +374,28 @@ describe('campaign activities against a real SMTP server', () => {
     assert.equal(report.possiblyDuplicated, 1);
   });
 
+  it('paces per message as if a message left in doubt had gone out when the next attempt began', async () => {
+    const { request, prepared } = await newCampaign(recipients(4));
+    const logFile = batchLogFile(path.join(dataDir, prepared.campaignDir), 0);
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    writeFileSync(logFile, `S 0\nA 0 ${Date.now() - 60_000}\nS 1\n`);
+    const started = Date.now();
+    // A first attempt: a pause mid-send leaves the same log as a dead worker, and the next batch activity reads it.
+    const outcome = await runActivity(new MockActivityEnvironment(), sendEmailBatch, {
+      ...batch(prepared.campaignDir),
+      perMessage: { count: 2, ms: 400 },
+      recentReplies: [],
+    });
+    assert.ok(outcome.finished);
+    // Message 0's reply, the one in doubt (counted at the retry's start), then the three sent now.
+    assert.equal(outcome.result.replies?.length, 5);
+    const at = new Map((await receivedBy(request.campaignId)).map((m) => [m.to[0], m.receivedAt]));
+    // Message 1 goes at once (message 0 replied a minute ago); message 2 waits a window after the one in doubt,
+    // and message 3 a window after message 1.
+    assert.ok((at.get('user2@example.com') ?? 0) > started + 400, `${(at.get('user2@example.com') ?? 0) - started} ms`);
+    assert.ok((at.get('user3@example.com') ?? 0) > (at.get('user1@example.com') ?? 0) + 400);
+  });
+
   it('counts a message an earlier run left in doubt as the report does, once a restarted run resends it', async () => {
     const { request, prepared } = await newCampaign(recipients(4));
     // The earlier run ended (terminated) while message 1 was on its way: the restart resumes at 1, in a new log.

@@ -77,8 +77,8 @@ export interface BatchState {
   /** Time of the last server reply (ms since the epoch); the workflow paces the next batch from it. */
   lastReplyAt: number;
   /**
-   * With per-message pacing: the reply time of each message the batch settled, in order (plus, on a retry, the
-   * attempt's start for the message a failed attempt may have left in flight).
+   * With per-message pacing: the reply time of each message the batch settled, in order (plus, for each message an
+   * earlier attempt left in doubt, the start of the attempt that found it).
    */
   replies?: number[];
   domainCounts: Record<string, number>;
@@ -225,11 +225,13 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
   const sendLog = opened.log;
   const pacing = request.perMessage;
   const fromLog = batchStateFromLog(campaign, request.batchStart, sendLog, pacing !== undefined);
-  // A failed attempt may have left one message in flight (they go one at a time): count it as sent when this
-  // attempt starts, which is after it could have arrived.
+  // A message logged as sent but without its reply (a dead worker, a pause mid-send; in a bucket, up to a chunk of
+  // them) may have arrived: each counts as sent when this attempt starts, which is after it could have.
+  let inDoubt = 0;
+  for (let index = fromLog.next; index < end; index++) if (sendLog.get(index)?.inDoubt) inDoubt++;
   const recovered =
-    pacing && Context.current().info.attempt > 1
-      ? { ...fromLog, replies: [...(fromLog.replies ?? []), Date.now()] }
+    pacing && inDoubt > 0
+      ? { ...fromLog, replies: [...(fromLog.replies ?? []), ...Array<number>(inDoubt).fill(Date.now())] }
       : fromLog;
   const log = opened.writer();
   let transport: SmtpTransport | undefined;
