@@ -321,6 +321,9 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
   const partial = await readPartial(place, request);
   const from = partial ?? start;
   // A bucket's dataset is fetched once per machine and version (dataset-mirror.ts): heartbeats go on meanwhile.
+  // Their progress is the last attempt's until the manifest gives the epoch's size: a heartbeat without it would let
+  // the status fall back to the workflow's view, the epoch's start, while a new worker fetches the dataset.
+  const lastProgress = (Context.current().info.heartbeatDetails as Partial<ActivityHeartbeat> | undefined)?.progress;
   let fetching = '';
   const folder = await heartbeatWhile(
     readManifest(request.dataset, (files, total) => (fetching = ` (${files}/${total} files)`)),
@@ -328,6 +331,7 @@ export async function trainEpoch(request: EpochRequest): Promise<Resumable<Epoch
       checkpoint: partial
         ? { batch: partial.position.batch, lossSum: partial.position.lossSum, samples: partial.position.samples }
         : { batch: 0, lossSum: 0, samples: 0 },
+      ...(lastProgress && { progress: lastProgress }),
       message: `epoch ${request.epoch}/${request.epochs} · fetching the dataset${fetching}`,
     }),
   );
