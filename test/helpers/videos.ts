@@ -22,9 +22,10 @@ export interface KnownBoundary {
 export function makeVideo(
   file: string,
   segments: VideoSegment[],
-  options: { width?: number; height?: number; fps?: number } = {},
+  options: { width?: number; height?: number; fps?: number; preset?: string; keyframeSeconds?: number } = {},
 ): { boundaries: KnownBoundary[]; frames: number } {
-  const { width = 320, height = 180, fps = 25 } = options;
+  // ultrafast has no B-frames; veryfast (what cameras and sites give, roughly) reorders frames around them.
+  const { width = 320, height = 180, fps = 25, preset = 'ultrafast', keyframeSeconds } = options;
   const args = ['-y', '-v', 'error'];
   for (const segment of segments) args.push('-f', 'lavfi', '-t', String(segment.seconds), '-i', segment.source);
   const chains = segments.map(
@@ -39,10 +40,12 @@ export function makeVideo(
     '-c:v',
     'libx264',
     '-preset',
-    'ultrafast',
+    preset,
     '-g',
-    String(fps * 2),
+    String(fps * (keyframeSeconds ?? 2)),
   );
+  // Keyframes exactly that far apart (none at the cuts), as in long-GOP footage.
+  if (keyframeSeconds) args.push('-keyint_min', String(fps * keyframeSeconds), '-sc_threshold', '0');
   args.push('-pix_fmt', 'yuv420p', file);
   execFileSync(ffmpegPath(), args, { stdio: 'inherit' });
 

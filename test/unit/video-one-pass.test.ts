@@ -53,15 +53,11 @@ describe('one decoding pass for detection and scoring', () => {
   it('keeps three candidates a second, and scores every clip from them as the seeking scorer does', async () => {
     const shots = await detect('three.mp4', info, 'one-cuts');
     assert.ok(shots.candidates, 'the pass says where its candidates are');
-    // A candidate every CANDIDATE_EVERY_MS, on the frame at or after it: every 9th frame of this 25 fps video.
-    const frameMs = 1000 / 25;
-    const every = Math.ceil((CANDIDATE_EVERY_MS - 0.5) / frameMs) * frameMs;
-    const expected = Math.ceil(12_000 / every);
-    assert.equal(expected, 34);
-    assert.ok(
-      Math.abs((shots.candidates.count ?? 0) - expected) <= 1,
-      `${shots.candidates.count} candidates in 12 s, ${expected} expected`,
-    );
+    // A candidate in every step of CANDIDATE_EVERY_MS, the first frame at or after its start: the 300 frames of this
+    // 25 fps video (0 to 11,960 ms) span 36 steps.
+    const expected = Math.floor(11_960 / CANDIDATE_EVERY_MS) + 1;
+    assert.equal(expected, 36);
+    assert.equal(shots.candidates.count, expected, `${shots.candidates.count} candidates in 12 s`);
     assert.equal(shots.candidates.bytes, statSync(path.join(dataDir, shots.candidates.file)).size);
     assert.deepEqual([shots.candidates.width, shots.candidates.height], [320, 180]);
 

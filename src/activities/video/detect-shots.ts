@@ -5,11 +5,13 @@
  * start. Aborting kills ffmpeg at once.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { cpuPoolSettings } from '../../config';
 import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { displayPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
-import { DecodeError, decodeFrames, type DecodedFrame } from './frames';
+import { DecodeError, type DecodedFrame } from './frames';
+import { decodeFramesInParallel } from './parallel-frames';
 import { CANDIDATE_EVERY_MS, CandidateStore } from './candidates';
 import { NETWORK_TROUBLE, thumbnailSize, type VideoInfo } from './probe';
 import { candidatesLocation, videoSource } from './video-source';
@@ -115,17 +117,23 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         `${(checkpoint.nextMs / 1000).toFixed(1)} s of ${(request.info.durationMs / 1000).toFixed(1)} s analysed, ` +
         `${checkpoint.detector.boundaries.length} boundaries`,
       step: async (checkpoint, signal) => {
-        frames ??= decodeFrames(file, {
+        frames ??= decodeFramesInParallel(file, {
           width: ANALYSIS_WIDTH,
           height: ANALYSIS_HEIGHT,
           fromMs: checkpoint.nextMs,
           firstIndex: checkpoint.nextIndex,
+          // The last frame analysed before (a checkpoint's nextMs is one past it): the candidates carry on in step.
+          previousMs: checkpoint.nextIndex > 0 ? checkpoint.nextMs - 1 : undefined,
           // Times on the container's timeline (what players show), so a stream that starts late has late cuts.
           startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
           signal,
           candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
           sourceWidth: request.info.width,
           inputOptions: source.inputOptions,
+          // One decoder per core the worker gives CPU work (stretches of the video at once, frames still in order).
+          lanes: cpuPoolSettings().threads,
+          fps: request.info.fps,
+          isUrl: source.isUrl,
         });
         if (kept) store ??= await CandidateStore.openForAppend(kept.file, checkpoint.candidateBytes ?? 0, kept.scratch);
         let { nextIndex, nextMs } = checkpoint;

@@ -20,6 +20,8 @@ export interface DecodedFrame {
 /**
  * Frames for scoring, from the same decoding pass: ffmpeg splits each decoded picture in two, one branch scaled for
  * detection, the other keeping a frame every `everyMs` scaled to `width` × `height` (no second decode, no seek).
+ * The frame kept is the first at or after each multiple of `everyMs` on the frames' timeline: which frames are kept
+ * depends on the video alone, not on where a decoder started (a resume, a stretch of a parallel pass).
  */
 export interface CandidateFrames {
   width: number;
@@ -41,9 +43,27 @@ export interface DecodeOptions {
   sourceWidth?: number | undefined;
   /** The options before the input (allowed protocols and formats); local files only unless a URL's are given. */
   inputOptions?: string[] | undefined;
+  /**
+   * The time of the frame before the first one wanted, when decoding starts mid-video: the first frame is then a
+   * candidate only if a multiple of `everyMs` lies after that frame (ffmpeg, starting afresh, cannot tell).
+   */
+  previousMs?: number | undefined;
+  /**
+   * `fromMs` is a keyframe's time (from the container's index): decoding starts at that keyframe, not at the one
+   * before it, and the frames come from it on (see parallel-frames.ts).
+   */
+  fromKeyframe?: boolean | undefined;
+  /** Threads of ffmpeg's decoder and filters; ffmpeg's own choice when absent. */
+  threads?: number | undefined;
+  /** Decoded frames held for the reader before ffmpeg is made to wait (64 when absent). */
+  aheadFrames?: number | undefined;
 }
 
 export class DecodeError extends Error {}
+
+/** Whether a frame at `ms` is the first at or after a multiple of `everyMs` when the frame before it was at `previousMs`. */
+export const startsCandidateStep = (ms: number, previousMs: number, everyMs: number): boolean =>
+  Math.floor(ms / everyMs) > Math.floor(previousMs / everyMs);
 
 /**
  * Decoder options of the detection pass for a video `sourceWidth` pixels wide. `-skip_loop_filter all` skips
@@ -73,9 +93,16 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const fromMs = options.fromMs ?? 0;
   const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info'];
   // Keep the original timestamps (the same whether or not we seek); seek a little before the frame wanted
-  // (floating point) and drop what is early.
-  if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
+  // (floating point) and drop what is early. A keyframe is sought just past its time, without ffmpeg's accurate
+  // seek: the demuxer lands on it (the last keyframe at or before), not on the one before.
+  if (options.fromKeyframe) args.push('-ss', String((fromMs + 0.5) / 1000), '-noaccurate_seek');
+  else if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
   args.push('-copyts');
+  if (options.threads !== undefined) {
+    const threads = String(options.threads);
+    args.push('-threads', threads, '-filter_threads', threads, '-filter_complex_threads', threads);
+  }
+  const aheadFrames = options.aheadFrames ?? 64;
   const startMs = options.startMs ?? 0;
   const decoder = detectionDecoderOptions(options.sourceWidth, options.width);
   args.push(...(options.inputOptions ?? SAFE_INPUT_OPTIONS), ...decoder, '-i', file);
@@ -83,10 +110,11 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const wanted = options.candidates;
   if (wanted) {
     // One decode, two outputs: every frame small for detection (pipe 1), a frame every `everyMs` for scoring (pipe 3).
-    const every = (wanted.everyMs / 1000 - 0.0005).toFixed(4);
+    // Frame times in whole ms on the frames' timeline, as reported below, so that candidateBucket agrees.
+    const bucket = (t: string) => `floor((round(${t}*1000)-${startMs})/${wanted.everyMs})`;
     const graph =
       `[0:v:0]split=2[d][c];[d]${shrink},showinfo@det[dout];` +
-      `[c]select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,${every})',` +
+      `[c]select='isnan(prev_t)+gt(${bucket('t')}\\,${bucket('prev_t')})',` +
       `scale=${wanted.width}:${wanted.height},setsar=1,showinfo@cand[cout]`;
     args.push('-filter_complex', graph, '-vsync', '0');
     args.push('-map', '[dout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
@@ -150,7 +178,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
       partial = partial.subarray(frameBytes);
     }
     // The analysis catches up before ffmpeg decodes further (not while it waits for a candidate ffmpeg has yet to write).
-    if (frames.length > 64 && !waitingForCandidate) stdout.pause();
+    if (frames.length > aheadFrames && !waitingForCandidate) stdout.pause();
     notify();
   });
   const candidateOutput = wanted ? (child.stdio[3] as Readable | null) : undefined;
@@ -184,7 +212,8 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
     notify();
   });
 
-  let index = options.firstIndex ?? 0;
+  const firstIndex = options.firstIndex ?? 0;
+  let index = firstIndex;
   try {
     for (;;) {
       if (frames.length > 0 && (times.length > 0 || ended)) {
@@ -207,6 +236,11 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
         const ms = times.shift() ?? (times.length ? times[0]! : fromMs);
         if (frames.length < 16) stdout.resume();
         if (ms < fromMs) continue; // before the resume point (the seek lands a frame early)
+        // ffmpeg keeps the first frame it decodes; it is a candidate only if the frame before was in another step.
+        const previousMs = index === firstIndex ? options.previousMs : undefined;
+        if (candidate && wanted && previousMs !== undefined && !startsCandidateStep(ms, previousMs, wanted.everyMs)) {
+          candidate = undefined;
+        }
         yield { index: index++, ms, pixels, ...(candidate && { candidate }) };
         continue;
       }
