@@ -27,6 +27,9 @@ import {
 export const ANALYSIS_WIDTH = 96;
 export const ANALYSIS_HEIGHT = 54;
 
+/** ffmpeg processes one detection pass runs at most (see parallel-frames.ts). */
+const MAX_DECODERS = 4;
+
 export interface DetectShotsRequest {
   video: string;
   info: VideoInfo;
@@ -130,8 +133,9 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
           sourceWidth: request.info.width,
           inputOptions: source.inputOptions,
-          // One decoder per core the worker gives CPU work (stretches of the video at once, frames still in order).
-          lanes: cpuPoolSettings().threads,
+          // One decoder per core the worker gives CPU work (stretches of the video at once, frames still in order),
+          // at most MAX_DECODERS: one analysis should not take a big machine's every core from the other jobs.
+          lanes: Math.min(MAX_DECODERS, cpuPoolSettings().threads),
           fps: request.info.fps,
           isUrl: source.isUrl,
         });
