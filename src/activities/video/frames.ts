@@ -110,7 +110,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const wanted = options.candidates;
   if (wanted) {
     // One decode, two outputs: every frame small for detection (pipe 1), a frame every `everyMs` for scoring (pipe 3).
-    // Frame times in whole ms on the frames' timeline, as reported below, so that candidateBucket agrees.
+    // Frame times in whole ms on the frames' timeline, as reported below, so that startsCandidateStep agrees.
     const bucket = (t: string) => `floor((round(${t}*1000)-${startMs})/${wanted.everyMs})`;
     const graph =
       `[0:v:0]split=2[d][c];[d]${shrink},showinfo@det[dout];` +
