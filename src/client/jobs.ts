@@ -44,7 +44,7 @@ import { cancelSignal, pauseSignal, resumeSignal, statusQuery } from '../shared/
 import { PRIORITY_KEYS, priorityName, tenantProblem, type PriorityName } from '../shared/names';
 import { confineDataPaths } from '../shared/data-path';
 import { jobDetails, jobSummary } from '../shared/job-summary';
-import { BACKROOM_SEARCH_ATTRIBUTES, JOB_PROGRESS_KEY, JOB_STATE_KEY, JOB_TYPE_KEY } from '../shared/search-attributes';
+import { BACKROOM_SEARCH_ATTRIBUTES, JOB_STATE_KEY, SEARCH_ATTRIBUTES_MEMO } from '../shared/search-attributes';
 import { taskQueue as configuredTaskQueue } from '../config';
 import { locateInDataDir } from '../data-paths';
 import { connectClient } from './connection';
@@ -566,18 +566,16 @@ export class Jobs {
         args: [pending.args],
         // Activities and child workflows inherit it (the server fills in what they leave unset).
         priority: temporalPriority(id, pending),
-        memo: { backroomState: 'running', [START_MARK_MEMO]: pending.mark },
+        // With Backroom's search attributes registered, the job sets them on its first task (see the memo key).
+        memo: {
+          backroomState: 'running',
+          [START_MARK_MEMO]: pending.mark,
+          ...((await this.searchAttributesRegistered()) && { [SEARCH_ATTRIBUTES_MEMO]: true }),
+        },
         workflowIdReusePolicy: reuseEndedId ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
         // What the job is, for the UI's list and page (the current details line follows its progress).
         staticSummary: jobSummary(type, pending.args),
         staticDetails: detailsOf(type),
-        ...((await this.searchAttributesRegistered()) && {
-          typedSearchAttributes: [
-            { key: JOB_TYPE_KEY, value: type },
-            { key: JOB_STATE_KEY, value: 'running' },
-            { key: JOB_PROGRESS_KEY, value: 0 },
-          ],
-        }),
       });
       return { id, runId: handle.firstExecutionRunId, type, created: true };
     } catch (err) {

@@ -37,8 +37,14 @@ import {
   type StatusSnapshot,
 } from '../shared/job-status';
 import { rootCause } from '../shared/failures';
-import { JOB_PROGRESS_KEY, JOB_STATE_KEY, JOB_TYPE_KEY, progressFraction } from '../shared/search-attributes';
-import { JOB_SEARCH_ATTRIBUTES } from './patches';
+import {
+  JOB_PROGRESS_KEY,
+  JOB_STATE_KEY,
+  JOB_TYPE_KEY,
+  SEARCH_ATTRIBUTES_MEMO,
+  progressFraction,
+} from '../shared/search-attributes';
+import { JOB_SEARCH_ATTRIBUTES, JOB_SEARCH_ATTRIBUTES_FIRST_TASK } from './patches';
 import { cancelSignal, pauseSignal, progressSignal, resumeSignal, statusQuery } from '../shared/messages';
 
 /** Thrown at a safe point after the `cancel` signal; {@link JobControl.run} turns it into a partial result. */
@@ -75,10 +81,15 @@ export class JobControl<Result = unknown> {
     const carried = options.carried;
     this.pauseRequested = carried?.paused ?? false;
     this.runs = (carried?.runs ?? 0) + 1;
-    // A job started by a client that found Backroom's search attributes registered carries its type among them; it
-    // keeps its state there. (Patched: a run recorded before, or by a worker that did not upsert, replays without.)
-    this.indexed =
-      workflowInfo().typedSearchAttributes.get(JOB_TYPE_KEY) !== undefined && patched(JOB_SEARCH_ATTRIBUTES);
+    // A job started by a client that found Backroom's search attributes registered keeps its state there. Such a
+    // client says so in the memo and the job sets them on its first task; runs started before that carried them from
+    // the start, and a run continued as new carries its predecessor's. (Patched: a run recorded before, or by a
+    // worker that did not upsert, replays without.)
+    const info = workflowInfo();
+    const carriesAttributes = info.typedSearchAttributes.get(JOB_TYPE_KEY) !== undefined;
+    const setsAttributes =
+      !carriesAttributes && info.memo?.[SEARCH_ATTRIBUTES_MEMO] === true && patched(JOB_SEARCH_ATTRIBUTES_FIRST_TASK);
+    this.indexed = (carriesAttributes && patched(JOB_SEARCH_ATTRIBUTES)) || setsAttributes;
     this.status = {
       type: options.type,
       state: this.pauseRequested ? 'paused' : 'running',
@@ -91,6 +102,14 @@ export class JobControl<Result = unknown> {
       startedAt: carried?.startedAt ?? now,
       updatedAt: now,
     };
+
+    if (setsAttributes) {
+      upsertSearchAttributes([
+        { key: JOB_TYPE_KEY, value: options.type },
+        { key: JOB_STATE_KEY, value: this.status.state },
+        { key: JOB_PROGRESS_KEY, value: progressFraction(this.status.progress) },
+      ]);
+    }
 
     setHandler(statusQuery, () => this.status);
     setHandler(pauseSignal, () => {

@@ -12,6 +12,12 @@ export const CUTS_STATE_FOLDER = 'cuts-state-folder';
 /** Jobs started with Backroom's search attributes keep `BackroomState` and `BackroomProgress` current. */
 export const JOB_SEARCH_ATTRIBUTES = 'job-search-attributes';
 
+/**
+ * Jobs whose memo says the namespace has Backroom's search attributes set them on their first task (clients no
+ * longer send them with the start).
+ */
+export const JOB_SEARCH_ATTRIBUTES_FIRST_TASK = 'job-search-attributes-first-task';
+
 /** stressTest in activities mode runs several items per activity (`stressWorkBatch`) instead of one `stressWork` each. */
 export const STRESS_ACTIVITY_BATCHES = 'stress-activity-batches';
 

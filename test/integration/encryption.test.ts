@@ -19,6 +19,7 @@ import { TemporalLink } from '../../src/api/temporal-link';
 import { Jobs } from '../../src/client/jobs';
 import { dataConverter as encryptedConverter } from '../../src/codec/data-converter';
 import { EncryptionCodec } from '../../src/codec/encryption-codec';
+import { JOB_STATE_KEY } from '../../src/shared/search-attributes';
 import { ensureTemporalCli } from '../../src/devserver/temporal-cli';
 import { readMailbox } from '../../src/mail-sink/mailbox';
 import { startMailSink, type RunningMailSink } from '../../src/mail-sink/sink';
@@ -120,6 +121,8 @@ describe('encrypted payloads and the codec server', () => {
     });
     const result = await jobs.result<BulkEmailResult>(id);
     assert.equal(result.outcome, 'completed', 'the worker decrypted its input and encrypted its results');
+    const attributes = (await jobs.client.workflow.getHandle(id).describe()).typedSearchAttributes;
+    assert.equal(attributes.get(JOB_STATE_KEY), 'completed', 'the job read its encrypted memo and set its attributes');
     const mail = (await readMailbox(sink.dir)).filter((m) => m.messageId.startsWith('<encrypted.'));
     assert.equal(mail.length, 2);
     // A single email: its recipient is in the job's input itself.
