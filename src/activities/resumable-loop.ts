@@ -13,7 +13,6 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import type { ActivityHeartbeat, JobProgress, Resumable } from '../shared/job-status';
 import { progressSignal } from '../shared/messages';
-import { heartbeatWhile } from './heartbeat-while';
 import { ProgressMilestones } from './progress-milestones';
 
 export interface ResumableLoop<C, T> {
@@ -47,6 +46,9 @@ export interface ResumableLoop<C, T> {
   heartbeatEveryMs?: number;
 }
 
+/** How often a step that is still running heartbeats (as heartbeatWhile does for a single wait). */
+const KEEP_ALIVE_MS = 1000;
+
 /** Runs the loop described by `loop`; see the module comment for resume and interruption rules. */
 export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise<Resumable<C, T>> {
   const context = Context.current();
@@ -67,19 +69,36 @@ export async function runResumableLoop<C, T>(loop: ResumableLoop<C, T>): Promise
     if (everyMs > 0) lastBeatAt = performance.now();
   };
   beat();
-  while (!loop.isDone(checkpoint)) {
-    if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
-    try {
-      // A step may wait long on the CPU pool: the checkpoint it started from keeps the heartbeat going meanwhile.
-      const from = checkpoint;
-      checkpoint = await heartbeatWhile(loop.step(checkpoint, context.cancellationSignal), () => detailsOf(from));
-    } catch (err) {
+  // A step may wait long (the CPU pool, an SMTP reply): a timer beats every second from the checkpoint it started at
+  // while it runs. One timer for the loop, re-armed when a step starts: a timer made per step cost about 15 µs, a
+  // noticeable share of an email campaign's ~1 ms step.
+  let running: { from: C } | undefined;
+  const keepAlive = setTimeout(() => {
+    if (!running) return;
+    context.heartbeat(detailsOf(running.from));
+    keepAlive.refresh();
+  }, KEEP_ALIVE_MS);
+  try {
+    while (!loop.isDone(checkpoint)) {
       if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
-      throw err;
+      try {
+        const work = loop.step(checkpoint, context.cancellationSignal);
+        // Armed after the step has set its own timers, so a step that sleeps exactly a second ends before it fires.
+        running = { from: checkpoint };
+        keepAlive.refresh();
+        checkpoint = await work;
+      } catch (err) {
+        if (context.cancellationSignal.aborted) return stopOrRethrow(checkpoint, loop);
+        throw err;
+      } finally {
+        running = undefined;
+      }
+      if (everyMs === 0 || performance.now() - lastBeatAt >= everyMs || loop.isDone(checkpoint)) beat();
+      // CPU-bound steps must let heartbeats go out and cancellation come in.
+      await yieldToEventLoop();
     }
-    if (everyMs === 0 || performance.now() - lastBeatAt >= everyMs || loop.isDone(checkpoint)) beat();
-    // CPU-bound steps must let heartbeats go out and cancellation come in.
-    await yieldToEventLoop();
+  } finally {
+    clearTimeout(keepAlive);
   }
   // No report is sent at the end: the final progress travels with the result.
   return { finished: true, result: loop.finish(checkpoint, startedFrom), progress: loop.progress(checkpoint) };

@@ -236,6 +236,16 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
   const log = opened.writer();
   let transport: SmtpTransport | undefined;
   let faulted = false;
+  // A pause or cancel while a message is out drops the connection (the message stays in doubt): one listener for the
+  // batch rather than one per message.
+  let sendingNow = false;
+  const cancellation = Context.current().cancellationSignal;
+  const dropConnection = () => {
+    if (!sendingNow || !transport) return;
+    faulted = true;
+    transport.close();
+  };
+  cancellation.addEventListener('abort', dropConnection, { once: true });
   const isFull = (state: BatchState) => {
     if (state.next >= total || state.attempted >= request.batchSize) return true;
     const next = campaign.recipients[state.next];
@@ -261,7 +271,10 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
             : state.attempted === 0
               ? (request.notBefore ?? 0)
               : 0) - Date.now();
-        if (wait > 0) await sleep(wait, undefined, { signal });
+        if (wait > 0) {
+          log.beforeWait?.();
+          await sleep(wait, undefined, { signal });
+        }
         const index = state.next;
         const recipient = campaign.recipients[index]!;
         // In a bucket, the first message of a chunk waits for the chunk's announcement (the write-ahead).
@@ -272,12 +285,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
           throw signal.reason instanceof Error ? signal.reason : new Error('The batch was interrupted');
         }
         transport ??= borrowSmtpTransport(place.location);
-        const current = transport;
-        const abort = () => {
-          faulted = true;
-          current.close();
-        };
-        signal.addEventListener('abort', abort, { once: true });
+        sendingNow = true;
         try {
           await transport.sendMail(composeMessage(campaign, recipient.vars, recipient.email));
           log.accepted(index, Date.now());
@@ -294,7 +302,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
             ? ApplicationFailure.nonRetryable(failure.reason, 'SmtpRefusesAll')
             : ApplicationFailure.retryable(`${failure.reason} (will retry)`, 'SmtpUnavailable');
         } finally {
-          signal.removeEventListener('abort', abort);
+          sendingNow = false;
         }
       },
     });
@@ -305,6 +313,7 @@ export async function sendEmailBatch(request: SendBatchRequest): Promise<Resumab
       .catch(() => undefined);
     throw err;
   } finally {
+    cancellation.removeEventListener('abort', dropConnection);
     if (transport) releaseSmtpTransport(place.location, transport, faulted);
   }
   // Written before the batch reports its counts: what the workflow adds up is what the log says.

@@ -35,20 +35,30 @@ export function parseSendLog(text: string, into = new Map<number, LoggedMessage>
   for (const line of text.split('\n')) {
     const match = /^([SAFN]) (\d+)(?: (\d+))?(?: (.*))?$/.exec(line);
     if (!match) continue;
-    const index = Number(match[2]);
-    const entry = into.get(index) ?? { index, doubtfulResends: 0, inDoubt: false };
-    if (match[1] === 'S') {
-      if (entry.inDoubt) entry.doubtfulResends += 1;
-      entry.inDoubt = true;
-    } else {
-      entry.inDoubt = false;
-      entry.outcome = OUTCOMES[match[1]!];
-      if (match[3]) entry.at = Number(match[3]);
-      if (match[4]) entry.reason = safeJson(match[4]);
-    }
-    into.set(index, entry);
+    takeLine(
+      into,
+      match[1]!,
+      Number(match[2]),
+      match[3] ? Number(match[3]) : undefined,
+      match[4] && safeJson(match[4]),
+    );
   }
   return into;
+}
+
+/** One line's meaning, taken into the log as read so far: the one rule for lines read and lines written. */
+function takeLine(into: Map<number, LoggedMessage>, kind: string, index: number, at?: number, reason?: string): void {
+  const entry = into.get(index) ?? { index, doubtfulResends: 0, inDoubt: false };
+  if (kind === 'S') {
+    if (entry.inDoubt) entry.doubtfulResends += 1;
+    entry.inDoubt = true;
+  } else {
+    entry.inDoubt = false;
+    entry.outcome = OUTCOMES[kind];
+    if (at) entry.at = at;
+    if (reason) entry.reason = reason;
+  }
+  into.set(index, entry);
 }
 
 /**
@@ -113,16 +123,23 @@ export interface BatchSendLog {
   accepted(index: number, at: number): void;
   rejected(index: number, at: number, reason: string): void;
   notSent(index: number): void;
+  /** The batch waits before its next message (pacing): what is held back is written now. */
+  beforeWait?(): void;
   /** The batch is over: whatever is still unwritten is written (a promise for a bucket). */
   close(): Promise<void> | void;
 }
 
 /**
- * Appends to one batch's log; every line reaches the OS before the call returns, and `into` (the log as read so far)
- * takes it in too, so what the batch counts is always what its log says.
+ * Appends to one batch's log, and `into` (the log as read so far) takes each line in at once, so what the batch counts
+ * is always what its log says. A message's `S` line reaches the OS before the message goes out. An accepted reply is
+ * written with the next message's `S` line, in one write (a write per line was the largest cost a message added to a
+ * bare SMTP loop), or when the batch waits or ends: a process killed in between leaves that one message in doubt
+ * instead of the next one, so still at most one per crash.
  */
 export class SendLogWriter implements BatchSendLog {
   private readonly fd: number;
+  /** Accepted replies not yet written (at most one: the next line takes it along). */
+  private heldBack = '';
 
   constructor(
     file: string,
@@ -133,28 +150,37 @@ export class SendLogWriter implements BatchSendLog {
   }
 
   sending(index: number): undefined {
-    this.write(`S ${index}`);
+    this.write(`S ${index}\n`);
+    if (this.into) takeLine(this.into, 'S', index);
     return undefined;
   }
 
   accepted(index: number, at: number): void {
-    this.write(`A ${index} ${at}`);
+    this.heldBack += `A ${index} ${at}\n`;
+    if (this.into) takeLine(this.into, 'A', index, at);
   }
 
   rejected(index: number, at: number, reason: string): void {
-    this.write(`F ${index} ${at} ${JSON.stringify(reason)}`);
+    this.write(`F ${index} ${at} ${JSON.stringify(reason)}\n`);
+    if (this.into) takeLine(this.into, 'F', index, at, reason);
   }
 
   notSent(index: number): void {
-    this.write(`N ${index}`);
+    this.write(`N ${index}\n`);
+    if (this.into) takeLine(this.into, 'N', index);
+  }
+
+  beforeWait(): void {
+    if (this.heldBack) this.write('');
   }
 
   close(): void {
+    this.beforeWait();
     closeSync(this.fd);
   }
 
-  private write(line: string): void {
-    writeSync(this.fd, `${line}\n`);
-    if (this.into) parseSendLog(line, this.into);
+  private write(lines: string): void {
+    writeSync(this.fd, this.heldBack + lines);
+    this.heldBack = '';
   }
 }
