@@ -106,8 +106,9 @@ export async function startMailSink(options: MailSinkOptions): Promise<RunningMa
  * the body (a full parse took most of the sink's own time per message).
  */
 export function headerFields(raw: Buffer): { messageId?: string; subject: string } {
-  const end = raw.indexOf('\r\n\r\n');
-  const head = raw.toString('utf8', 0, end < 0 ? raw.length : end).replace(/\r?\n[ \t]+/g, ' ');
+  // The header block ends at the first empty line (CRLF as SMTP requires, or bare LF from a careless client).
+  const end = [raw.indexOf('\r\n\r\n'), raw.indexOf('\n\n')].filter((at) => at >= 0).sort((a, b) => a - b)[0];
+  const head = raw.toString('utf8', 0, end ?? raw.length).replace(/\r?\n[ \t]+/g, ' ');
   const id = MESSAGE_ID_FIELD.exec(head)?.[1]?.replace(/^<|>$/g, '');
   return { ...(id && { messageId: `<${id}>` }), subject: libmime.decodeWords(SUBJECT_FIELD.exec(head)?.[1] ?? '') };
 }

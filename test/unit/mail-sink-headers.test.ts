@@ -33,6 +33,9 @@ describe('the mail sink reads what it records from the header block', () => {
         'Subject: not this one\r\nMessage-ID: <nor-this@example.com>\r\n',
     );
     assert.deepEqual(headerFields(raw), { messageId: '<bare.id@example.com>', subject: 'plain' });
+    // Bare line feeds: the header block still ends at the first empty line.
+    const bareLineFeeds = Buffer.from('Message-ID: <lf@example.com>\n\nSubject: body\n');
+    assert.deepEqual(headerFields(bareLineFeeds), { messageId: '<lf@example.com>', subject: '' });
   });
 
   it('has no id and an empty subject when the header block has neither', () => {
