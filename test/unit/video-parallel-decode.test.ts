@@ -34,7 +34,10 @@ function assertSameFrames(actual: DecodedFrame[], expected: DecodedFrame[]) {
       Boolean(wanted.candidate),
       `frame ${i} (${frame.ms} ms): a candidate or not`,
     );
-    if (frame.candidate) assert.ok(frame.candidate.equals(wanted.candidate!), `frame ${i}: the same candidate`);
+    if (frame.candidate) {
+      assert.ok(frame.candidate.pixels.equals(wanted.candidate!.pixels), `frame ${i}: the same candidate`);
+      assert.ok(frame.candidate.jpeg.equals(wanted.candidate!.jpeg), `frame ${i}: the same candidate JPEG`);
+    }
   });
 }
 
@@ -77,25 +80,39 @@ describe('parallel decoding of the detection pass', () => {
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('finds the keyframes in the index, and plans stretches of at least 10 s that start at them', async () => {
-    assert.deepEqual(await keyframeTimes(video, SAFE_INPUT_OPTIONS, 0), [0, 5000, 10000, 15000, 20000, 25000]);
-    assert.deepEqual(planStretches([0, 5000, 10000, 15000, 20000, 25000], 0), [
+  it('finds the keyframes in the index, and plans stretches that start at them, as many as the lanes', async () => {
+    const keyframes = [0, 5000, 10000, 15000, 20000, 25000];
+    assert.deepEqual(await keyframeTimes(video, SAFE_INPUT_OPTIONS, 0), keyframes);
+    // Two lanes: two stretches, split at the first keyframe past half the video.
+    assert.deepEqual(planStretches(keyframes, 0, 2, 26_000), [
+      { fromMs: 0, toMs: 15000, fromKeyframe: false },
+      { fromMs: 15000, toMs: Infinity, fromKeyframe: true },
+    ]);
+    // Three lanes: a third of 26 s is under 10 s, so stretches of at least 10 s.
+    assert.deepEqual(planStretches(keyframes, 0, 3, 26_000), [
       { fromMs: 0, toMs: 10000, fromKeyframe: false },
       { fromMs: 10000, toMs: 20000, fromKeyframe: true },
       { fromMs: 20000, toMs: Infinity, fromKeyframe: true },
     ]);
-    // From a resume point: the first stretch starts there, the next at the first keyframe 10 s on.
-    assert.deepEqual(planStretches([0, 5000, 10000, 15000, 20000, 25000], 7040), [
+    // From a resume point: the first stretch starts there, the next at least 10 s on.
+    assert.deepEqual(planStretches(keyframes, 7040, 2, 26_000), [
       { fromMs: 7040, toMs: 20000, fromKeyframe: false },
       { fromMs: 20000, toMs: Infinity, fromKeyframe: true },
     ]);
+    // A long video: a multiple of the lanes, none over a minute where the keyframes allow (300 s: 6 of 50 s).
+    const every8s = Array.from({ length: 36 }, (_, i) => Math.round((i * 250 * 1000) / 30));
+    const long = planStretches(every8s, 0, 2, 300_000);
+    assert.deepEqual(
+      long.map((s) => s.fromMs),
+      [0, 50000, 100000, 150000, 200000, 250000],
+    );
   });
 
   it('gives the frames, times and candidates of one ffmpeg, from the start and from a resume point', async () => {
     for (const from of [{}, { fromMs: 7040, firstIndex: 176, previousMs: 7000 }]) {
       const single = await collect(decodeFrames(video, { ...options, ...from }));
       const parallel = await collect(
-        decodeFramesInParallel(video, { ...options, ...from, lanes: 2, fps: FPS, isUrl: false }),
+        decodeFramesInParallel(video, { ...options, ...from, lanes: 2, fps: FPS, durationMs: 26_000, isUrl: false }),
       );
       // 26 s at 25 fps (a frame more where a segment's length rounds up), or what follows frame 176 at 7.04 s.
       assert.ok(Math.abs(single.length - (from.fromMs ? 650 - 176 : 650)) <= 1, `${single.length} frames`);
@@ -105,7 +122,9 @@ describe('parallel decoding of the detection pass', () => {
       if (from.fromMs) assertSameFrames(single, (await collect(decodeFrames(video, options))).slice(176));
       // Three lanes (more than the stretches left) change nothing either.
       assertSameFrames(
-        await collect(decodeFramesInParallel(video, { ...options, ...from, lanes: 3, fps: FPS, isUrl: false })),
+        await collect(
+          decodeFramesInParallel(video, { ...options, ...from, lanes: 3, fps: FPS, durationMs: 26_000, isUrl: false }),
+        ),
         single,
       );
     }
@@ -117,14 +136,14 @@ describe('parallel decoding of the detection pass', () => {
     assert.equal(await keyframeTimes(mkv, SAFE_INPUT_OPTIONS, 0), undefined);
     const single = await collect(decodeFrames(mkv, options));
     assertSameFrames(
-      await collect(decodeFramesInParallel(mkv, { ...options, lanes: 2, fps: FPS, isUrl: false })),
+      await collect(decodeFramesInParallel(mkv, { ...options, lanes: 2, fps: FPS, durationMs: 26_000, isUrl: false })),
       single,
     );
   });
 
   it('stops every ffmpeg when aborted, and when the reader stops early', async () => {
     // A frame rate of 1 makes each stretch hold 27 frames ahead: both ffmpegs then wait, alive, for the reader.
-    const held = { ...options, lanes: 2, fps: 1, isUrl: false };
+    const held = { ...options, lanes: 2, fps: 1, durationMs: 26_000, isUrl: false };
     const stop = new AbortController();
     const frames = decodeFramesInParallel(video, { ...held, signal: stop.signal });
     for (let i = 0; i < 5; i++) assert.equal((await frames.next()).done, false);

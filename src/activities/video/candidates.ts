@@ -1,7 +1,7 @@
 /**
  * Candidate frames for scoring, kept by the detection pass so scoring needs no second decode and no seek: every
  * `everyMs` of video, one frame at thumbnail size, its qualities measured (on the CPU pool) and its JPEG (the
- * thumbnail it would make) appended to one file in the analysis' thumbnails folder (in the worker's scratch folder
+ * thumbnail it would make, encoded by the same ffmpeg: frames.ts) appended to one file in the analysis' thumbnails folder (in the worker's scratch folder
  * when the thumbnails go to a bucket: video-source.ts). Memory stays flat: only the index (time, qualities, where the
  * JPEG is) is kept, and it is rebuilt from the file on a resume. The detection checkpoint records the file's length,
  * so a retried or resumed pass truncates what came after it.
@@ -11,11 +11,11 @@
  */
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
 import { makeDataDir } from '../files';
 import { runCpuTask } from '../cpu-pool';
 import { isPrivateFolder, makePrivateFolder } from '../scratch';
 import type { FrameQuality } from './clip-quality';
+import { packFrames, type CandidateFrame } from './frames';
 
 const HEADER_BYTES = 8 + 4 * 4 + 4;
 
@@ -83,21 +83,18 @@ export class CandidateStore {
   }
 
   /**
-   * Measures and appends the frames (raw RGB at `width` × `height`): qualities on the CPU pool, JPEGs by libvips'
-   * threads, one write.
+   * Measures and appends the frames (raw RGB at `width` × `height`, with their JPEGs): qualities on the CPU pool (the
+   * frames moved there in one buffer: see packFrames), one write.
    */
-  async append(frames: { ms: number; pixels: Buffer }[], width: number, height: number): Promise<void> {
+  async append(frames: ({ ms: number } & CandidateFrame)[], width: number, height: number): Promise<void> {
     if (frames.length === 0) return;
-    const [qualities, jpegs] = await Promise.all([
-      runCpuTask('frameQualities', { frames: frames.map((f) => f.pixels), width, height }),
-      Promise.all(
-        frames.map((f) =>
-          sharp(f.pixels, { raw: { width, height, channels: 3 } })
-            .jpeg({ quality: 82 })
-            .toBuffer(),
-        ),
-      ),
-    ]);
+    const packed = packFrames(frames.map((f) => f.pixels));
+    const qualities = await runCpuTask(
+      'frameQualities',
+      { frames: packed.views, width, height },
+      { transfer: [packed.buffer] },
+    );
+    const jpegs = frames.map((f) => f.jpeg);
     const parts: Buffer[] = [];
     frames.forEach((frame, i) => {
       const quality = qualities[i]!;

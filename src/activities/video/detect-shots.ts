@@ -10,7 +10,7 @@ import type { Resumable } from '../../shared/job-status';
 import { runCpuTask } from '../cpu-pool';
 import { displayPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
-import { DecodeError, type DecodedFrame } from './frames';
+import { DecodeError, packFrames, type DecodedFrame } from './frames';
 import { decodeFramesInParallel } from './parallel-frames';
 import { CANDIDATE_EVERY_MS, CandidateStore } from './candidates';
 import { NETWORK_TROUBLE, thumbnailSize, type VideoInfo } from './probe';
@@ -137,6 +137,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           // at most MAX_DECODERS: one analysis should not take a big machine's every core from the other jobs.
           lanes: Math.min(MAX_DECODERS, cpuPoolSettings().threads),
           fps: request.info.fps,
+          durationMs: request.info.durationMs,
           isUrl: source.isUrl,
         });
         if (kept) store ??= await CandidateStore.openForAppend(kept.file, checkpoint.candidateBytes ?? 0, kept.scratch);
@@ -158,15 +159,21 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
           nextMs = next.value.ms + 1;
         }
         // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state; the
-        // candidates of that second are measured and kept meanwhile.
-        const keep = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, pixels: f.candidate }] : []));
+        // candidates of that second are measured and kept meanwhile. The frames go to the pool in one buffer, moved
+        // rather than copied (see packFrames).
+        const keep = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, ...f.candidate }] : []));
+        const packed = packFrames(batch.map((f) => f.pixels));
         const [detector] = await Promise.all([
-          runCpuTask('detectInBatch', {
-            options,
-            state: checkpoint.detector,
-            frames: batch.map(({ index, ms, pixels }) => ({ index, ms, pixels })),
-            finish: finished,
-          }),
+          runCpuTask(
+            'detectInBatch',
+            {
+              options,
+              state: checkpoint.detector,
+              frames: batch.map(({ index, ms }, i) => ({ index, ms, pixels: packed.views[i]! })),
+              finish: finished,
+            },
+            { transfer: [packed.buffer] },
+          ),
           store?.append(keep, thumbnail.width, thumbnail.height),
         ]);
         return { nextIndex, nextMs, detector, finished, ...(store && { candidateBytes: store.length }) };

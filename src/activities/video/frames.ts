@@ -12,14 +12,23 @@ export interface DecodedFrame {
   /** Ordinal of the frame in the video (0-based). */
   index: number;
   ms: number;
+  /** RGB; often a view of a larger chunk of ffmpeg's output (see FrameCutter). */
   pixels: Buffer;
   /** The same frame at the candidates' size, when it is one (see {@link DecodeOptions.candidates}). */
-  candidate?: Buffer;
+  candidate?: CandidateFrame;
+}
+
+/** A candidate frame: raw RGB to measure, and the JPEG it would make as a thumbnail (ffmpeg's encoder). */
+export interface CandidateFrame {
+  pixels: Buffer;
+  jpeg: Buffer;
 }
 
 /**
  * Frames for scoring, from the same decoding pass: ffmpeg splits each decoded picture in two, one branch scaled for
- * detection, the other keeping a frame every `everyMs` scaled to `width` × `height` (no second decode, no seek).
+ * detection, the other keeping a frame every `everyMs` scaled to `width` × `height` (no second decode, no seek), raw
+ * and as a JPEG. ffmpeg's JPEG encoder costs next to nothing there; sharp, encoding the same frames in the worker,
+ * cost ~2 ms of CPU each (0.4 CPU-s a minute of video) and main-thread time besides.
  * The frame kept is the first at or after each multiple of `everyMs` on the frames' timeline: which frames are kept
  * depends on the video alone, not on where a decoder started (a resume, a stretch of a parallel pass).
  */
@@ -61,6 +70,9 @@ export interface DecodeOptions {
 
 export class DecodeError extends Error {}
 
+/** ffmpeg's JPEG quantiser scale for candidates (2 best … 31): 3 gives ~9 kB at 320×180, within 2 of 255 of the frame on average. */
+const CANDIDATE_JPEG_QSCALE = 3;
+
 /** Whether a frame at `ms` is the first at or after a multiple of `everyMs` when the frame before it was at `previousMs`. */
 export const startsCandidateStep = (ms: number, previousMs: number, everyMs: number): boolean =>
   Math.floor(ms / everyMs) > Math.floor(previousMs / everyMs);
@@ -85,6 +97,111 @@ export function detectionDecoderOptions(sourceWidth: number | undefined, analysi
 export function analysisScaleFilter(width: number, height: number): string {
   const halfway = `scale='min(iw,${2 * width})':'min(ih,${2 * height})':flags=fast_bilinear`;
   return `${halfway},scale=${width}:${height}:flags=area`;
+}
+
+/**
+ * Cuts a byte stream into fixed-size frames without copying where it can: a frame inside one chunk is a view of it;
+ * only a frame that straddles chunks is copied, into a buffer of its own. (Joining each chunk to the partial frame
+ * before it, as before, copied every chunk once more: every buffer the worker's main thread allocates brings its next
+ * full garbage collection closer.)
+ */
+export class FrameCutter {
+  private pending: Buffer | undefined;
+  private filled = 0;
+
+  constructor(private readonly frameBytes: number) {}
+
+  /** The frames completed by `chunk`, in order. */
+  push(chunk: Buffer): Buffer[] {
+    const frames: Buffer[] = [];
+    let at = 0;
+    if (this.pending) {
+      const take = Math.min(this.frameBytes - this.filled, chunk.length);
+      chunk.copy(this.pending, this.filled, 0, take);
+      this.filled += take;
+      at = take;
+      if (this.filled < this.frameBytes) return frames;
+      frames.push(this.pending);
+      this.pending = undefined;
+    }
+    for (; at + this.frameBytes <= chunk.length; at += this.frameBytes) {
+      frames.push(chunk.subarray(at, at + this.frameBytes));
+    }
+    if (at < chunk.length) {
+      this.pending = Buffer.allocUnsafe(this.frameBytes);
+      this.filled = chunk.copy(this.pending, 0, at);
+    }
+    return frames;
+  }
+}
+
+/**
+ * Cuts a stream of JPEG images (ffmpeg's `image2pipe`) into images: the segments are walked by their lengths up to the
+ * scan, whose data ends at the first marker (0xFF not followed by 0x00 or a restart code), until the end-of-image
+ * marker. A byte pair 0xFF 0xD9 inside a table is not taken for the end.
+ */
+export class JpegCutter {
+  private pending: Buffer = Buffer.alloc(0);
+
+  /** The images completed by `chunk`, in order. */
+  push(chunk: Buffer): Buffer[] {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    const images: Buffer[] = [];
+    for (let end = jpegEnd(this.pending); end > 0; end = jpegEnd(this.pending)) {
+      images.push(Buffer.from(this.pending.subarray(0, end)));
+      this.pending = this.pending.subarray(end);
+    }
+    return images;
+  }
+}
+
+/** The length of the JPEG image at the start of `data`, or 0 while it is incomplete. */
+function jpegEnd(data: Buffer): number {
+  if (data.length < 4) return 0;
+  if (data[0] !== 0xff || data[1] !== 0xd8) throw new DecodeError('ffmpeg wrote a candidate that is not a JPEG');
+  let at = 2;
+  while (at + 2 <= data.length) {
+    if (data[at] !== 0xff) throw new DecodeError('ffmpeg wrote a malformed JPEG candidate');
+    const marker = data[at + 1]!;
+    if (marker === 0xff) {
+      at += 1; // fill byte
+      continue;
+    }
+    if (marker === 0xd9) return at + 2;
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      at += 2;
+      continue;
+    }
+    if (at + 4 > data.length) return 0;
+    const segmentEnd = at + 2 + data.readUInt16BE(at + 2);
+    if (marker !== 0xda) {
+      at = segmentEnd;
+      continue;
+    }
+    // Entropy-coded data: 0xFF 0x00 is a stuffed byte, 0xFF 0xD0–0xD7 a restart; any other marker ends it.
+    at = segmentEnd;
+    while (at + 1 < data.length) {
+      const next = data[at + 1]!;
+      if (data[at] === 0xff && next !== 0x00 && !(next >= 0xd0 && next <= 0xd7)) break;
+      at += 1;
+    }
+    if (at + 1 >= data.length) return 0;
+  }
+  return 0;
+}
+
+/**
+ * Copies frames of one size into one buffer of their own (views of it, in order), to be moved to a CPU-pool thread
+ * in one piece (`transfer`) instead of cloned frame by frame.
+ */
+export function packFrames(frames: Uint8Array[]): { buffer: ArrayBuffer; views: Buffer[] } {
+  const size = frames[0]?.length ?? 0;
+  const packed = Buffer.allocUnsafeSlow(size * frames.length);
+  const views = frames.map((frame, i) => {
+    packed.set(frame, i * size);
+    return packed.subarray(i * size, (i + 1) * size);
+  });
+  return { buffer: packed.buffer as ArrayBuffer, views };
 }
 
 /** Streams the frames of `file` (a path, or a URL with its `inputOptions`); ends when the video does, throws a {@link DecodeError} if ffmpeg fails. */
@@ -115,17 +232,18 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
     const graph =
       `[0:v:0]split=2[d][c];[d]${shrink},showinfo@det[dout];` +
       `[c]select='isnan(prev_t)+gt(${bucket('t')}\\,${bucket('prev_t')})',` +
-      `scale=${wanted.width}:${wanted.height},setsar=1,showinfo@cand[cout]`;
+      `scale=${wanted.width}:${wanted.height},setsar=1,showinfo@cand,split=2[cout][cjpeg]`;
     args.push('-filter_complex', graph, '-vsync', '0');
     args.push('-map', '[dout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     args.push('-map', '[cout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:3');
+    args.push('-map', '[cjpeg]', '-c:v', 'mjpeg', '-q:v', String(CANDIDATE_JPEG_QSCALE), '-f', 'image2pipe', 'pipe:4');
   } else {
     args.push('-map', '0:v:0', '-an', '-sn', '-vsync', '0');
     args.push('-vf', `${shrink},showinfo`);
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
   }
-  // Pipe 3 carries the candidates (unused without them).
-  const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  // Pipes 3 and 4 carry the candidates, raw and as JPEGs (unused without them).
+  const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
   const [, stdout, stderr] = child.stdio as unknown as [null, Readable, Readable];
   const kill = () => child.kill('SIGKILL');
   options.signal?.addEventListener('abort', kill, { once: true });
@@ -133,7 +251,6 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const times: number[] = [];
   const frames: Buffer[] = [];
   const stderrTail: string[] = [];
-  let partial: Buffer = Buffer.alloc(0);
   let ended = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
@@ -146,13 +263,13 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const candidateBytes = wanted ? wanted.width * wanted.height * 3 : 0;
   const candidateTimes: number[] = [];
   const candidateFrames: Buffer[] = [];
-  const candidates: { ms: number; pixels: Buffer }[] = [];
-  let candidatePartial: Buffer = Buffer.alloc(0);
+  const candidateJpegs: Buffer[] = [];
+  const candidates: ({ ms: number } & CandidateFrame)[] = [];
   let candidatesEnded = !wanted;
   let waitingForCandidate = false;
   const pairCandidates = () => {
-    while (candidateTimes.length > 0 && candidateFrames.length > 0) {
-      candidates.push({ ms: candidateTimes.shift()!, pixels: candidateFrames.shift()! });
+    while (candidateTimes.length > 0 && candidateFrames.length > 0 && candidateJpegs.length > 0) {
+      candidates.push({ ms: candidateTimes.shift()!, pixels: candidateFrames.shift()!, jpeg: candidateJpegs.shift()! });
     }
   };
 
@@ -171,38 +288,46 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
       if (stderrTail.length > 20) stderrTail.shift();
     }
   });
+  const detectionFrames = new FrameCutter(frameBytes);
   stdout.on('data', (chunk: Buffer) => {
-    partial = partial.length ? Buffer.concat([partial, chunk]) : chunk;
-    while (partial.length >= frameBytes) {
-      frames.push(partial.subarray(0, frameBytes));
-      partial = partial.subarray(frameBytes);
-    }
+    for (const frame of detectionFrames.push(chunk)) frames.push(frame);
     // The analysis catches up before ffmpeg decodes further (not while it waits for a candidate ffmpeg has yet to write).
     if (frames.length > aheadFrames && !waitingForCandidate) stdout.pause();
     notify();
   });
   const candidateOutput = wanted ? (child.stdio[3] as Readable | null) : undefined;
-  if (candidateOutput) {
+  const jpegOutput = wanted ? (child.stdio[4] as Readable | null) : undefined;
+  if (candidateOutput && jpegOutput) {
     // Never paused: a frame every `everyMs` is little, and ffmpeg must not block on it while detection waits.
+    const cut = new FrameCutter(candidateBytes);
     candidateOutput.on('data', (chunk: Buffer) => {
-      candidatePartial = candidatePartial.length ? Buffer.concat([candidatePartial, chunk]) : chunk;
-      while (candidatePartial.length >= candidateBytes) {
-        candidateFrames.push(Buffer.from(candidatePartial.subarray(0, candidateBytes)));
-        candidatePartial = candidatePartial.subarray(candidateBytes);
+      for (const frame of cut.push(chunk)) candidateFrames.push(frame);
+      notify();
+    });
+    const images = new JpegCutter();
+    jpegOutput.on('data', (chunk: Buffer) => {
+      try {
+        for (const jpeg of images.push(chunk)) candidateJpegs.push(jpeg);
+      } catch (err) {
+        failure ??= err as Error;
+        kill();
       }
       notify();
     });
-    candidateOutput.on('close', () => {
-      candidatesEnded = true;
+    let open = 2;
+    const closed = () => {
+      candidatesEnded = --open === 0;
       notify();
-    });
+    };
+    candidateOutput.on('close', closed);
+    jpegOutput.on('close', closed);
   }
   child.on('close', (code, signal) => {
     ended = true;
     candidatesEnded = true;
     if (code !== 0 && !options.signal?.aborted) {
       const detail = stderrTail.filter((l) => !/^\s*(Stream|Input|Output|Duration|Metadata|  )/.test(l)).at(-1);
-      failure = new DecodeError(`ffmpeg stopped (${signal ?? `exit ${code}`}): ${detail ?? 'no message'}`);
+      failure ??= new DecodeError(`ffmpeg stopped (${signal ?? `exit ${code}`}): ${detail ?? 'no message'}`);
     }
     notify();
   });
@@ -217,7 +342,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   try {
     for (;;) {
       if (frames.length > 0 && (times.length > 0 || ended)) {
-        let candidate: Buffer | undefined;
+        let candidate: CandidateFrame | undefined;
         if (wanted) {
           // This frame's candidate (same time) or a later one must be known first: else wait for ffmpeg.
           const ms = times[0] ?? fromMs;
@@ -230,9 +355,12 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
             waitingForCandidate = false;
             continue;
           }
-          if (candidates[0]?.ms === ms) candidate = candidates.shift()!.pixels;
+          if (candidates[0]?.ms === ms) {
+            const kept = candidates.shift()!;
+            candidate = { pixels: kept.pixels, jpeg: kept.jpeg };
+          }
         }
-        const pixels = Buffer.from(frames.shift()!);
+        const pixels = frames.shift()!;
         const ms = times.shift() ?? (times.length ? times[0]! : fromMs);
         if (frames.length < 16) stdout.resume();
         if (ms < fromMs) continue; // before the resume point (the seek lands a frame early)
