@@ -12,12 +12,10 @@ import { evaluatePage } from './training/evaluate-page';
 import { loadSharedPatches } from './training/shared-patches';
 import { guidedPages, initialWeights, layer2Patches, trainSteps, validateModel } from './training/training-tasks';
 import { frameQualities } from './video/clip-quality';
-import { detectInBatch } from './video/shot-detector';
 
 export const cpuTasks = {
   restoreAndMeasure,
   evaluatePage,
-  detectInBatch,
   frameQualities,
   renderPagePair,
   initialWeights,

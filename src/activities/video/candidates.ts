@@ -1,6 +1,6 @@
 /**
  * Candidate frames for scoring, kept by the detection pass so scoring needs no second decode and no seek: every
- * `everyMs` of video, one frame at thumbnail size, its qualities measured (on the CPU pool) and its JPEG (the
+ * `everyMs` of video, one frame at thumbnail size, its qualities measured (in the detection thread) and its JPEG (the
  * thumbnail it would make, encoded by the same ffmpeg: frames.ts) appended to one file in the analysis' thumbnails folder (in the worker's scratch folder
  * when the thumbnails go to a bucket: video-source.ts). Memory stays flat: only the index (time, qualities, where the
  * JPEG is) is kept, and it is rebuilt from the file on a resume. The detection checkpoint records the file's length,
@@ -12,10 +12,8 @@
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDataDir } from '../files';
-import { runCpuTask } from '../cpu-pool';
 import { isPrivateFolder, makePrivateFolder } from '../scratch';
 import type { FrameQuality } from './clip-quality';
-import { packFrames, type CandidateFrame } from './frames';
 
 const HEADER_BYTES = 8 + 4 * 4 + 4;
 
@@ -82,34 +80,22 @@ export class CandidateStore {
     return new CandidateStore(file, handle, index, bytes);
   }
 
-  /**
-   * Measures and appends the frames (raw RGB at `width` × `height`, with their JPEGs): qualities on the CPU pool (the
-   * frames moved there in one buffer: see packFrames), one write.
-   */
-  async append(frames: ({ ms: number } & CandidateFrame)[], width: number, height: number): Promise<void> {
+  /** Appends measured candidates (time, qualities, JPEG), in one write. */
+  async append(frames: { ms: number; quality: FrameQuality; jpeg: Buffer }[]): Promise<void> {
     if (frames.length === 0) return;
-    const packed = packFrames(frames.map((f) => f.pixels));
-    const qualities = await runCpuTask(
-      'frameQualities',
-      { frames: packed.views, width, height },
-      { transfer: [packed.buffer] },
-    );
-    const jpegs = frames.map((f) => f.jpeg);
     const parts: Buffer[] = [];
-    frames.forEach((frame, i) => {
-      const quality = qualities[i]!;
-      const jpeg = jpegs[i]!;
+    for (const { ms, quality, jpeg } of frames) {
       const header = Buffer.alloc(HEADER_BYTES);
-      header.writeDoubleLE(frame.ms, 0);
+      header.writeDoubleLE(ms, 0);
       header.writeFloatLE(quality.sharpness, 8);
       header.writeFloatLE(quality.exposure, 12);
       header.writeFloatLE(quality.contrast, 16);
       header.writeFloatLE(quality.colorfulness, 20);
       header.writeUInt32LE(jpeg.length, 24);
       parts.push(header, jpeg);
-      this.index.push({ ms: frame.ms, quality, offset: this.bytes + HEADER_BYTES, length: jpeg.length });
+      this.index.push({ ms, quality, offset: this.bytes + HEADER_BYTES, length: jpeg.length });
       this.bytes += HEADER_BYTES + jpeg.length;
-    });
+    }
     await this.handle!.write(Buffer.concat(parts));
   }
 

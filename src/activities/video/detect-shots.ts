@@ -7,12 +7,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { cpuPoolSettings } from '../../config';
 import type { Resumable } from '../../shared/job-status';
-import { runCpuTask } from '../cpu-pool';
 import { displayPath } from '../files';
 import { runResumableLoop } from '../resumable-loop';
-import { DecodeError, packFrames, type DecodedFrame } from './frames';
-import { decodeFramesInParallel } from './parallel-frames';
-import { CANDIDATE_EVERY_MS, CandidateStore } from './candidates';
+import { DecodeError } from './frames';
+import { CANDIDATE_EVERY_MS } from './candidates';
+import { startDetection, type DetectionRun } from './detection-thread';
+import type { DetectionStep } from './detection-worker';
 import { NETWORK_TROUBLE, thumbnailSize, type VideoInfo } from './probe';
 import { candidatesLocation, videoSource } from './video-source';
 import {
@@ -95,17 +95,14 @@ function assertComplete(name: string, reachedMs: number, info: VideoInfo): void 
 export async function detectShots(request: DetectShotsRequest): Promise<Resumable<DetectCheckpoint, DetectedShots>> {
   // A data-dir path, or a presigned URL of an object (fresh for each attempt): the video is streamed, not copied.
   const source = await videoSource(request.video);
-  const file = source.input;
   const options = { ...DEFAULT_DETECTOR, ...(request.threshold !== undefined && { threshold: request.threshold }) };
   const totalSeconds = Math.round(request.info.durationMs / 1000);
-  const framesPerStep = Math.max(10, Math.ceil(request.info.fps));
-  let frames: AsyncGenerator<DecodedFrame> | undefined;
   const thumbnail = thumbnailSize(request.info);
   const kept = request.candidates && candidatesLocation(request.candidates.outputDir);
-  const candidatesFile = kept?.file;
-  let store: CandidateStore | undefined;
-  // One decoder per attempt; each step hands back the detector's state as its checkpoint.
-  let lastMs = 0;
+  // The pass runs in the detection thread (see detection-thread.ts), started at this attempt's first step; each
+  // step here takes its next checkpoint.
+  let run: DetectionRun | undefined;
+  let last: DetectionStep | undefined;
   try {
     return await runResumableLoop<DetectCheckpoint, DetectedShots>({
       initial: { nextIndex: 0, nextMs: 0, detector: initialDetectorState(), finished: false },
@@ -120,76 +117,53 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
         `${(checkpoint.nextMs / 1000).toFixed(1)} s of ${(request.info.durationMs / 1000).toFixed(1)} s analysed, ` +
         `${checkpoint.detector.boundaries.length} boundaries`,
       step: async (checkpoint, signal) => {
-        frames ??= decodeFramesInParallel(file, {
-          width: ANALYSIS_WIDTH,
-          height: ANALYSIS_HEIGHT,
-          fromMs: checkpoint.nextMs,
-          firstIndex: checkpoint.nextIndex,
-          // The last frame analysed before (a checkpoint's nextMs is one past it): the candidates carry on in step.
-          previousMs: checkpoint.nextIndex > 0 ? checkpoint.nextMs - 1 : undefined,
-          // Times on the container's timeline (what players show), so a stream that starts late has late cuts.
-          startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
-          signal,
-          candidates: candidatesFile ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
-          sourceWidth: request.info.width,
-          inputOptions: source.inputOptions,
-          // One decoder per core the worker gives CPU work (stretches of the video at once, frames still in order),
-          // at most MAX_DECODERS: one analysis should not take a big machine's every core from the other jobs.
-          lanes: Math.min(MAX_DECODERS, cpuPoolSettings().threads),
-          fps: request.info.fps,
-          durationMs: request.info.durationMs,
-          isUrl: source.isUrl,
+        run ??= startDetection({
+          file: source.input,
+          decode: {
+            width: ANALYSIS_WIDTH,
+            height: ANALYSIS_HEIGHT,
+            fromMs: checkpoint.nextMs,
+            firstIndex: checkpoint.nextIndex,
+            // The last frame analysed before (a checkpoint's nextMs is one past it): the candidates carry on in step.
+            previousMs: checkpoint.nextIndex > 0 ? checkpoint.nextMs - 1 : undefined,
+            // Times on the container's timeline (what players show), so a stream that starts late has late cuts.
+            startMs: request.info.timelineStartMs ?? request.info.startMs ?? 0,
+            candidates: kept ? { ...thumbnail, everyMs: CANDIDATE_EVERY_MS } : undefined,
+            sourceWidth: request.info.width,
+            inputOptions: source.inputOptions,
+            // One decoder per core the worker gives CPU work (stretches of the video at once, frames still in
+            // order), at most MAX_DECODERS: one analysis should not take a big machine's every core from the others.
+            lanes: Math.min(MAX_DECODERS, cpuPoolSettings().threads),
+            fps: request.info.fps,
+            durationMs: request.info.durationMs,
+            isUrl: source.isUrl,
+          },
+          detector: options,
+          from: checkpoint,
+          // A second of video a step (at least 10 frames).
+          framesPerStep: Math.max(10, Math.ceil(request.info.fps)),
+          candidates: kept && { ...kept, ...thumbnail },
         });
-        if (kept) store ??= await CandidateStore.openForAppend(kept.file, checkpoint.candidateBytes ?? 0, kept.scratch);
-        let { nextIndex, nextMs } = checkpoint;
-        const batch: DecodedFrame[] = [];
-        let finished = false;
-        while (batch.length < framesPerStep) {
-          const next = await frames.next();
-          if (next.done) {
-            // ffmpeg ends early when a pause or cancel kills it: that is an interruption, not the end of the video.
-            signal.throwIfAborted();
-            assertComplete(source.name, nextMs, request.info);
-            finished = true;
-            break;
-          }
-          batch.push(next.value);
-          lastMs = next.value.ms;
-          nextIndex = next.value.index + 1;
-          nextMs = next.value.ms + 1;
-        }
-        // The detector runs on the CPU pool, a second of frames at a time, from the checkpoint's state; the
-        // candidates of that second are measured and kept meanwhile. The frames go to the pool in one buffer, moved
-        // rather than copied (see packFrames).
-        const keep = batch.flatMap((f) => (f.candidate ? [{ ms: f.ms, ...f.candidate }] : []));
-        const packed = packFrames(batch.map((f) => f.pixels));
-        const [detector] = await Promise.all([
-          runCpuTask(
-            'detectInBatch',
-            {
-              options,
-              state: checkpoint.detector,
-              frames: batch.map(({ index, ms }, i) => ({ index, ms, pixels: packed.views[i]! })),
-              finish: finished,
-            },
-            { transfer: [packed.buffer] },
-          ),
-          store?.append(keep, thumbnail.width, thumbnail.height),
-        ]);
-        return { nextIndex, nextMs, detector, finished, ...(store && { candidateBytes: store.length }) };
+        const step = await run.next(signal);
+        // The pass ends early when a pause or cancel stops it: that is an interruption, not the end of the video.
+        signal.throwIfAborted();
+        if (!step) throw new Error('The detection thread ended the pass before its last step.');
+        if (step.checkpoint.finished) assertComplete(source.name, step.checkpoint.nextMs, request.info);
+        last = step;
+        return step.checkpoint;
       },
       finish: (checkpoint) => ({
         boundaries: checkpoint.detector.boundaries,
         segments: checkpoint.detector.segments,
         framesAnalyzed: checkpoint.nextIndex,
-        lastFrameMs: Math.max(lastMs, checkpoint.nextMs - 1),
+        lastFrameMs: Math.max(last?.lastMs ?? 0, checkpoint.nextMs - 1),
         attempts: Context.current().info.attempt,
-        // (An attempt that starts from a finished checkpoint opened no store: the checkpoint says how far it got.)
+        // (An attempt that starts from a finished checkpoint ran no pass: the checkpoint says how far it got.)
         ...(kept && {
           candidates: {
             file: kept.scratch ? kept.file : displayPath(kept.file),
-            bytes: store?.length ?? checkpoint.candidateBytes ?? 0,
-            ...(store && { count: store.index.length }),
+            bytes: checkpoint.candidateBytes ?? 0,
+            ...(last?.candidateCount !== undefined && { count: last.candidateCount }),
             ...thumbnail,
           },
         }),
@@ -209,7 +183,6 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
     }
     throw err;
   } finally {
-    await frames?.return(undefined);
-    await store?.close();
+    run?.stop();
   }
 }

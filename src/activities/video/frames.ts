@@ -190,20 +190,6 @@ function jpegEnd(data: Buffer): number {
   return 0;
 }
 
-/**
- * Copies frames of one size into one buffer of their own (views of it, in order), to be moved to a CPU-pool thread
- * in one piece (`transfer`) instead of cloned frame by frame.
- */
-export function packFrames(frames: Uint8Array[]): { buffer: ArrayBuffer; views: Buffer[] } {
-  const size = frames[0]?.length ?? 0;
-  const packed = Buffer.allocUnsafeSlow(size * frames.length);
-  const views = frames.map((frame, i) => {
-    packed.set(frame, i * size);
-    return packed.subarray(i * size, (i + 1) * size);
-  });
-  return { buffer: packed.buffer as ArrayBuffer, views };
-}
-
 /** Streams the frames of `file` (a path, or a URL with its `inputOptions`); ends when the video does, throws a {@link DecodeError} if ffmpeg fails. */
 export async function* decodeFrames(file: string, options: DecodeOptions): AsyncGenerator<DecodedFrame> {
   const frameBytes = options.width * options.height * 3;

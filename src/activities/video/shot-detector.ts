@@ -165,19 +165,3 @@ export class ShotDetector {
     this.state.inBlack = black;
   }
 }
-
-/**
- * Feeds a batch of frames to a detector rebuilt from `state` and returns its state after them (and after the end of
- * the video when `finish`): one CPU-pool task, plain data in and out, with the same result as one long-lived detector.
- */
-export function detectInBatch(input: {
-  options: DetectorOptions;
-  state: DetectorState;
-  frames: { index: number; ms: number; pixels: Uint8Array }[];
-  finish: boolean;
-}): DetectorState {
-  const detector = new ShotDetector(input.options, input.state);
-  for (const frame of input.frames) detector.push(frame.index, frame.ms, frame.pixels);
-  if (input.finish) detector.finish();
-  return detector.snapshot();
-}
