@@ -71,3 +71,17 @@ export const SOURCES = {
   tinted: 'testsrc2=size=320x180:rate=25,hue=h=200',
   black: 'color=c=black:size=320x180:rate=25',
 };
+
+/**
+ * 26 s at `fps` with B-frames and a keyframe every 5 s, none at the cuts (at 4, 7, 12, 15.5 and 22 s): long-GOP
+ * footage, where decoding in stretches must start at keyframes and hand the frames on in order.
+ */
+export function makeLongGopVideo(file: string, fps: number): ReturnType<typeof makeVideo> {
+  const cycle = [SOURCES.moving, SOURCES.bars, SOURCES.zoom, SOURCES.pan, SOURCES.tinted, SOURCES.hdbars];
+  const seconds = [4, 3, 5, 3.5, 6.5, 4];
+  return makeVideo(
+    file,
+    seconds.map((s, i) => ({ source: cycle[i]!, seconds: s })),
+    { fps, preset: 'veryfast', keyframeSeconds: 5 },
+  );
+}

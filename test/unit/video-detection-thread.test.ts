@@ -14,7 +14,7 @@ import type { DetectionJob, DetectionStep } from '../../src/activities/video/det
 import { SAFE_INPUT_OPTIONS } from '../../src/activities/video/ffmpeg';
 import { DecodeError, decodeFrames } from '../../src/activities/video/frames';
 import { DEFAULT_DETECTOR, initialDetectorState, ShotDetector } from '../../src/activities/video/shot-detector';
-import { makeVideo, SOURCES } from '../helpers/videos';
+import { makeLongGopVideo } from '../helpers/videos';
 
 const FPS = 25;
 
@@ -52,14 +52,8 @@ describe('the detection thread', { timeout: 120_000 }, () => {
   before(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'backroom-detection-thread-'));
     video = path.join(dir, 'cuts.mp4');
-    // 26 s with B-frames, keyframes 5 s apart, cuts at 4, 7, 12, 15.5 and 22 s (frames 100, 175, 300, ~387, ~550).
-    const cycle = [SOURCES.moving, SOURCES.bars, SOURCES.zoom, SOURCES.pan, SOURCES.tinted, SOURCES.hdbars];
-    const seconds = [4, 3, 5, 3.5, 6.5, 4];
-    makeVideo(
-      video,
-      seconds.map((s, i) => ({ source: cycle[i]!, seconds: s })),
-      { fps: FPS, preset: 'veryfast', keyframeSeconds: 5 },
-    );
+    // Cuts at frames 100, 175, 300, ~387 and ~550.
+    makeLongGopVideo(video, FPS);
   });
 
   after(async () => {

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { ffmpegPath, SAFE_INPUT_OPTIONS } from '../../src/activities/video/ffmpeg';
 import { decodeFrames, type DecodedFrame, type DecodeOptions } from '../../src/activities/video/frames';
 import { decodeFramesInParallel, keyframeTimes, planStretches } from '../../src/activities/video/parallel-frames';
-import { makeVideo, SOURCES } from '../helpers/videos';
+import { makeLongGopVideo } from '../helpers/videos';
 
 const FPS = 25;
 
@@ -62,14 +62,7 @@ describe('parallel decoding of the detection pass', () => {
   before(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'backroom-parallel-decode-'));
     video = path.join(dir, 'long-gop.mp4');
-    // 26 s with B-frames and a keyframe every 5 s, none at the cuts (at 4, 7, 12, 15.5 and 22 s).
-    const cycle = [SOURCES.moving, SOURCES.bars, SOURCES.zoom, SOURCES.pan, SOURCES.tinted, SOURCES.hdbars];
-    const seconds = [4, 3, 5, 3.5, 6.5, 4];
-    makeVideo(
-      video,
-      seconds.map((s, i) => ({ source: cycle[i]!, seconds: s })),
-      { fps: FPS, preset: 'veryfast', keyframeSeconds: 5 },
-    );
+    makeLongGopVideo(video, FPS);
     options = {
       width: 96,
       height: 54,
