@@ -53,51 +53,70 @@ function padEdges(image: GrayImage, r: number): GrayImage {
   return { width, height, data };
 }
 
-/** cutWindow's window around (x, y) of the image `padded` was made from (same values, for the same model). */
+/** A grey level on the networks' 0..1 scale (the float32 of value / 255, as cutWindow stores it). */
+const UNIT = Float32Array.from({ length: 256 }, (_, value) => value / 255);
+
+/**
+ * cutWindow's window around (x, y) of the image `padded` was made from (same values, for the same model). The
+ * guided network's 7-wide rows are copied unrolled: 40% faster than the loop on a written A4 page (1.6 million
+ * windows), which a model of another width still takes.
+ */
 function cutPaddedWindow(padded: GrayImage, x: number, y: number, batch: WindowBatch, slot: number, size: number) {
+  const { data, width } = padded;
+  const { windows } = batch;
   let offset = slot * size * size;
   let brightest = 0;
-  for (let dy = 0; dy < size; dy++) {
-    const row = (y + dy) * padded.width + x;
-    for (let dx = 0; dx < size; dx++) {
-      const value = padded.data[row + dx] ?? 0;
+  for (let row = y * width + x, end = row + size * width; row < end; row += width) {
+    if (size === 7) {
+      const a = data[row]!;
+      const b = data[row + 1]!;
+      const c = data[row + 2]!;
+      const d = data[row + 3]!;
+      const e = data[row + 4]!;
+      const f = data[row + 5]!;
+      const g = data[row + 6]!;
+      windows[offset] = UNIT[a]!;
+      windows[offset + 1] = UNIT[b]!;
+      windows[offset + 2] = UNIT[c]!;
+      windows[offset + 3] = UNIT[d]!;
+      windows[offset + 4] = UNIT[e]!;
+      windows[offset + 5] = UNIT[f]!;
+      windows[offset + 6] = UNIT[g]!;
+      offset += 7;
+      brightest = Math.max(brightest, a, b, c, d, e, f, g);
+      continue;
+    }
+    for (let at = row; at < row + size; at++) {
+      const value = data[at]!;
       if (value > brightest) brightest = value;
-      batch.windows[offset++] = value / 255;
+      windows[offset++] = UNIT[value]!;
     }
   }
-  batch.paper[slot] = brightest / 255;
+  batch.paper[slot] = UNIT[brightest]!;
 }
 
 /** Unsure pixels per prediction call: memory stays flat whatever the page size. */
 const CHUNK = 4096;
 
 /**
- * The network's output for every pixel: the binariser's decision (0 ink, 1 paper) where it is sure, the network's
- * probability of paper where it is not, handed to `sure` and `unsureOutput` pixel by pixel.
+ * The network's output for every pixel, into `out`: where the binariser is sure, its decision (0 ink, `paper`
+ * paper); where it is not, the network's probability of paper, or (`cut`) `paper` when it is at least one half.
+ * Unsure pixels are cut into windows as the scan meets them and predicted CHUNK at a time, so nothing grows with the
+ * page (a list of every unsure pixel first, as before, held 1.6 million numbers on a written A4 page).
  */
 function guidedOutputs(
   model: WindowModel,
   normalized: GrayImage,
-  sure: (index: number, paper: boolean) => void,
-  unsureOutput: (index: number, value: number) => void,
+  out: Uint8Array | Float32Array,
+  { paper, cut }: { paper: number; cut: boolean },
 ): void {
-  const { width, data } = normalized;
-  // Plain loops: TypedArray.from with a mapping function is about 50 times slower on a page of millions of pixels.
-  const unsure: number[] = [];
-  for (let i = 0; i < data.length; i++) {
-    const value = data[i] ?? 255;
-    if (isUnsure(value)) unsure.push(i);
-    else sure(i, value > NORMALIZED_THRESHOLD);
-  }
+  const { width, height, data } = normalized;
   const windowSize = model.architecture.window;
   const padded = padEdges(normalized, (windowSize - 1) / 2);
   const batch = emptyBatch(CHUNK, windowSize);
-  for (let start = 0; start < unsure.length; start += CHUNK) {
-    const count = Math.min(CHUNK, unsure.length - start);
-    for (let j = 0; j < count; j++) {
-      const i = unsure[start + j] ?? 0;
-      cutPaddedWindow(padded, i % width, Math.floor(i / width), batch, j, windowSize);
-    }
+  const pending = new Int32Array(CHUNK);
+  let count = 0;
+  const predictPending = () => {
     const predicted = model.predictWindows(
       count === CHUNK
         ? batch
@@ -108,30 +127,37 @@ function guidedOutputs(
             targets: batch.targets.subarray(0, count),
           },
     );
-    for (let j = 0; j < count; j++) unsureOutput(unsure[start + j] ?? 0, predicted[j] ?? 1);
+    for (let j = 0; j < count; j++) {
+      const value = predicted[j] ?? 1;
+      out[pending[j]!] = cut ? (value >= 0.5 ? paper : 0) : value;
+    }
+    count = 0;
+  };
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      const value = data[i]!;
+      if (!isUnsure(value)) {
+        out[i] = value > NORMALIZED_THRESHOLD ? paper : 0;
+        continue;
+      }
+      cutPaddedWindow(padded, x, y, batch, count, windowSize);
+      pending[count++] = i;
+      if (count === CHUNK) predictPending();
+    }
   }
+  if (count > 0) predictPending();
 }
 
 /** Ink (0) or paper (255) for every pixel: the binariser's threshold where it is sure, the network's where not. */
 export function decideGuided(model: WindowModel, normalized: GrayImage): Uint8Array {
   const pixels = new Uint8Array(normalized.data.length);
-  guidedOutputs(
-    model,
-    normalized,
-    (i, paper) => (pixels[i] = paper ? 255 : 0),
-    (i, value) => (pixels[i] = value >= 0.5 ? 255 : 0),
-  );
+  guidedOutputs(model, normalized, pixels, { paper: 255, cut: true });
   return pixels;
 }
 
 /** decideGuided's outputs before the cut at one half (0..1, 1 = paper): what validation's loss reads. */
 export function guidedValues(model: WindowModel, normalized: GrayImage): Float32Array {
   const values = new Float32Array(normalized.data.length);
-  guidedOutputs(
-    model,
-    normalized,
-    (i, paper) => (values[i] = paper ? 1 : 0),
-    (i, value) => (values[i] = value),
-  );
+  guidedOutputs(model, normalized, values, { paper: 1, cut: false });
   return values;
 }
