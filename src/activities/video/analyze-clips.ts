@@ -17,6 +17,7 @@ import { CandidateStore, removeCandidates, type Candidate } from './candidates';
 import { motionFromChange, visualScore, type ClipComponents, type FrameQuality } from './clip-quality';
 import { framesAnalyzedOf, type DetectedShots } from './detect-shots';
 import { ffmpegPath } from './ffmpeg';
+import { thumbnailScaleFilter } from './frames';
 import { NETWORK_TROUBLE, THUMB_WIDTH, thumbnailSize, type VideoInfo } from './probe';
 import { candidatesLocation, videoName, videoSource, type VideoSource } from './video-source';
 
@@ -62,7 +63,7 @@ function grabFrames(source: VideoSource, times: number[], width: number, height:
   return new Promise((resolve, reject) => {
     const args = ['-nostdin', '-v', 'error'];
     for (const ms of times) args.push('-ss', String(ms / 1000), ...source.inputOptions, '-i', source.input);
-    const chains = times.map((_, i) => `[${i}:v:0]trim=end_frame=1,scale=${width}:${height},setsar=1[f${i}]`);
+    const chains = times.map((_, i) => `[${i}:v:0]trim=end_frame=1,${thumbnailScaleFilter(width, height)}[f${i}]`);
     const joined = `${times.map((_, i) => `[f${i}]`).join('')}concat=n=${times.length}:v=1:a=0[out]`;
     args.push('-filter_complex', `${chains.join(';')};${joined}`, '-map', '[out]');
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');

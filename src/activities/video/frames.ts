@@ -100,6 +100,16 @@ export function analysisScaleFilter(width: number, height: number): string {
 }
 
 /**
+ * The filter that shrinks a decoded picture to a thumbnail (a scoring candidate): an area average. On 720p it costs
+ * a third of what swscale's default bicubic did for the same picture (valgrind's instruction count for 5 s of the
+ * benchmark's 720p video: the whole pass 2,089 M instructions against 2,167 M, the thumbnails' scale 26 M against
+ * 96 M), and the two thumbnails differ by 43 dB PSNR, below what the eye or the JPEG encoder keep.
+ */
+export function thumbnailScaleFilter(width: number, height: number): string {
+  return `scale=${width}:${height}:flags=area,setsar=1`;
+}
+
+/**
  * Cuts a byte stream into fixed-size frames without copying where it can: a frame inside one chunk is a view of it;
  * only a frame that straddles chunks is copied, into a buffer of its own. (Joining each chunk to the partial frame
  * before it, as before, copied every chunk once more: every buffer the worker's main thread allocates brings its next
@@ -218,7 +228,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
     const graph =
       `[0:v:0]split=2[d][c];[d]${shrink},showinfo@det[dout];` +
       `[c]select='isnan(prev_t)+gt(${bucket('t')}\\,${bucket('prev_t')})',` +
-      `scale=${wanted.width}:${wanted.height},setsar=1,showinfo@cand,split=2[cout][cjpeg]`;
+      `${thumbnailScaleFilter(wanted.width, wanted.height)},showinfo@cand,split=2[cout][cjpeg]`;
     args.push('-filter_complex', graph, '-vsync', '0');
     args.push('-map', '[dout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     args.push('-map', '[cout]', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:3');
