@@ -115,6 +115,8 @@ function guidedOutputs(
   const padded = padEdges(normalized, (windowSize - 1) / 2);
   const batch = emptyBatch(CHUNK, windowSize);
   const pending = new Int32Array(CHUNK);
+  // Read once: an imported constant is a getter call in the CommonJS that tsx runs (60 ms a page, once per pixel).
+  const threshold = NORMALIZED_THRESHOLD;
   let count = 0;
   const predictPending = () => {
     const predicted = model.predictWindows(
@@ -137,7 +139,7 @@ function guidedOutputs(
     for (let x = 0; x < width; x++, i++) {
       const value = data[i]!;
       if (!isUnsure(value)) {
-        out[i] = value > NORMALIZED_THRESHOLD ? paper : 0;
+        out[i] = value > threshold ? paper : 0;
         continue;
       }
       cutPaddedWindow(padded, x, y, batch, count, windowSize);
