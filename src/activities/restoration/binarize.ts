@@ -39,6 +39,17 @@ function thresholded(image: GrayImage, isInk: (index: number) => boolean): GrayI
   return { width: image.width, height: image.height, data };
 }
 
+/**
+ * The image cut at `level`: ink (0) below it, paper (255) from it on. A plain loop with the level in a local:
+ * `Uint8Array.from` with a mapping function took a second on an A4 page (30 ms this way).
+ */
+export function cutBelow(image: GrayImage, level: number): GrayImage {
+  const { data } = image;
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i]! < level ? 0 : 255;
+  return { width: image.width, height: image.height, data: out };
+}
+
 /** Global Otsu binarisation. */
 export function binarizeOtsu(image: GrayImage): GrayImage {
   const threshold = otsuThreshold(image);

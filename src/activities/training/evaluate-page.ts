@@ -5,6 +5,7 @@
 import type { ModelLayer } from '../../shared/training-inputs';
 import type { RestorationStep } from '../../shared/restoration-inputs';
 import type { GrayImage } from '../restoration/gray-image';
+import { cutBelow } from '../restoration/binarize';
 import { psnr, ssim } from '../restoration/quality';
 import { restorePixels } from '../restoration/restore-image';
 import { applyCheckpoint } from './apply-model';
@@ -32,7 +33,7 @@ const scores = (output: GrayImage, reference: GrayImage): Scores => ({
 /** A layer-2 model outputs black and white, so it is scored against the clean page cut at mid-grey. */
 function referenceFor(layer: ModelLayer, clean: GrayImage): GrayImage {
   return layer === 'layer2'
-    ? { ...clean, data: Uint8Array.from(clean.data, (value) => (value < 128 ? 0 : 255)) }
+    ? cutBelow(clean, 128)
     : clean;
 }
 

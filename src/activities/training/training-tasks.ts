@@ -8,6 +8,7 @@
  */
 import type { ModelLayer } from '../../shared/training-inputs';
 import { seededRandom } from '../restoration/page-generator';
+import { cutBelow } from '../restoration/binarize';
 import type { GrayImage } from '../restoration/gray-image';
 import { toPixels } from './apply-model';
 import { guidedInput, guidedValues, INK_TARGET, isUnsure } from './guided-model';
@@ -141,10 +142,7 @@ export async function layer2Patches(input: {
         if (source) inputs.push({ width: source.width, height: source.height, data: toPixels(values, 'layer1') });
       });
     }
-    const targets = set.targets.map((image) => ({
-      ...image,
-      data: Uint8Array.from(image.data, (value) => (value < 128 ? 0 : 255)),
-    }));
+    const targets = set.targets.map((image) => cutBelow(image, 128));
     return sharePatchSet({ inputs, targets });
   } finally {
     model.dispose();
@@ -172,10 +170,7 @@ export async function guidedPages(input: { dataset: string; mirrorOf?: string | 
   const prepare = (pages: PatchSet): SharedPatchSet =>
     sharePatchSet({
       inputs: pages.inputs.map(guidedInput),
-      targets: pages.targets.map((image) => ({
-        ...image,
-        data: Uint8Array.from(image.data, (value) => (value < INK_TARGET ? 0 : 255)),
-      })),
+      targets: pages.targets.map((image) => cutBelow(image, INK_TARGET)),
     });
   const trainPages = await readPatchPairs(folder, folder.manifest.pages.train);
   const valPages = await readPatchPairs(folder, folder.manifest.pages.val);
