@@ -32,9 +32,7 @@ const scores = (output: GrayImage, reference: GrayImage): Scores => ({
 
 /** A layer-2 model outputs black and white, so it is scored against the clean page cut at mid-grey. */
 function referenceFor(layer: ModelLayer, clean: GrayImage): GrayImage {
-  return layer === 'layer2'
-    ? cutBelow(clean, 128)
-    : clean;
+  return layer === 'layer2' ? cutBelow(clean, 128) : clean;
 }
 
 export async function evaluatePage(input: {
