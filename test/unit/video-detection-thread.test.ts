@@ -30,6 +30,7 @@ function job(file: string, scratchDir: string): DetectionJob {
       fps: FPS,
       durationMs: 26_000,
       isUrl: false,
+      formatName: 'mov,mp4,m4a,3gp,3g2,mj2',
     },
     detector: DEFAULT_DETECTOR,
     from: { nextIndex: 0, nextMs: 0, detector: initialDetectorState(), finished: false },

@@ -1,7 +1,8 @@
 /**
  * The detection pass's parallel decoding: stretches of the video that start at keyframes, one ffmpeg each, give
  * exactly the frames (order, times, pixels, candidates) of one ffmpeg over the whole video, from the start and from
- * a resume point; containers without an exact index decode in one process; aborting leaves no ffmpeg behind.
+ * a resume point; containers without an exact index, and keyframes too sparse to share, decode in one process;
+ * aborting leaves no ffmpeg behind.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,10 +12,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ffmpegPath, SAFE_INPUT_OPTIONS } from '../../src/activities/video/ffmpeg';
 import { decodeFrames, type DecodedFrame, type DecodeOptions } from '../../src/activities/video/frames';
-import { decodeFramesInParallel, keyframeTimes, planStretches } from '../../src/activities/video/parallel-frames';
-import { makeLongGopVideo } from '../helpers/videos';
+import { decodeFramesInParallel, stretchTargets } from '../../src/activities/video/parallel-frames';
+import { makeLongGopVideo, makeVideo, SOURCES } from '../helpers/videos';
 
 const FPS = 25;
+/** ffprobe's name for an MP4 file's container (VideoInfo.formatName). */
+const MP4 = 'mov,mp4,m4a,3gp,3g2,mj2';
 
 async function collect(frames: AsyncGenerator<DecodedFrame>): Promise<DecodedFrame[]> {
   const all: DecodedFrame[] = [];
@@ -73,39 +76,33 @@ describe('parallel decoding of the detection pass', () => {
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('finds the keyframes in the index, and plans stretches that start at them, as many as the lanes', async () => {
-    const keyframes = [0, 5000, 10000, 15000, 20000, 25000];
-    assert.deepEqual(await keyframeTimes(video, SAFE_INPUT_OPTIONS, 0), keyframes);
-    // Two lanes: two stretches, split at the first keyframe past half the video.
-    assert.deepEqual(planStretches(keyframes, 0, 2, 26_000), [
-      { fromMs: 0, toMs: 15000, fromKeyframe: false },
-      { fromMs: 15000, toMs: Infinity, fromKeyframe: true },
-    ]);
+  it('aims the stretches after the first evenly, as many as the lanes, at least 10 s and at most a minute', () => {
+    // Two lanes: the second stretch aimed at half the video (its decoder lands on the keyframe at or before).
+    assert.deepEqual(stretchTargets(0, 2, 26_000), [13_000]);
     // Three lanes: a third of 26 s is under 10 s, so stretches of at least 10 s.
-    assert.deepEqual(planStretches(keyframes, 0, 3, 26_000), [
-      { fromMs: 0, toMs: 10000, fromKeyframe: false },
-      { fromMs: 10000, toMs: 20000, fromKeyframe: true },
-      { fromMs: 20000, toMs: Infinity, fromKeyframe: true },
-    ]);
-    // From a resume point: the first stretch starts there, the next at least 10 s on.
-    assert.deepEqual(planStretches(keyframes, 7040, 2, 26_000), [
-      { fromMs: 7040, toMs: 20000, fromKeyframe: false },
-      { fromMs: 20000, toMs: Infinity, fromKeyframe: true },
-    ]);
-    // A long video: a multiple of the lanes, none over a minute where the keyframes allow (300 s: 6 of 50 s).
-    const every8s = Array.from({ length: 36 }, (_, i) => Math.round((i * 250 * 1000) / 30));
-    const long = planStretches(every8s, 0, 2, 300_000);
-    assert.deepEqual(
-      long.map((s) => s.fromMs),
-      [0, 50000, 100000, 150000, 200000, 250000],
-    );
+    assert.deepEqual(stretchTargets(0, 3, 26_000), [10_000, 20_000]);
+    // From a resume point: what is left is shared.
+    assert.deepEqual(stretchTargets(7040, 2, 26_000), [17_040]);
+    // A long video: a multiple of the lanes, none over a minute (300 s: 6 of 50 s).
+    assert.deepEqual(stretchTargets(0, 2, 300_000), [50_000, 100_000, 150_000, 200_000, 250_000]);
+    // Too short to share.
+    assert.deepEqual(stretchTargets(0, 2, 9_000), []);
+    assert.deepEqual(stretchTargets(17_040, 2, 26_000), []);
   });
 
   it('gives the frames, times and candidates of one ffmpeg, from the start and from a resume point', async () => {
     for (const from of [{}, { fromMs: 7040, firstIndex: 176, previousMs: 7000 }]) {
       const single = await collect(decodeFrames(video, { ...options, ...from }));
       const parallel = await collect(
-        decodeFramesInParallel(video, { ...options, ...from, lanes: 2, fps: FPS, durationMs: 26_000, isUrl: false }),
+        decodeFramesInParallel(video, {
+          ...options,
+          ...from,
+          lanes: 2,
+          fps: FPS,
+          durationMs: 26_000,
+          isUrl: false,
+          formatName: MP4,
+        }),
       );
       // 26 s at 25 fps (a frame more where a segment's length rounds up), or what follows frame 176 at 7.04 s.
       assert.ok(Math.abs(single.length - (from.fromMs ? 650 - 176 : 650)) <= 1, `${single.length} frames`);
@@ -116,7 +113,15 @@ describe('parallel decoding of the detection pass', () => {
       // Three lanes (more than the stretches left) change nothing either.
       assertSameFrames(
         await collect(
-          decodeFramesInParallel(video, { ...options, ...from, lanes: 3, fps: FPS, durationMs: 26_000, isUrl: false }),
+          decodeFramesInParallel(video, {
+            ...options,
+            ...from,
+            lanes: 3,
+            fps: FPS,
+            durationMs: 26_000,
+            isUrl: false,
+            formatName: MP4,
+          }),
         ),
         single,
       );
@@ -126,17 +131,24 @@ describe('parallel decoding of the detection pass', () => {
   it('decodes in one process where the container cannot seek to a keyframe exactly (Matroska here)', async () => {
     const mkv = path.join(dir, 'long-gop.mkv');
     execFileSync(ffmpegPath(), ['-v', 'error', '-i', video, '-c', 'copy', mkv]);
-    assert.equal(await keyframeTimes(mkv, SAFE_INPUT_OPTIONS, 0), undefined);
     const single = await collect(decodeFrames(mkv, options));
-    assertSameFrames(
-      await collect(decodeFramesInParallel(mkv, { ...options, lanes: 2, fps: FPS, durationMs: 26_000, isUrl: false })),
-      single,
-    );
+    const parallel = { ...options, lanes: 2, fps: FPS, durationMs: 26_000, isUrl: false, formatName: 'matroska,webm' };
+    assertSameFrames(await collect(decodeFramesInParallel(mkv, parallel)), single);
+  });
+
+  it('decodes in one process, the same frames, when the keyframes are too sparse to share out', async () => {
+    // One keyframe in 12 s: the second stretch's seek lands back on the first frame.
+    const sparse = path.join(dir, 'one-keyframe.mp4');
+    makeVideo(sparse, [{ source: SOURCES.moving, seconds: 12 }], { fps: FPS, keyframeSeconds: 20 });
+    const single = await collect(decodeFrames(sparse, options));
+    assert.equal(single.length, 12 * FPS);
+    const parallel = { ...options, lanes: 2, fps: FPS, durationMs: 12_000, isUrl: false, formatName: MP4 };
+    assertSameFrames(await collect(decodeFramesInParallel(sparse, parallel)), single);
   });
 
   it('stops every ffmpeg when aborted, and when the reader stops early', async () => {
     // A frame rate of 1 makes each stretch hold 27 frames ahead: both ffmpegs then wait, alive, for the reader.
-    const held = { ...options, lanes: 2, fps: 1, durationMs: 26_000, isUrl: false };
+    const held = { ...options, lanes: 2, fps: 1, durationMs: 26_000, isUrl: false, formatName: MP4 };
     const stop = new AbortController();
     const frames = decodeFramesInParallel(video, { ...held, signal: stop.signal });
     for (let i = 0; i < 5; i++) assert.equal((await frames.next()).done, false);

@@ -206,8 +206,8 @@ describe('video activities on generated videos', () => {
   it('probes a video, and refuses missing, empty, non-video, audio-only, truncated and outside files', async () => {
     info = await probeVideoFile({ video: 'short.mp4' });
     assert.deepEqual(
-      [info.durationMs, info.fps, info.frameCount, info.width, info.height, info.codec],
-      [12_000, 25, 300, 320, 180, 'h264'],
+      [info.durationMs, info.fps, info.frameCount, info.width, info.height, info.codec, info.formatName],
+      [12_000, 25, 300, 320, 180, 'h264', 'mov,mp4,m4a,3gp,3g2,mj2'],
     );
     writeFileSync(path.join(dataDir, 'empty.mp4'), '');
     writeFileSync(path.join(dataDir, 'notes.mp4'), 'not a video at all');
@@ -318,6 +318,7 @@ describe('video activities on generated videos', () => {
       ]);
       const ts = await probeVideoFile({ video: 'short.ts' });
       assert.ok(ts.startMs > 1000, `starts at ${ts.startMs} ms`);
+      assert.equal(ts.formatName, 'mpegts'); // not cut into stretches: its seeks do not land on keyframes exactly
       const stopped = await detectUntil('short.ts', ts, 150);
       assert.ok(!stopped.finished);
       const resumed = await detect('short.ts', ts, stopped.checkpoint);

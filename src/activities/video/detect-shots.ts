@@ -137,6 +137,7 @@ export async function detectShots(request: DetectShotsRequest): Promise<Resumabl
             fps: request.info.fps,
             durationMs: request.info.durationMs,
             isUrl: source.isUrl,
+            formatName: request.info.formatName,
           },
           detector: options,
           from: checkpoint,

@@ -58,8 +58,9 @@ export interface DecodeOptions {
    */
   previousMs?: number | undefined;
   /**
-   * `fromMs` is a keyframe's time (from the container's index): decoding starts at that keyframe, not at the one
-   * before it, and the frames come from it on (see parallel-frames.ts).
+   * Decoding starts at the last keyframe at or before `fromMs` (where the container's index lands a seek), and the
+   * frames come from the first one the decoder marks as a keyframe on: pictures shown before it but decoded after
+   * it (an open GOP's leading B-frames) are the previous stretch's (see parallel-frames.ts).
    */
   fromKeyframe?: boolean | undefined;
   /** Threads of ffmpeg's decoder and filters; ffmpeg's own choice when absent. */
@@ -214,8 +215,8 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   const fromMs = options.fromMs ?? 0;
   const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info'];
   // Keep the original timestamps (the same whether or not we seek); seek a little before the frame wanted
-  // (floating point) and drop what is early. A keyframe is sought just past its time, without ffmpeg's accurate
-  // seek: the demuxer lands on it (the last keyframe at or before), not on the one before.
+  // (floating point) and drop what is early. A keyframe is sought without ffmpeg's accurate seek, just past the
+  // time: the demuxer lands on the last keyframe at or before it, and nothing decoded from there is dropped.
   if (options.fromKeyframe) args.push('-ss', String((fromMs + 0.5) / 1000), '-noaccurate_seek');
   else if (fromMs > 0) args.push('-ss', String(Math.max(0, fromMs - 1) / 1000));
   args.push('-copyts');
@@ -253,6 +254,8 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
   options.signal?.addEventListener('abort', kill, { once: true });
 
   const times: number[] = [];
+  /** Whether each detection frame in `times` is a keyframe (showinfo's `iskey`). */
+  const keys: boolean[] = [];
   const frames: Buffer[] = [];
   const stderrTail: string[] = [];
   let ended = false;
@@ -285,7 +288,10 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
     if (time !== undefined) {
       const ms = Math.round(Number(time) * 1000) - startMs;
       if (shown?.[1] === 'cand') candidateTimes.push(ms);
-      else times.push(ms);
+      else {
+        times.push(ms);
+        keys.push(/\biskey:1\b/.test(line));
+      }
       notify();
     } else {
       stderrTail.push(line);
@@ -343,6 +349,7 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
 
   const firstIndex = options.firstIndex ?? 0;
   let index = firstIndex;
+  let keyed = false;
   try {
     for (;;) {
       if (frames.length > 0 && (times.length > 0 || ended)) {
@@ -366,8 +373,12 @@ export async function* decodeFrames(file: string, options: DecodeOptions): Async
         }
         const pixels = frames.shift()!;
         const ms = times.shift() ?? (times.length ? times[0]! : fromMs);
+        const key = keys.shift() ?? false;
         if (frames.length < 16) stdout.resume();
-        if (ms < fromMs) continue; // before the resume point (the seek lands a frame early)
+        if (options.fromKeyframe) {
+          if (!keyed && !key) continue; // shown before the keyframe: the previous stretch's
+          keyed = true;
+        } else if (ms < fromMs) continue; // before the resume point (the seek lands a frame early)
         // ffmpeg keeps the first frame it decodes; it is a candidate only if the frame before was in another step.
         const previousMs = index === firstIndex ? options.previousMs : undefined;
         if (candidate && wanted && previousMs !== undefined && !startsCandidateStep(ms, previousMs, wanted.everyMs)) {

@@ -5,21 +5,24 @@
  * decoded and scaled in 2.5 s instead of 3.8 s, 300 s in 11.1 s instead of 18.5 s (2 cores, ffmpeg 5.1).
  * Frames still come out in order, one stream, as decodeFrames gives them: the next stretch decodes ahead into
  * memory while the current one is read, so the detector and its checkpoints see no difference.
- * Only where the container has an index that seeks to the keyframe itself (MP4 and QuickTime, the common case) and
- * the file is local; anything else, or a seek that lands elsewhere, decodes in one process as before.
+ * Only where the container has an index that seeks to a keyframe (MP4 and QuickTime, the common case) and the file
+ * is local; anything else, or a video whose keyframes are too sparse to share out, decodes in one process as before.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { ffprobePath } from './ffmpeg';
 import { decodeFrames, startsCandidateStep, type DecodedFrame, type DecodeOptions } from './frames';
 
 /**
- * Stretches shorter than this are not worth an ffmpeg start. Each start costs more than it seems (about 70 ms of CPU
- * to open the file and reach the keyframe, and a fork of the worker's large process on its main thread), so the
- * video is cut into as few stretches as keep every lane busy (see planStretches).
+ * Stretches are planned this long at least. Each ffmpeg start costs more than it seems (about 70 ms of CPU to open
+ * the file and reach the keyframe, and a fork of the worker's large process on its main thread), so the video is
+ * cut into as few stretches as keep every lane busy (see stretchTargets).
  * 60 s of 720p on 2 cores: six 10 s stretches 2.74 s and 4.8 CPU-s, two 30 s stretches 2.26 s and 4.3 CPU-s.
  */
 const MIN_STRETCH_MS = 10_000;
+
+/**
+ * A stretch's decoder lands on the last keyframe at or before its target; a landing closer than this to where the
+ * stretch before it starts (sparse keyframes) is not worth its ffmpeg, and the stretch before it goes on instead.
+ */
+const MIN_LANDED_MS = MIN_STRETCH_MS / 2;
 
 /**
  * A stretch decoded ahead waits in memory for the reader: about 1 MB a second of video (30 small frames and three
@@ -27,24 +30,11 @@ const MIN_STRETCH_MS = 10_000;
  */
 const MAX_STRETCH_MS = 60_000;
 
-/**
- * The keyframe scan reads the file's packets (0.6 s for 300 s of 720p, 52 MB): past this, on a slow disk or a huge
- * file, the pass decodes in one process rather than wait longer before its first frame.
- */
-const SCAN_LIMIT_MS = 5_000;
-
 /** Frames a stretch decodes ahead at most (96×54 RGB: 15.5 kB each, so under 50 MB). */
 const MAX_AHEAD_FRAMES = 3_000;
 
-/** Containers whose index seeks to a keyframe exactly (ffmpeg's mov demuxer). */
+/** Containers whose index seeks to a keyframe exactly (ffmpeg's mov demuxer), by ffmpeg's name for them. */
 const INDEXED_FORMATS = /^(mov|mp4)\b|,mp4\b/;
-
-interface Stretch {
-  fromMs: number;
-  /** Where the next stretch starts (a keyframe), or Infinity for the last. */
-  toMs: number;
-  fromKeyframe: boolean;
-}
 
 export interface ParallelDecodeOptions extends DecodeOptions {
   /** ffmpeg processes at once (the CPUs to use); 1 decodes as decodeFrames does. */
@@ -52,160 +42,132 @@ export interface ParallelDecodeOptions extends DecodeOptions {
   fps: number;
   /** The video's duration (from the probe): the stretches share what is left of it evenly. */
   durationMs: number;
-  /** A URL is read once, in one process: the keyframe scan would read the whole object first. */
+  /** A URL is read once, in one process. */
   isUrl: boolean;
+  /** ffmpeg's name for the container (the probe's `formatName`): only an indexed one is cut into stretches. */
+  formatName: string | undefined;
 }
 
 /**
- * The keyframes' times (ms, on the frames' timeline: minus `startMs`), from the container's packets without
- * decoding; undefined when the container cannot seek to them exactly or ffprobe fails.
+ * Where the stretches after the first are aimed, from `fromMs` to the end (`durationMs`): a multiple of `lanes` of
+ * them, as even as can be, each planned at least MIN_STRETCH_MS and at most MAX_STRETCH_MS long, so that the lanes
+ * finish together. Each decoder then lands on the last keyframe at or before its target, which is where the
+ * stretch before it ends.
  */
-export async function keyframeTimes(
-  file: string,
-  inputOptions: string[],
-  startMs: number,
-  signal?: AbortSignal,
-): Promise<number[] | undefined> {
-  const args = ['-v', 'error', ...inputOptions, '-select_streams', 'v:0'];
-  args.push('-show_entries', 'format=format_name:packet=pts_time,flags', '-of', 'csv', file);
-  const limit = AbortSignal.timeout(SCAN_LIMIT_MS);
-  const child = spawn(ffprobePath(), args, {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    signal: signal ? AbortSignal.any([signal, limit]) : limit,
-  });
-  const keyframes: number[] = [];
-  let indexed = false;
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
-    if (line.startsWith('packet,')) {
-      const [, time, flags] = line.split(',');
-      if (flags?.includes('K') && time !== 'N/A') keyframes.push(Math.round(Number(time) * 1000) - startMs);
-    } else if (line.startsWith('format,')) indexed = INDEXED_FORMATS.test(line.slice('format,'.length));
-  });
-  const code = await new Promise<number | null>((resolve) => {
-    child.on('close', resolve);
-    child.on('error', () => resolve(null));
-  });
-  if (code !== 0 || !indexed || keyframes.some((ms) => !Number.isFinite(ms))) return undefined;
-  return [...new Set(keyframes)].sort((a, b) => a - b);
-}
-
-/**
- * Stretches from `fromMs` to the end (`durationMs`), each starting at a keyframe: a multiple of `lanes` of them, as
- * even as the keyframes allow, each at least MIN_STRETCH_MS and (keyframes permitting) at most MAX_STRETCH_MS, so
- * that the lanes finish together. The k-th boundary is the first keyframe at or after k even lengths from `fromMs`.
- */
-export function planStretches(keyframesMs: number[], fromMs: number, lanes: number, durationMs: number): Stretch[] {
+export function stretchTargets(fromMs: number, lanes: number, durationMs: number): number[] {
   const remaining = Math.max(0, durationMs - fromMs);
   const count = lanes * Math.max(1, Math.ceil(remaining / (lanes * MAX_STRETCH_MS)));
   const length = Math.max(MIN_STRETCH_MS, remaining / count);
-  const stretches: Stretch[] = [{ fromMs, toMs: Infinity, fromKeyframe: false }];
-  for (const keyframe of keyframesMs) {
-    const last = stretches.at(-1)!;
-    const boundary = fromMs + stretches.length * length;
-    if (keyframe < boundary || keyframe - last.fromMs < MIN_STRETCH_MS) continue;
-    last.toMs = keyframe;
-    stretches.push({ fromMs: keyframe, toMs: Infinity, fromKeyframe: true });
-  }
-  return stretches;
+  const targets: number[] = [];
+  for (let k = 1; k < count && fromMs + k * length < durationMs; k++) targets.push(Math.round(fromMs + k * length));
+  return targets;
 }
 
-interface Running {
-  stretch: Stretch;
+interface Lane {
+  /** Where the stretch starts: the pass's start for the first, else its keyframe, known from its first frame. */
+  fromMs: number;
+  /** Decoding from the last keyframe at or before a target (not the pass's own start). */
+  fromKeyframe: boolean;
   frames: AsyncGenerator<DecodedFrame>;
   /** The first frame, asked for at once so that ffmpeg starts decoding ahead. */
   first: Promise<IteratorResult<DecodedFrame>>;
   stop: AbortController;
 }
 
-/** decodeFrames' frames, decoded by up to `lanes` ffmpeg processes at once (see above). */
+async function stopLane(lane: Lane): Promise<void> {
+  lane.stop.abort();
+  await lane.frames.return(undefined).catch(() => undefined);
+}
+
+/**
+ * decodeFrames' frames, decoded by up to `lanes` ffmpeg processes at once (see above). No keyframe list is needed
+ * first: each stretch after the first seeks to its target, and its first frame (a keyframe) says where it starts,
+ * so every lane starts at once. (An ffprobe listing the keyframes took 0.1 s for 60 s of 720p and 0.6 s for 300 s
+ * before the second lane could start, and 0.1–0.2 CPU-s.)
+ */
 export async function* decodeFramesInParallel(
   file: string,
   options: ParallelDecodeOptions,
 ): AsyncGenerator<DecodedFrame> {
-  const { lanes, fps, durationMs, isUrl, ...decode } = options;
-  if (lanes < 2 || isUrl) {
+  const { lanes, fps, durationMs, isUrl, formatName, ...decode } = options;
+  const fromMs = decode.fromMs ?? 0;
+  const targets = stretchTargets(fromMs, lanes, durationMs);
+  if (lanes < 2 || isUrl || !INDEXED_FORMATS.test(formatName ?? '') || targets.length === 0) {
     yield* decodeFrames(file, decode);
     return;
   }
-  const running: Running[] = [];
-  const startLane = (stretch: Stretch, expectedMs: number) => {
+  const expectedMs = (durationMs - fromMs) / (targets.length + 1);
+  const startLane = (fromKeyframe: boolean, atMs: number): Lane => {
     const stop = new AbortController();
     const signal = decode.signal ? AbortSignal.any([decode.signal, stop.signal]) : stop.signal;
     const frames = decodeFrames(file, {
       ...decode,
-      fromMs: stretch.fromMs,
-      fromKeyframe: stretch.fromKeyframe,
+      fromMs: atMs,
+      fromKeyframe,
       // The frame before a later stretch is known once the stretch before it is read (see below).
-      previousMs: stretch.fromKeyframe ? undefined : decode.previousMs,
+      previousMs: fromKeyframe ? undefined : decode.previousMs,
       signal,
       threads: 1,
       aheadFrames: Math.min(MAX_AHEAD_FRAMES, Math.ceil((expectedMs / 1000) * fps * 1.1) + 16),
     });
     const first = frames.next();
     first.catch(() => undefined); // awaited in its turn; an error before then must not go unhandled
-    running.push({ stretch, frames, first, stop });
+    return { fromMs: atMs, fromKeyframe, frames, first, stop };
   };
-  // The first stretch starts where the pass does, whatever the plan: its ffmpeg starts at once, while ffprobe lists
-  // the keyframes (0.1 s for 60 s of 720p, 0.6 s for 300 s), and learns where it ends from the plan.
-  const fromMs = decode.fromMs ?? 0;
-  const opening: Stretch = { fromMs, toMs: Infinity, fromKeyframe: false };
-  startLane(opening, (durationMs - fromMs) / lanes);
-  const keyframes = await keyframeTimes(file, decode.inputOptions ?? [], decode.startMs ?? 0, decode.signal);
-  const stretches = keyframes ? planStretches(keyframes, fromMs, lanes, durationMs) : [];
-  if (decode.signal?.aborted || stretches.length < 2) {
-    const [lane] = running.splice(0);
-    lane!.stop.abort();
-    await lane!.frames.return(undefined).catch(() => undefined);
-    // Paused or cancelled during the scan (the reader sees the abort), or nothing to share: one ffmpeg, its own threads.
-    if (!decode.signal?.aborted) yield* decodeFrames(file, decode);
-    return;
-  }
-  opening.toMs = stretches[0]!.toMs;
-  let planned = 1;
-  const startNext = () => {
-    const stretch = stretches[planned++]!;
-    startLane(stretch, stretch.toMs - stretch.fromMs);
-  };
-  const stopAll = async () => {
-    for (const lane of running.splice(0)) {
-      lane.stop.abort();
-      await lane.frames.return(undefined).catch(() => undefined);
+  // The first stretch starts where the pass does; the others decode ahead into memory while it is read.
+  const running: Lane[] = [startLane(false, fromMs)];
+  let planned = 0;
+  const fill = () => {
+    while (running.length < lanes && planned < targets.length && !decode.signal?.aborted) {
+      running.push(startLane(true, targets[planned++]!));
     }
   };
+  fill();
 
   let index = decode.firstIndex ?? 0;
   let previousMs = decode.previousMs;
   const everyMs = decode.candidates?.everyMs;
+  let opening = true;
   try {
-    while (running.length > 0 || planned < stretches.length) {
-      while (running.length < lanes && planned < stretches.length && !decode.signal?.aborted) startNext();
-      const lane = running[0];
-      if (!lane) break;
-      const { stretch } = lane;
-      let next = await lane.first;
-      if (!next.done && stretch.fromKeyframe && next.value.ms > stretch.fromMs) {
-        // The seek did not land on the keyframe: frames would be missing. Decode the rest in one process.
-        await stopAll();
-        yield* decodeFrames(file, { ...decode, fromMs: stretch.fromMs, firstIndex: index, previousMs });
+    while (running.length > 0) {
+      const lane = running[0]!;
+      // This stretch ends where the next one starts: its first frame, the keyframe its seek landed on.
+      let toMs = Infinity;
+      for (fill(); running.length > 1; fill()) {
+        const after = running[1]!;
+        const landed = await after.first;
+        if (!landed.done && landed.value.ms >= lane.fromMs + MIN_LANDED_MS) {
+          toMs = after.fromMs = landed.value.ms;
+          break;
+        }
+        // Landed too near this stretch's start (sparse keyframes), or found no frame: this stretch goes on.
+        running.splice(1, 1);
+        await stopLane(after);
+      }
+      if (opening && toMs === Infinity) {
+        // Nothing to share after all: one ffmpeg, its own threads (the reader sees an abort).
+        running.splice(0);
+        await stopLane(lane);
+        if (!decode.signal?.aborted) yield* decodeFrames(file, decode);
         return;
       }
+      opening = false;
+      let next = await lane.first;
       // A stretch's ffmpeg keeps its first frame as a candidate: only the frame before it can say whether it is one.
-      if (!next.done && stretch.fromKeyframe && next.value.candidate && everyMs !== undefined) {
+      if (!next.done && lane.fromKeyframe && next.value.candidate && everyMs !== undefined) {
         if (previousMs !== undefined && !startsCandidateStep(next.value.ms, previousMs, everyMs)) {
           next = { done: false, value: { ...next.value, candidate: undefined } };
         }
       }
-      while (!next.done && next.value.ms < stretch.toMs) {
+      while (!next.done && next.value.ms < toMs) {
         previousMs = next.value.ms;
         yield { ...next.value, index: index++ };
         next = await lane.frames.next();
       }
       running.shift();
-      lane.stop.abort();
-      await lane.frames.return(undefined);
+      await stopLane(lane);
     }
   } finally {
-    await stopAll();
+    for (const lane of running.splice(0)) await stopLane(lane);
   }
 }

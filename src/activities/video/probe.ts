@@ -39,6 +39,11 @@ export interface VideoInfo {
   timelineStartMs?: number;
   /** Width of a pixel over its height (16/11 for 704×576 shown at 16:9); 1 for square pixels or when unknown. */
   sampleAspectRatio?: number;
+  /**
+   * ffmpeg's name for the container (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`...): whether seeks land on keyframes
+   * (parallel-frames.ts). Absent in results probed before it was added (their pass decodes in one process).
+   */
+  formatName?: string;
 }
 
 /** The width and height the video is shown at: square pixels, turned upright. */
@@ -143,7 +148,10 @@ export async function probeVideo(what: string | VideoSource): Promise<VideoInfo>
       'VideoUnreadable',
     );
   }
-  const parsed = JSON.parse(output) as { streams?: ProbeStream[]; format?: { duration?: string; start_time?: string } };
+  const parsed = JSON.parse(output) as {
+    streams?: ProbeStream[];
+    format?: { duration?: string; start_time?: string; format_name?: string };
+  };
   const video = parsed.streams?.find(
     (s) => s.codec_type === 'video' && s.codec_name !== 'png' && s.codec_name !== 'mjpeg',
   );
@@ -181,6 +189,7 @@ export async function probeVideo(what: string | VideoSource): Promise<VideoInfo>
     startMs,
     timelineStartMs: Number.isFinite(formatStart) ? Math.min(formatStart, startMs) : startMs,
     sampleAspectRatio: pixelAspect(video),
+    ...(parsed.format?.format_name && { formatName: parsed.format.format_name }),
   };
 }
 
