@@ -127,7 +127,6 @@ export async function* decodeFramesInParallel(
   let index = decode.firstIndex ?? 0;
   let previousMs = decode.previousMs;
   const everyMs = decode.candidates?.everyMs;
-  let opening = true;
   try {
     while (running.length > 0) {
       const lane = running[0]!;
@@ -144,14 +143,13 @@ export async function* decodeFramesInParallel(
         running.splice(1, 1);
         await stopLane(after);
       }
-      if (opening && toMs === Infinity) {
-        // Nothing to share after all: one ffmpeg, its own threads (the reader sees an abort).
+      if (!lane.fromKeyframe && toMs === Infinity) {
+        // The first stretch, with nothing to share after all: one ffmpeg, its own threads (the reader sees an abort).
         running.splice(0);
         await stopLane(lane);
         if (!decode.signal?.aborted) yield* decodeFrames(file, decode);
         return;
       }
-      opening = false;
       let next = await lane.first;
       // A stretch's ffmpeg keeps its first frame as a candidate: only the frame before it can say whether it is one.
       if (!next.done && lane.fromKeyframe && next.value.candidate && everyMs !== undefined) {
