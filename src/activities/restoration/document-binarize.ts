@@ -317,22 +317,41 @@ interface Segment {
 }
 
 /**
- * What binarizeDocument and normalizeDocument share: the page's surfaces (stroke width, paper and ink grids, the
- * contrast bar), then, row by row, each stretch between two grid points (bilinear in the grids), skipping those whose
+ * What a page's binarisation and normalisation read besides its pixels: the paper and ink surfaces on their grid
+ * (`scale` pixels coarse) and the page's contrast bar. Small (a few hundred kB for an A4 page), so a thread that
+ * does some of the page's rows is sent them rather than working them out again.
+ */
+export interface PageSurfaces {
+  paper: GrayImage;
+  ink: GrayImage;
+  scale: number;
+  minContrast: number;
+}
+
+/** The page's surfaces (see the module comment); undefined for an empty page. */
+export function pageSurfaces(image: GrayImage, options: DocumentBinarizeOptions = {}): PageSurfaces | undefined {
+  if (image.width === 0 || image.height === 0) return undefined;
+  const strokeWidth = Math.max(2, options.strokeWidth ?? estimateStrokeWidth(image));
+  const scale = surfaceScale(strokeWidth);
+  const { paper, ink } = surfaces(image, strokeWidth, scale);
+  return { paper, ink, scale, minContrast: options.minContrast ?? contrastThreshold(paper, ink) };
+}
+
+/**
+ * What binarizeDocument and normalizeDocument share: given the page's surfaces, row by row (rows `from` to `to`,
+ * the whole page by default), each stretch between two grid points (bilinear in the grids), skipping those whose
  * ends both lack contrast (bare paper: every blend between them lacks it too). One Segment object is reused for every
  * stretch: there are millions on a page.
  */
 function forEachSegmentWithContrast(
   image: GrayImage,
-  options: DocumentBinarizeOptions,
+  surfaces: PageSurfaces | undefined,
   visit: (segment: Readonly<Segment>) => void,
+  rows = { from: 0, to: image.height },
 ): void {
-  const { width, height } = image;
-  if (width === 0 || height === 0) return;
-  const strokeWidth = Math.max(2, options.strokeWidth ?? estimateStrokeWidth(image));
-  const scale = surfaceScale(strokeWidth);
-  const { paper, ink } = surfaces(image, strokeWidth, scale);
-  const minContrast = options.minContrast ?? contrastThreshold(paper, ink);
+  if (!surfaces) return;
+  const { width } = image;
+  const { paper, ink, scale, minContrast } = surfaces;
   const gridWidth = paper.width;
   // The columns between grid points a and a + 1 are segmentStart[a] up to segmentStart[a + 1].
   const segmentStart = new Int32Array(gridWidth + 1).fill(width);
@@ -357,7 +376,7 @@ function forEachSegmentWithContrast(
     weights,
     minContrast,
   };
-  for (let y = 0; y < height; y++) {
+  for (let y = rows.from; y < rows.to; y++) {
     const position = Math.min(paper.height - 1, Math.max(0, (y + 0.5) / scale - 0.5));
     const top = Math.floor(position) * gridWidth;
     const bottom = Math.min(paper.height - 1, Math.floor(position) + 1) * gridWidth;
@@ -394,7 +413,7 @@ export function binarizeDocument(image: GrayImage, options: DocumentBinarizeOpti
   const { width, height, data } = image;
   const out = new Uint8Array(width * height).fill(255);
   const inkFraction = options.inkFraction ?? DEFAULT_INK_FRACTION;
-  forEachSegmentWithContrast(image, options, (segment) => {
+  forEachSegmentWithContrast(image, pageSurfaces(image, options), (segment) => {
     const { row, end, inkA, inkB, differenceA, differenceB, weights, minContrast } = segment;
     // The threshold is linear in the two surfaces, so interpolating it is interpolating them.
     const thresholdA = inkA + inkFraction * differenceA;
@@ -416,24 +435,42 @@ export interface NormalizedDocument {
   threshold: number;
 }
 
+/** Where binarizeDocument puts its threshold on normalizeDocument's scale. */
+const thresholdOf = (options: DocumentBinarizeOptions) =>
+  Math.round((options.inkFraction ?? DEFAULT_INK_FRACTION) * 255);
+
 /**
  * The page as binarizeDocument sees it: each pixel placed between the local ink level (0) and the local paper level
  * (255) of the same two surfaces, with places too flat to hold ink set to paper. Uneven lighting, stains and faded
  * ink all look alike on this scale, so a model that reads it learns strokes, not a scanner's lighting.
  */
 export function normalizeDocument(image: GrayImage, options: DocumentBinarizeOptions = {}): NormalizedDocument {
-  const { width, height, data } = image;
-  const out = new Uint8Array(width * height).fill(255);
-  const threshold = Math.round((options.inkFraction ?? DEFAULT_INK_FRACTION) * 255);
-  forEachSegmentWithContrast(image, options, (segment) => {
-    const { row, end, inkA, inkB, differenceA, differenceB, weights, minContrast } = segment;
-    for (let x = segment.start; x < end; x++) {
-      const w = weights[x] ?? 0;
-      const difference = differenceA + (differenceB - differenceA) * w;
-      if (difference < minContrast) continue;
-      const value = (255 * ((data[row + x] ?? 255) - inkA - (inkB - inkA) * w)) / difference;
-      out[row + x] = value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
-    }
-  });
-  return { image: { width, height, data: out }, threshold };
+  const data = normalizeRows(image, pageSurfaces(image, options), { from: 0, to: image.height });
+  return { image: { width: image.width, height: image.height, data }, threshold: thresholdOf(options) };
+}
+
+/**
+ * Rows `from` to `to` of normalizeDocument's image, from the page's surfaces (pageSurfaces): the same values as the
+ * whole page's, so threads can each normalise a band of rows.
+ */
+export function normalizeRows(image: GrayImage, surfaces: PageSurfaces | undefined, rows: { from: number; to: number }) {
+  const { width, data } = image;
+  const first = rows.from * width;
+  const out = new Uint8Array(width * (rows.to - rows.from)).fill(255);
+  forEachSegmentWithContrast(
+    image,
+    surfaces,
+    (segment) => {
+      const { row, end, inkA, inkB, differenceA, differenceB, weights, minContrast } = segment;
+      for (let x = segment.start; x < end; x++) {
+        const w = weights[x] ?? 0;
+        const difference = differenceA + (differenceB - differenceA) * w;
+        if (difference < minContrast) continue;
+        const value = (255 * ((data[row + x] ?? 255) - inkA - (inkB - inkA) * w)) / difference;
+        out[row - first + x] = value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
+      }
+    },
+    rows,
+  );
+  return out;
 }

@@ -14,7 +14,8 @@ import {
   type ParsedCheckpoint,
 } from './checkpoint';
 import type { EvaluationSummary } from './evaluate';
-import { decideGuided, guidedInput, isGuided } from './guided-model';
+import { decideGuidedShared } from './guided-bands';
+import { isGuided } from './guided-model';
 import { WindowModel } from './model';
 
 /** Where an evaluation is written beside its model by default: on the dataset's held-out pages, or on given pages. */
@@ -64,20 +65,31 @@ export async function applyWeights(weights: ModelWeights, layer: ModelLayer, ima
   }
 }
 
-/** Applies a guided layer-2 network (guided-model.ts) to a page: the binariser's decisions, the network's where unsure. */
-async function applyGuided(weights: ModelWeights, image: GrayImage): Promise<GrayImage> {
+/**
+ * Applies a guided layer-2 network (guided-model.ts) to a page: the binariser's decisions, the network's where
+ * unsure, on two threads where the worker has the cores (guided-bands.ts; `shared: false` keeps it on this one).
+ */
+async function applyGuided(weights: ModelWeights, image: GrayImage, shared?: boolean): Promise<GrayImage> {
   const model = await WindowModel.fromWeights(weights.weights, weights.architecture);
   try {
-    return { width: image.width, height: image.height, data: decideGuided(model, guidedInput(image)) };
+    const data = await decideGuidedShared(model, weights, image, shared);
+    return { width: image.width, height: image.height, data };
   } finally {
     model.dispose();
   }
 }
 
-/** Applies a whole checkpoint: layer 1, then layer 2 when it is a layer-2 model (a guided one needs no layer 1). */
-export async function applyCheckpoint(checkpoint: Checkpoint, image: GrayImage): Promise<GrayImage> {
+/**
+ * Applies a whole checkpoint: layer 1, then layer 2 when it is a layer-2 model (a guided one needs no layer 1).
+ * `shared: false` decides a guided model's pixels on this thread alone (see applyGuided).
+ */
+export async function applyCheckpoint(
+  checkpoint: Checkpoint,
+  image: GrayImage,
+  options: { shared?: boolean } = {},
+): Promise<GrayImage> {
   if (checkpoint.layer === 'layer1') return applyWeights(checkpoint, 'layer1', image);
-  if (isGuided(checkpoint.architecture)) return applyGuided(checkpoint, image);
+  if (isGuided(checkpoint.architecture)) return applyGuided(checkpoint, image, options.shared);
   if (!checkpoint.layer1) throw new Error('This layer-2 checkpoint carries no layer-1 model');
   return applyWeights(checkpoint, 'layer2', await applyWeights(checkpoint.layer1, 'layer1', image));
 }

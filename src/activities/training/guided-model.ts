@@ -10,7 +10,12 @@
  *   (generateSyntheticData's width 2480 for A4 at 300 dpi). Windows spaced by the stroke width were tried, to
  *   carry one model across resolutions; they moved edges by whole steps and did worse on the real page.
  */
-import { NORMALIZED_THRESHOLD, normalizeDocument } from '../restoration/document-binarize';
+import {
+  NORMALIZED_THRESHOLD,
+  normalizeDocument,
+  normalizeRows,
+  type PageSurfaces,
+} from '../restoration/document-binarize';
 import type { GrayImage } from '../restoration/gray-image';
 import { emptyBatch, type Architecture, type WindowBatch, type WindowModel } from './model';
 
@@ -38,13 +43,17 @@ export const INK_TARGET = 160;
 /** A page as the guided network reads it: normalised (see normalizeDocument). */
 export const guidedInput = (page: GrayImage): GrayImage => normalizeDocument(page).image;
 
-/** The image with `r` pixels of replicated edge on every side: windows are then plain copies, with no clamping. */
-function padEdges(image: GrayImage, r: number): GrayImage {
+/**
+ * Rows `from` to `to` of the image with `r` pixels of context on every side: the image's own rows above and below
+ * where it has them, its edges replicated beyond them. Windows are then plain copies, with no clamping, and a band
+ * of rows sees the same windows as the whole page does.
+ */
+function padEdges(image: GrayImage, r: number, from = 0, to = image.height): GrayImage {
   const width = image.width + 2 * r;
-  const height = image.height + 2 * r;
+  const height = to - from + 2 * r;
   const data = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
-    const source = Math.min(image.height - 1, Math.max(0, y - r)) * image.width;
+    const source = Math.min(image.height - 1, Math.max(0, from + y - r)) * image.width;
     const row = y * width;
     data.set(image.data.subarray(source, source + image.width), row + r);
     data.fill(image.data[source] ?? 255, row, row + r);
@@ -98,21 +107,29 @@ function cutPaddedWindow(padded: GrayImage, x: number, y: number, batch: WindowB
 /** Unsure pixels per prediction call: memory stays flat whatever the page size. */
 const CHUNK = 4096;
 
+/** Rows `from` (included) to `to` (excluded) of a page. */
+export interface RowBand {
+  from: number;
+  to: number;
+}
+
 /**
- * The network's output for every pixel, into `out`: where the binariser is sure, its decision (0 ink, `paper`
- * paper); where it is not, the network's probability of paper, or (`cut`) `paper` when it is at least one half.
- * Unsure pixels are cut into windows as the scan meets them and predicted CHUNK at a time, so nothing grows with the
- * page (a list of every unsure pixel first, as before, held 1.6 million numbers on a written A4 page).
+ * The network's output for every pixel of `rows` (the whole page by default), into `out` (the whole page's):
+ * where the binariser is sure, its decision (0 ink, `paper` paper); where it is not, the network's probability of
+ * paper, or (`cut`) `paper` when it is at least one half. Unsure pixels are cut into windows as the scan meets them
+ * and predicted CHUNK at a time, so nothing grows with the page (a list of every unsure pixel first, as before, held
+ * 1.6 million numbers on a written A4 page).
  */
 function guidedOutputs(
   model: WindowModel,
   normalized: GrayImage,
   out: Uint8Array | Float32Array,
   { paper, cut }: { paper: number; cut: boolean },
+  rows: RowBand = { from: 0, to: normalized.height },
 ): void {
-  const { width, height, data } = normalized;
+  const { width, data } = normalized;
   const windowSize = model.architecture.window;
-  const padded = padEdges(normalized, (windowSize - 1) / 2);
+  const padded = padEdges(normalized, (windowSize - 1) / 2, rows.from, rows.to);
   const batch = emptyBatch(CHUNK, windowSize);
   const pending = new Int32Array(CHUNK);
   // Read once: an imported constant is a getter call in the CommonJS that tsx runs (60 ms a page, once per pixel).
@@ -135,14 +152,14 @@ function guidedOutputs(
     }
     count = 0;
   };
-  for (let y = 0, i = 0; y < height; y++) {
+  for (let y = rows.from, i = y * width; y < rows.to; y++) {
     for (let x = 0; x < width; x++, i++) {
       const value = data[i]!;
       if (!isUnsure(value)) {
         out[i] = value > threshold ? paper : 0;
         continue;
       }
-      cutPaddedWindow(padded, x, y, batch, count, windowSize);
+      cutPaddedWindow(padded, x, y - rows.from, batch, count, windowSize);
       pending[count++] = i;
       if (count === CHUNK) predictPending();
     }
@@ -155,6 +172,26 @@ export function decideGuided(model: WindowModel, normalized: GrayImage): Uint8Ar
   const pixels = new Uint8Array(normalized.data.length);
   guidedOutputs(model, normalized, pixels, { paper: 255, cut: true });
   return pixels;
+}
+
+/**
+ * decideGuided for the pixels of `rows` of `page` (as scanned, with its `surfaces`: pageSurfaces), written into
+ * `pixels` (the whole page's): what a thread does of a page. Only these rows and the windows' context around them
+ * are normalised, to the same values as the whole page's.
+ */
+export function decideGuidedRows(
+  model: WindowModel,
+  page: GrayImage,
+  surfaces: PageSurfaces | undefined,
+  pixels: Uint8Array,
+  rows: RowBand,
+): void {
+  const context = (model.architecture.window - 1) / 2;
+  const first = Math.max(0, rows.from - context);
+  const last = Math.min(page.height, rows.to + context);
+  const normalized = { width: page.width, height: last - first, data: normalizeRows(page, surfaces, { from: first, to: last }) };
+  const band = { from: rows.from - first, to: rows.to - first };
+  guidedOutputs(model, normalized, pixels.subarray(first * page.width), { paper: 255, cut: true }, band);
 }
 
 /** decideGuided's outputs before the cut at one half (0..1, 1 = paper): what validation's loss reads. */
