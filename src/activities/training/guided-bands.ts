@@ -150,7 +150,7 @@ export async function decideGuidedShared(
     width,
     height,
     input: new SharedArrayBuffer(width * height),
-    // The surfaces (about half the normalisation's time) are the page's whole: worked out here, once.
+    // The surfaces (over half of the normalisation's time) are the page's whole: worked out here, once.
     surfaces: pageSurfaces(scanned),
     output: new SharedArrayBuffer(width * height),
     control: new SharedArrayBuffer(4 * (1 + Math.ceil(height / BAND_ROWS))),
